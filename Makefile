@@ -1,0 +1,52 @@
+# The two commands of the README: `make dev` and `make test`. Everything else is a step of them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: dev test setup setup-python setup-node lint typecheck pytest client-test synth layer bench clean
+
+dev: setup
+	$(PY) -m devstack
+
+test: setup lint typecheck pytest client-test
+
+setup: setup-python setup-node
+
+setup-python: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+setup-node: client/node_modules/.installed
+client/node_modules/.installed: client/package.json client/package-lock.json
+	cd client && npm ci --no-audit --no-fund
+	touch $@
+
+lint: setup-python
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup-python
+	$(VENV)/bin/mypy
+
+pytest: setup-python
+	$(VENV)/bin/pytest
+
+client-test: setup
+	cd client && npm test
+
+synth: setup-python
+	$(VENV)/bin/cdk synth 2>/dev/null || npx --prefix client cdk synth
+
+layer: setup-python
+	$(PY) layers/build.py
+
+bench: setup
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) client/node_modules cdk.out layers/build

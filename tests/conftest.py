@@ -1,0 +1,59 @@
+"""Shared fixtures: real services on loopback, started once per test session.
+
+- `redis_standalone`, `redis_cluster`: throwaway redis-server processes (the cluster one is
+  a one-node Redis Cluster owning every slot, as ElastiCache Serverless is cluster mode).
+- `redis_url_and_mode`: parametrized over both, for tests that must pass on each.
+- `moto`: moto's server; `aws_tables`: fresh DynamoDB tables per test, named by env vars.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from devstack import services
+
+
+@pytest.fixture(scope="session")
+def redis_standalone() -> Iterator[str]:
+    service = services.start_redis(cluster=False)
+    yield service.url
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[str]:
+    service = services.start_redis(cluster=True)
+    yield service.url
+    service.stop()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def redis_url_and_mode(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """(url, is_cluster) for each Redis shape the product runs against."""
+    if request.param == "cluster":
+        return request.getfixturevalue("redis_cluster"), True
+    return request.getfixturevalue("redis_standalone"), False
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[str]:
+    service = services.start_moto()
+    saved = {k: os.environ.get(k) for k in services.aws_endpoint_env(service.url)}
+    os.environ.update(services.aws_endpoint_env(service.url))
+    yield service.url
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    service.stop()
+
+
+@pytest.fixture
+def aws_tables(moto: str) -> dict[str, str]:
+    """Fresh tables for one test: the env var -> table name mapping of tables.json."""
+    return services.create_tables(moto, f"t{uuid.uuid4().hex[:10]}")
