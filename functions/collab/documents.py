@@ -1,0 +1,183 @@
+"""A scene's document: accept updates, serve its state, compact it.
+
+Merges and diffs use pycrdt's update-level functions on raw bytes, never a Doc's encoding:
+a Doc silently drops updates whose causal parents have not arrived (DESIGN §5), and
+`merge_updates` keeps them.
+
+What a reader serves = Redis content + the whole durable log (+ the DynamoDB snapshot when
+Redis does not include it). The log is bounded by compaction, so this stays a few hundred
+small updates, and it makes every acknowledged update visible whatever happened to Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pycrdt import get_state, merge_updates
+from redis.exceptions import RedisError
+
+from collab.durable_log import DurableLog, Head, LogEntry
+from collab.errors import InvalidUpdate
+from collab.hot_state import CachedState, HotState
+
+logger = logging.getLogger(__name__)
+
+EMPTY_UPDATE = b"\x00\x00"
+EMPTY_STATE_VECTOR = b"\x00"
+
+PausePoint = Callable[[str], None]
+
+
+def _no_pause(point: str) -> None:
+    return None
+
+
+def validate_update(update: bytes) -> bool:
+    """True when the update changes something, False when it adds nothing; InvalidUpdate
+    when pycrdt cannot decode it (nothing invalid is ever stored)."""
+    try:
+        state_vector = get_state(update)
+        if state_vector != EMPTY_STATE_VECTOR:
+            return True
+        # No new structs; a delete set alone is still a change.
+        return merge_updates(update) != EMPTY_UPDATE
+    except ValueError:
+        raise InvalidUpdate("the update cannot be decoded as a Yjs update") from None
+
+
+@dataclass(frozen=True)
+class Appended:
+    entry_id: str
+    compact_cache: bool
+    compact_log: bool
+
+
+@dataclass(frozen=True)
+class Loaded:
+    state: bytes
+    cached: CachedState | None
+    head: Head
+    log: list[LogEntry]
+
+
+class Documents:
+    def __init__(
+        self,
+        log: DurableLog,
+        hot: HotState,
+        *,
+        cache_tail_limit: int = 200,
+        log_tail_limit: int = 500,
+        pause: PausePoint = _no_pause,
+    ) -> None:
+        self._log = log
+        self._hot = hot
+        self._cache_tail_limit = cache_tail_limit
+        self._log_tail_limit = log_tail_limit
+        # Tests stop a handler at named points to drive races deterministically.
+        self._pause = pause
+
+    def append(self, scene_id: str, update: bytes) -> Appended:
+        """Durable write first (the acknowledgement), then the cache."""
+        entry_id = self._log.append(scene_id, update)
+        self._pause("append:durable-written")
+        try:
+            tail_len, appended = self._hot.append(scene_id, entry_id, update)
+        except RedisError:
+            logger.warning("cache append failed; readers merge the durable log", exc_info=True)
+            return Appended(entry_id, False, False)
+        return Appended(
+            entry_id, tail_len > self._cache_tail_limit, appended > self._log_tail_limit
+        )
+
+    def load(self, scene_id: str) -> Loaded:
+        """Everything acknowledged so far, merged into one update."""
+        log = self._log.read_log(scene_id)  # before the head: see durable_log.py
+        self._pause("load:log-read")
+        head = self._log.read_head(scene_id)
+        cached = self._read_cache(scene_id)
+        parts: list[bytes] = []
+        if cached is not None and cached.snapshot is not None:
+            parts.append(cached.snapshot)
+        if cached is None or cached.base is None or cached.base < head.version:
+            head, snapshot = self._current_snapshot(scene_id, head)
+            if snapshot is not None:
+                parts.append(snapshot)
+        tail = cached.tail if cached is not None else {}
+        parts.extend(tail.values())
+        parts.extend(entry.update for entry in log if entry.entry_id not in tail)
+        state = merge_updates(*parts) if parts else EMPTY_UPDATE
+        loaded = Loaded(state, cached, head, log)
+        if cached is None or cached.base is None or cached.base < head.version:
+            self._refill_cache(scene_id, loaded)
+        return loaded
+
+    def _current_snapshot(self, scene_id: str, head: Head) -> tuple[Head, bytes | None]:
+        # The head may have moved on since it was read; a newer snapshot only adds.
+        latest, snapshot = self._log.load_latest(scene_id)
+        return (latest if latest.version >= head.version else head), snapshot
+
+    def _read_cache(self, scene_id: str) -> CachedState | None:
+        try:
+            return self._hot.read(scene_id)
+        except RedisError:
+            logger.warning("cache read failed; serving from DynamoDB", exc_info=True)
+            return None
+
+    def _refill_cache(self, scene_id: str, loaded: Loaded) -> None:
+        read = loaded.cached or CachedState(None, 0, None, {})
+        try:
+            self._hot.commit(scene_id, read, loaded.state, loaded.head.version)
+        except RedisError:
+            logger.warning("cache refill failed", exc_info=True)
+
+    def compact_cache(self, scene_id: str) -> bool:
+        """Merge the Redis tail into the Redis snapshot (compare-and-set on the version)."""
+        cached = self._hot.read(scene_id)
+        if cached.base is None:
+            self.load(scene_id)  # refills from DynamoDB, which is itself a compaction
+            return True
+        parts = ([cached.snapshot] if cached.snapshot else []) + list(cached.tail.values())
+        merged = merge_updates(*parts) if parts else EMPTY_UPDATE
+        self._pause("compact-cache:merged")
+        return self._hot.commit(scene_id, cached, merged, cached.base)
+
+    def compact_log(self, scene_id: str, lease_seconds: int = 60) -> bool:
+        """Fold the durable log into a new DynamoDB snapshot. The lease only keeps
+        compactors from duplicating work; the head's compare-and-set and deleting by id
+        are what make a late or frozen compactor harmless."""
+        owner = uuid.uuid4().hex
+        try:
+            if not self._hot.take_lease(scene_id, owner, lease_seconds):
+                return False
+        except RedisError:
+            pass  # no lease without Redis; the CAS still protects the log
+        try:
+            loaded = self.load(scene_id)
+            if not loaded.log:
+                return False
+            self._pause("compact-log:merged")
+            new_head = self._log.commit_snapshot(scene_id, loaded.head, loaded.state, loaded.log)
+            if new_head is None:
+                return False
+            self._pause("compact-log:committed")
+            self._after_log_compaction(scene_id, loaded, new_head)
+            return True
+        finally:
+            try:
+                self._hot.release_lease(scene_id, owner)
+            except RedisError:
+                pass
+
+    def _after_log_compaction(self, scene_id: str, loaded: Loaded, head: Head) -> None:
+        try:
+            self._hot.log_compacted(scene_id, len(loaded.log))
+            if loaded.cached is not None and loaded.cached.base is not None:
+                # Our merged state includes the new DynamoDB snapshot: say so, or the next
+                # reader reloads it from DynamoDB for nothing.
+                self._hot.commit(scene_id, loaded.cached, loaded.state, head.version)
+        except RedisError:
+            logger.warning("cache update after log compaction failed", exc_info=True)
