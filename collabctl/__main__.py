@@ -1,0 +1,5 @@
+import sys
+
+from collabctl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,171 @@
+"""The command line: `python -m collabctl {grant,revoke,grants,participants,token} ...`.
+
+Table names come from flags or from ACCESS_TABLE / CONNECTIONS_TABLE; AWS credentials,
+region and endpoints from boto3's normal chain (AWS_ENDPOINT_URL_DYNAMODB for moto).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from collab import settings
+from collab.access import ROLES, SceneAccess
+from collab.auth.config import InvalidSetting
+from collab.settings import MissingSetting
+from collabctl.connections import close_user_connections, list_participants
+from collabctl.devtoken import mint_dev_token
+
+DESCRIPTION = "Scene access, participants and development tokens of the collaboration backend."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (MissingSetting, InvalidSetting, ValueError) as error:
+        print(f"collabctl: error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        # botocore's errors (no such table, no credentials) are the user's to fix: say
+        # which, without a traceback.
+        if type(error).__module__.startswith("botocore"):
+            print(f"collabctl: error: {error}", file=sys.stderr)
+            return 1
+        raise
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="collabctl", description=DESCRIPTION)
+    commands = top.add_subparsers(required=True, metavar="command")
+
+    access = argparse.ArgumentParser(add_help=False)
+    access.add_argument("--access-table", help=f"default: ${settings.ACCESS_TABLE}")
+    connections = argparse.ArgumentParser(add_help=False)
+    connections.add_argument("--connections-table", help=f"default: ${settings.CONNECTIONS_TABLE}")
+    scene = argparse.ArgumentParser(add_help=False)
+    scene.add_argument("--scene", required=True, help="scene id")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON")
+
+    grant = commands.add_parser("grant", parents=[scene, access], help="give a user a role in a scene")
+    grant.add_argument("--user", required=True)
+    grant.add_argument("--role", required=True, choices=ROLES)
+    grant.set_defaults(run=run_grant)
+
+    revoke = commands.add_parser(
+        "revoke",
+        parents=[scene, access, connections],
+        help="remove a user's access to a scene and close their open connections to it",
+    )
+    revoke.add_argument("--user", required=True)
+    revoke.add_argument(
+        "--management-endpoint",
+        help=f"the API's https://{{api}}.execute-api.{{region}}.amazonaws.com/{{stage}}; "
+        f"default: ${settings.MANAGEMENT_ENDPOINT}",
+    )
+    revoke.set_defaults(run=run_revoke)
+
+    grants = commands.add_parser(
+        "grants", aliases=["list"], parents=[scene, access, as_json], help="list who has access to a scene"
+    )
+    grants.set_defaults(run=run_grants)
+
+    participants = commands.add_parser(
+        "participants", parents=[scene, connections, as_json], help="list a scene's open connections"
+    )
+    participants.set_defaults(run=run_participants)
+
+    token = commands.add_parser("token", help="mint an HS256 development token")
+    token.add_argument("--user", required=True, help="the token's sub")
+    token.add_argument("--scene", help="restrict the token to this scene")
+    token.add_argument("--name", help="display name (the name claim)")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default: 3600)")
+    token.add_argument("--secret", help=f"default: ${settings.JWT_SECRET} (prefer it: argv is visible)")
+    token.add_argument("--issuer", help=f"default: ${settings.JWT_ISSUER}")
+    token.add_argument("--audience", help=f"default: ${settings.JWT_AUDIENCE}")
+    token.set_defaults(run=run_token)
+    return top
+
+
+def run_grant(args: argparse.Namespace) -> int:
+    _access(args).grant(args.scene, args.user, args.role)
+    print(f"granted {args.role} on {args.scene} to {args.user}")
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    had_access = _access(args).revoke(args.scene, args.user)
+    table = _setting(args.connections_table, settings.CONNECTIONS_TABLE)
+    dynamodb = _client("dynamodb")
+    endpoint = args.management_endpoint or os.environ.get(settings.MANAGEMENT_ENDPOINT)
+    closed: list[str] = []
+    if endpoint:
+        management = _client("apigatewaymanagementapi", endpoint_url=endpoint)
+        closed = close_user_connections(dynamodb, table, args.scene, args.user, management)
+    elif any(p.user_id == args.user for p in list_participants(dynamodb, table, args.scene)):
+        raise ValueError(
+            f"access revoked, but {args.user} still has open connections: set "
+            f"{settings.MANAGEMENT_ENDPOINT} or --management-endpoint to close them"
+        )
+    state = "revoked" if had_access else "had no access:"
+    print(f"{state} {args.user} on {args.scene}; closed {len(closed)} connection(s)")
+    return 0
+
+
+def run_grants(args: argparse.Namespace) -> int:
+    grants = _access(args).list_grants(args.scene)
+    if args.json:
+        print(json.dumps([asdict(grant) for grant in grants]))
+    else:
+        for grant in grants:
+            print(f"{grant.user_id}\t{grant.role}")
+    return 0
+
+
+def run_participants(args: argparse.Namespace) -> int:
+    table = _setting(args.connections_table, settings.CONNECTIONS_TABLE)
+    participants = list_participants(_client("dynamodb"), table, args.scene)
+    if args.json:
+        print(json.dumps([asdict(p) for p in participants]))
+    else:
+        print(
+            "\n".join(f"{p.connection_id}\t{p.user_id}\t{p.user_name}\t{p.role or '-'}" for p in participants)
+        )
+    return 0
+
+
+def run_token(args: argparse.Namespace) -> int:
+    token = mint_dev_token(
+        _setting(args.secret, settings.JWT_SECRET),
+        args.user,
+        args.scene,
+        args.name,
+        args.ttl,
+        issuer=args.issuer or os.environ.get(settings.JWT_ISSUER) or None,
+        audience=args.audience or os.environ.get(settings.JWT_AUDIENCE) or None,
+    )
+    print(token)
+    return 0
+
+
+def _setting(flag: str | None, name: str) -> str:
+    value = flag or os.environ.get(name, "")
+    if not value:
+        raise MissingSetting(name)
+    return value
+
+
+def _access(args: argparse.Namespace) -> SceneAccess:
+    return SceneAccess(_setting(args.access_table, settings.ACCESS_TABLE), _client("dynamodb"))
+
+
+def _client(service: str, **options: Any) -> Any:
+    import boto3  # imported on use: `token` needs no AWS at all
+
+    return boto3.client(service, **options)

@@ -1,0 +1,37 @@
+"""Lambda entry point: the REQUEST authorizer of $connect (logic in collab.auth.authorizer).
+Logs the decision and its reason, never a token."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+
+from collab.access import SceneAccess
+from collab.auth.authorizer import Unauthorized, authorize
+from collab.auth.config import AuthConfig
+from collab.auth.tokens import TokenVerifier
+
+logger = Logger(service="collab-authorizer")
+tracer = Tracer(service="collab-authorizer")
+
+
+@cache
+def _dependencies() -> tuple[TokenVerifier, SceneAccess]:
+    # Built on the first invocation, kept by warm ones (clients, JWKS, secret caches).
+    return TokenVerifier(AuthConfig.from_env()), SceneAccess.from_env()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    verifier, access = _dependencies()
+    try:
+        policy = authorize(event, verifier, access)
+    except Unauthorized as denied:
+        logger.info("connection refused", extra={"reason": denied.reason})
+        # API Gateway answers 401 exactly when the authorizer raises "Unauthorized".
+        raise Exception("Unauthorized") from None
+    logger.info("connection admitted", extra={k: policy["context"][k] for k in ("userId", "sceneId", "role")})
+    return policy
