@@ -55,5 +55,9 @@ def moto() -> Iterator[str]:
 
 @pytest.fixture
 def aws_tables(moto: str) -> dict[str, str]:
-    """Fresh tables for one test: the env var -> table name mapping of tables.json."""
-    return services.create_tables(moto, f"t{uuid.uuid4().hex[:10]}")
+    """Fresh tables and snapshot bucket for one test: env var -> name (tables.json names,
+    plus SNAPSHOT_BUCKET)."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    names = services.create_tables(moto, prefix)
+    services.create_bucket(moto, f"{prefix}-snapshots")
+    return {**names, "SNAPSHOT_BUCKET": f"{prefix}-snapshots"}

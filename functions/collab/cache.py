@@ -4,12 +4,10 @@ commands and scripts only ever touch keys of one scene, under its {hash tag}."""
 
 from __future__ import annotations
 
-from typing import Union
-
 import redis
 from redis.cluster import RedisCluster
 
-Cache = Union[redis.Redis, RedisCluster]
+Cache = redis.Redis | RedisCluster
 
 
 def connect(url: str, cluster: bool) -> Cache:

@@ -11,6 +11,7 @@ small updates, and it makes every acknowledged update visible whatever happened 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -89,9 +90,7 @@ class Documents:
         except RedisError:
             logger.warning("cache append failed; readers merge the durable log", exc_info=True)
             return Appended(entry_id, False, False)
-        return Appended(
-            entry_id, tail_len > self._cache_tail_limit, appended > self._log_tail_limit
-        )
+        return Appended(entry_id, tail_len > self._cache_tail_limit, appended > self._log_tail_limit)
 
     def load(self, scene_id: str) -> Loaded:
         """Everything acknowledged so far, merged into one update."""
@@ -167,10 +166,8 @@ class Documents:
             self._after_log_compaction(scene_id, loaded, new_head)
             return True
         finally:
-            try:
+            with contextlib.suppress(RedisError):
                 self._hot.release_lease(scene_id, owner)
-            except RedisError:
-                pass
 
     def _after_log_compaction(self, scene_id: str, loaded: Loaded, head: Head) -> None:
         try:

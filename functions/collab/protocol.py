@@ -150,6 +150,11 @@ def server_message(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, **fields}, ensure_ascii=True, separators=(",", ":"))
 
 
+def data_message(kind: str, message: bytes) -> str:
+    """A server frame carrying one base64 y-protocols message (`sync`, `update`, `awareness`)."""
+    return server_message(kind, data=encode_base64(message))
+
+
 def error_message(code: str, message: str, action: str | None = None, chunk_id: str | None = None) -> str:
     fields: dict[str, Any] = {"code": code, "message": message}
     if action is not None:
@@ -164,6 +169,7 @@ __all__ = [
     "SERVER_FRAME_LIMIT",
     "SyncMessage",
     "awareness_message",
+    "data_message",
     "decode_awareness_message",
     "decode_base64",
     "decode_sync_message",

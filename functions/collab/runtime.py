@@ -1,0 +1,76 @@
+"""Builds the handlers' dependencies once per execution environment.
+
+Lambda reuses warm environments, so clients, connection pools and registered Lua scripts
+built here serve every later invocation of the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import boto3
+from botocore.config import Config
+
+from collab import cache
+from collab.awareness import AwarenessStore
+from collab.blobs import BlobStore
+from collab.chunks import ChunkAssembler
+from collab.documents import Documents, PausePoint, _no_pause
+from collab.durable_log import DurableLog
+from collab.hot_state import HotState
+from collab.outbox import Outbox
+from collab.rooms import Rooms
+from collab.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    rooms: Rooms
+    documents: Documents
+    awareness: AwarenessStore
+    chunks: ChunkAssembler
+    outbox_factory: Callable[[str], Outbox]
+    _outboxes: dict[str, Outbox] = field(default_factory=dict)
+
+    def outbox(self, endpoint: str) -> Outbox:
+        """One Management API client per endpoint, reused across invocations."""
+        if endpoint not in self._outboxes:
+            self._outboxes[endpoint] = self.outbox_factory(endpoint)
+        return self._outboxes[endpoint]
+
+
+def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
+    aws_config = Config(retries={"max_attempts": 3, "mode": "standard"}, tcp_keepalive=True)
+    dynamodb = boto3.client("dynamodb", config=aws_config)
+    s3 = boto3.client("s3", config=aws_config)
+    redis = cache.connect(settings.redis_url, settings.redis_cluster)
+    log = DurableLog(dynamodb, settings.documents_table, BlobStore(s3, settings.snapshot_bucket))
+    documents = Documents(
+        log,
+        HotState(redis),
+        cache_tail_limit=settings.cache_tail_limit,
+        log_tail_limit=settings.log_tail_limit,
+        pause=pause,
+    )
+    return Runtime(
+        settings=settings,
+        rooms=Rooms(dynamodb, settings.connections_table, settings.connection_ttl_seconds),
+        documents=documents,
+        awareness=AwarenessStore(redis),
+        chunks=ChunkAssembler(
+            redis, max_bytes=settings.max_message_bytes, max_pending=settings.max_pending_chunked
+        ),
+        outbox_factory=lambda endpoint: Outbox(endpoint, settings.fanout_workers),
+    )
+
+
+_runtime: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The environment's runtime, built from the environment variables on first use."""
+    global _runtime
+    if _runtime is None:
+        _runtime = build(Settings.from_env())
+    return _runtime
