@@ -14,11 +14,14 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from collab import settings
 from collab.access import ROLES, SceneAccess
 from collab.auth.config import InvalidSetting
-from collab.settings import MissingSetting
-from collabctl.connections import close_user_connections, list_participants
+from collab.rooms import Rooms
+from collab.settings import MissingSetting, Settings
+from collabctl.connections import close_user_connections
 from collabctl.devtoken import mint_dev_token
 
 DESCRIPTION = "Scene access, participants and development tokens of the collaboration backend."
@@ -28,16 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (MissingSetting, InvalidSetting, ValueError) as error:
+    # A missing setting, no such table, no credentials: the user's to fix, so say which
+    # without a traceback.
+    except (MissingSetting, InvalidSetting, ValueError, BotoCoreError, ClientError) as error:
         print(f"collabctl: error: {error}", file=sys.stderr)
         return 1
-    except Exception as error:
-        # botocore's errors (no such table, no credentials) are the user's to fix: say
-        # which, without a traceback.
-        if type(error).__module__.startswith("botocore"):
-            print(f"collabctl: error: {error}", file=sys.stderr)
-            return 1
-        raise
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,14 +99,13 @@ def run_grant(args: argparse.Namespace) -> int:
 
 def run_revoke(args: argparse.Namespace) -> int:
     had_access = _access(args).revoke(args.scene, args.user)
-    table = _setting(args.connections_table, settings.CONNECTIONS_TABLE)
-    dynamodb = _client("dynamodb")
+    rooms = _rooms(args)
     endpoint = args.management_endpoint or os.environ.get(settings.MANAGEMENT_ENDPOINT)
     closed: list[str] = []
     if endpoint:
         management = _client("apigatewaymanagementapi", endpoint_url=endpoint)
-        closed = close_user_connections(dynamodb, table, args.scene, args.user, management)
-    elif any(p.user_id == args.user for p in list_participants(dynamodb, table, args.scene)):
+        closed = close_user_connections(rooms, args.scene, args.user, management)
+    elif any(member.user_id == args.user for member in rooms.members(args.scene)):
         raise ValueError(
             f"access revoked, but {args.user} still has open connections: set "
             f"{settings.MANAGEMENT_ENDPOINT} or --management-endpoint to close them"
@@ -129,14 +126,12 @@ def run_grants(args: argparse.Namespace) -> int:
 
 
 def run_participants(args: argparse.Namespace) -> int:
-    table = _setting(args.connections_table, settings.CONNECTIONS_TABLE)
-    participants = list_participants(_client("dynamodb"), table, args.scene)
+    members = _rooms(args).members(args.scene)
     if args.json:
-        print(json.dumps([asdict(p) for p in participants]))
+        print(json.dumps([asdict(member) for member in members]))
     else:
-        print(
-            "\n".join(f"{p.connection_id}\t{p.user_id}\t{p.user_name}\t{p.role or '-'}" for p in participants)
-        )
+        for m in members:
+            print(f"{m.connection_id}\t{m.user_id}\t{m.user_name}\t{m.role or '-'}")
     return 0
 
 
@@ -165,7 +160,13 @@ def _access(args: argparse.Namespace) -> SceneAccess:
     return SceneAccess(_setting(args.access_table, settings.ACCESS_TABLE), _client("dynamodb"))
 
 
+def _rooms(args: argparse.Namespace) -> Rooms:
+    table = _setting(args.connections_table, settings.CONNECTIONS_TABLE)
+    # Only read here: the TTL matters to joins, which the handlers make.
+    return Rooms(_client("dynamodb"), table, Settings.connection_ttl_seconds)
+
+
 def _client(service: str, **options: Any) -> Any:
-    import boto3  # imported on use: `token` needs no AWS at all
+    import boto3  # imported on use: `token` makes no AWS call
 
     return boto3.client(service, **options)

@@ -24,14 +24,23 @@ def _dependencies() -> tuple[TokenVerifier, SceneAccess]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    policy = _decide(event)
+    if policy is None:
+        # API Gateway answers 401 exactly when the authorizer raises "Unauthorized". Raised
+        # outside the traced call: a refusal is routine, not an error to trace and alarm on.
+        raise Exception("Unauthorized")
+    return policy
+
+
+# The policy names the user: kept out of the trace.
+@tracer.capture_method(capture_response=False)
+def _decide(event: dict[str, Any]) -> dict[str, Any] | None:
     verifier, access = _dependencies()
     try:
         policy = authorize(event, verifier, access)
     except Unauthorized as denied:
         logger.info("connection refused", extra={"reason": denied.reason})
-        # API Gateway answers 401 exactly when the authorizer raises "Unauthorized".
-        raise Exception("Unauthorized") from None
+        return None
     logger.info("connection admitted", extra={k: policy["context"][k] for k in ("userId", "sceneId", "role")})
     return policy
