@@ -1,0 +1,171 @@
+/**
+ * Wire protocol version 1 (DESIGN §2): every frame is a JSON text object. Clients name an
+ * `action` (API Gateway routes on it); the server names a `type`. Yjs payloads travel as
+ * base64 y-protocols messages in `data`.
+ */
+
+/** The subprotocol a browser offers (with the JWT as the second entry) instead of `?token=`. */
+export const SUBPROTOCOL = 'collab.v1';
+
+export type Role = 'owner' | 'editor' | 'viewer';
+
+export type ErrorCode =
+  | 'bad_request'
+  | 'invalid_update'
+  | 'too_large'
+  | 'forbidden'
+  | 'token_expired'
+  | 'internal';
+
+export interface Participant {
+  connectionId: string;
+  userId: string;
+  userName: string;
+}
+
+export interface ChunkFields {
+  id: string;
+  seq: number;
+  total: number;
+  data: string;
+}
+
+export type ClientFrame =
+  | { action: 'sync' | 'update' | 'awareness'; data: string }
+  | { action: 'ping' }
+  | ({ action: 'chunk' } & ChunkFields);
+
+export interface ConnectedMessage {
+  type: 'connected';
+  sceneId: string;
+  connectionId: string;
+  user: { userId: string; userName: string };
+  role: Role;
+  participants: Participant[];
+}
+
+export interface ServerErrorMessage {
+  type: 'error';
+  /** One of {@link ErrorCode}; kept as a string so a newer server's codes still parse. */
+  code: string;
+  message: string;
+  action?: string;
+  id?: string;
+}
+
+export type ServerMessage =
+  | { type: 'sync' | 'update' | 'awareness'; data: string }
+  | ConnectedMessage
+  | { type: 'participant-joined' | 'participant-left'; participant: Participant }
+  | { type: 'pong' }
+  | ServerErrorMessage
+  | ({ type: 'chunk' } & ChunkFields);
+
+/** A frame from the server that is not what the protocol says it should be. */
+export class FrameError extends Error {
+  override name = 'FrameError';
+}
+
+export function encodeFrame(frame: ClientFrame): string {
+  return JSON.stringify(frame);
+}
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function str(obj: JsonObject, field: string): string {
+  const value = obj[field];
+  if (typeof value !== 'string') throw new FrameError(`'${field}' is not a string`);
+  return value;
+}
+
+function optionalStr(obj: JsonObject, field: string): string | undefined {
+  return obj[field] === undefined ? undefined : str(obj, field);
+}
+
+function int(obj: JsonObject, field: string): number {
+  const value = obj[field];
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new FrameError(`'${field}' is not an integer`);
+  }
+  return value;
+}
+
+function participant(value: unknown): Participant {
+  if (!isObject(value)) throw new FrameError('participant is not an object');
+  return {
+    connectionId: str(value, 'connectionId'),
+    userId: str(value, 'userId'),
+    userName: str(value, 'userName'),
+  };
+}
+
+function connected(obj: JsonObject): ConnectedMessage {
+  const user = obj['user'];
+  const participants = obj['participants'];
+  if (!isObject(user)) throw new FrameError("'user' is not an object");
+  if (!Array.isArray(participants)) throw new FrameError("'participants' is not an array");
+  return {
+    type: 'connected',
+    sceneId: str(obj, 'sceneId'),
+    connectionId: str(obj, 'connectionId'),
+    user: { userId: str(user, 'userId'), userName: str(user, 'userName') },
+    role: str(obj, 'role') as Role,
+    participants: participants.map(participant),
+  };
+}
+
+/**
+ * Parses one server frame. Returns `undefined` for a `type` this client does not know, so a
+ * newer server can add messages without breaking older clients; throws {@link FrameError}
+ * for a frame that is not JSON or lacks a field its type requires.
+ */
+export function parseServerMessage(text: string): ServerMessage | undefined {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch {
+    throw new FrameError('frame is not JSON');
+  }
+  if (!isObject(obj)) throw new FrameError('frame is not a JSON object');
+  const type = obj['type'];
+  switch (type) {
+    case 'sync':
+    case 'update':
+    case 'awareness':
+      return { type, data: str(obj, 'data') };
+    case 'connected':
+      return connected(obj);
+    case 'participant-joined':
+    case 'participant-left':
+      return { type, participant: participant(obj['participant']) };
+    case 'pong':
+      return { type };
+    case 'error': {
+      const message: ServerErrorMessage = {
+        type,
+        code: str(obj, 'code'),
+        message: optionalStr(obj, 'message') ?? '',
+      };
+      const action = optionalStr(obj, 'action');
+      const id = optionalStr(obj, 'id');
+      if (action !== undefined) message.action = action;
+      if (id !== undefined) message.id = id;
+      return message;
+    }
+    case 'chunk':
+      return {
+        type,
+        id: str(obj, 'id'),
+        seq: int(obj, 'seq'),
+        total: int(obj, 'total'),
+        data: str(obj, 'data'),
+      };
+    default:
+      if (typeof type !== 'string') throw new FrameError("frame has no 'type'");
+      return undefined;
+  }
+}

@@ -1,0 +1,529 @@
+/**
+ * A Yjs provider for the API Gateway WebSocket backend, shaped like y-websocket's
+ * WebsocketProvider. It differs on the wire (JSON text frames, base64 payloads, chunking:
+ * DESIGN §2) and in what a serverless backend needs from a client: a fresh token on every
+ * connect, reconnecting when API Gateway ends a connection, a keepalive, and a periodic
+ * resync because the protocol has no acknowledgements.
+ */
+
+import { ObservableV2 } from 'lib0/observable';
+import * as awarenessProtocol from 'y-protocols/awareness';
+import type * as Y from 'yjs';
+
+import { backoffDelay } from './backoff.js';
+import { ChunkReassembler, frameMessage } from './chunking.js';
+import { connectTarget, type TokenTransport } from './connectTarget.js';
+import {
+  encodeFrame,
+  parseServerMessage,
+  type ClientFrame,
+  type ConnectedMessage,
+  type Participant,
+  type Role,
+  type ServerMessage,
+} from './framing.js';
+import { withJoined, withLeft } from './participants.js';
+import { applyAwarenessData, applySyncData, awarenessData, SYNC_STEP2, syncStep1Data, updateData } from './payloads.js';
+import {
+  defaultWebSocket,
+  OPEN,
+  type CloseEventLike,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './websocket.js';
+
+export type ConnectionStatus = 'connecting' | 'connected' | 'synced' | 'offline' | 'error';
+
+/** What went wrong with a connection: a socket error, no token, or the server's refusal. */
+export interface ConnectionError {
+  /** `forbidden` (no access: the provider stopped), `socket_error`, `token_unavailable`. */
+  code: string;
+  message: string;
+  cause?: unknown;
+}
+
+/** An `error` message from the server (DESIGN §2), e.g. `invalid_update` or `too_large`. */
+export interface ServerError {
+  code: string;
+  message: string;
+  action?: string;
+  id?: string;
+}
+
+export interface ApiGatewayProviderOptions {
+  /** A fixed JWT. Prefer `getToken` for anything that lives longer than the token. */
+  token?: string;
+  /** Called before every connect and reconnect, so an expired token is replaced. */
+  getToken?: () => string | Promise<string>;
+  /** Defaults to a new Awareness for `doc`, destroyed with the provider. */
+  awareness?: awarenessProtocol.Awareness;
+  /** Extra query parameters for the connect URL. */
+  params?: Record<string, string>;
+  /** A WebSocket implementation where there is no global one (Node 20: the `ws` package). */
+  WebSocketPolyfill?: WebSocketConstructor;
+  /** Connect at once (default true), or wait for `connect()`. */
+  connect?: boolean;
+  /** The longest wait between reconnect attempts, in ms (default 10,000). */
+  maxBackoffTime?: number;
+  /** The ceiling of the first reconnect wait, in ms (default 200). */
+  initialBackoffTime?: number;
+  /** Send `sync` again this often, in ms (default 45,000; 0 disables). */
+  resyncInterval?: number;
+  /** Send `ping` this often, in ms, against API Gateway's 10-minute idle timeout (default 300,000; 0 disables). */
+  pingInterval?: number;
+  /**
+   * Reconnect when nothing arrives for this long, in ms: a socket whose network vanished
+   * (a laptop lid, a mobile hand-over) may never report a close. Default: long enough for
+   * two resync (or ping) answers to have been missed.
+   */
+  silenceTimeout?: number;
+  /** Where the JWT goes: `query` (default) or `subprotocol` (`['collab.v1', token]`). */
+  tokenTransport?: TokenTransport;
+}
+
+export interface ProviderEvents {
+  status: (event: { status: ConnectionStatus }) => void;
+  sync: (synced: boolean) => void;
+  'connection-error': (error: ConnectionError, provider: ApiGatewayProvider) => void;
+  'connection-close': (event: CloseEventLike | null, provider: ApiGatewayProvider) => void;
+  participants: (participants: readonly Participant[], provider: ApiGatewayProvider) => void;
+  'server-error': (error: ServerError, provider: ApiGatewayProvider) => void;
+  /** A server frame this client could not understand; it was dropped. */
+  'protocol-error': (error: Error, provider: ApiGatewayProvider) => void;
+}
+
+const DEFAULT_RESYNC_INTERVAL = 45_000;
+const DEFAULT_PING_INTERVAL = 5 * 60_000;
+const DEFAULT_MAX_BACKOFF = 10_000;
+const DEFAULT_INITIAL_BACKOFF = 200;
+
+type AwarenessChange = { added: number[]; updated: number[]; removed: number[] };
+
+export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
+  readonly serverUrl: string;
+  readonly sceneId: string;
+  readonly doc: Y.Doc;
+  readonly awareness: awarenessProtocol.Awareness;
+  /** Extra query parameters; read on every connect, so changes apply from the next one. */
+  params: Record<string, string>;
+
+  /** The socket is open. */
+  wsconnected = false;
+  /** A connect is under way (fetching a token or opening the socket). */
+  wsconnecting = false;
+  /** Whether the provider wants to be connected (false after `disconnect()` or a refusal). */
+  shouldConnect = false;
+  ws: WebSocketLike | null = null;
+  status: ConnectionStatus = 'offline';
+  /** Failed attempts since the server last admitted this client; drives the backoff. */
+  unsuccessfulReconnects = 0;
+
+  /** From the server's `connected` message of the current connection. */
+  role: Role | null = null;
+  connectionId: string | null = null;
+  user: ConnectedMessage['user'] | null = null;
+  /** Everyone in the scene, this connection included, as the server announces them. */
+  participants: readonly Participant[] = [];
+
+  private _synced = false;
+  private destroyed = false;
+  /** Set when the server refused access: no reconnect until `connect()` is called again. */
+  private refusal: ConnectionError | null = null;
+  /** The server answered `connected` on the current socket (it knows our role). */
+  private admitted = false;
+  /** Bumped by every connect and disconnect, so a token that arrives late is dropped. */
+  private generation = 0;
+  private chunkCounter = 0;
+  private lastMessageAt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private intervals: ReturnType<typeof setInterval>[] = [];
+  private readonly reassembler = new ChunkReassembler();
+  private readonly ownsAwareness: boolean;
+  private readonly WebSocketImpl: WebSocketConstructor;
+  private readonly tokenSource: () => Promise<string>;
+  private readonly tokenTransport: TokenTransport;
+  private readonly maxBackoffTime: number;
+  private readonly initialBackoffTime: number;
+  private readonly resyncInterval: number;
+  private readonly pingInterval: number;
+  private readonly silenceTimeout: number;
+  private readonly unloadTarget: Pick<Window, 'addEventListener' | 'removeEventListener'> | null;
+  private stateBeforeHide: Record<string, unknown> | null = null;
+
+  constructor(serverUrl: string, sceneId: string, doc: Y.Doc, options: ApiGatewayProviderOptions = {}) {
+    super();
+    this.serverUrl = serverUrl;
+    this.sceneId = sceneId;
+    this.doc = doc;
+    this.ownsAwareness = options.awareness === undefined;
+    this.awareness = options.awareness ?? new awarenessProtocol.Awareness(doc);
+    this.params = options.params ?? {};
+    this.WebSocketImpl = options.WebSocketPolyfill ?? defaultWebSocket();
+    this.tokenSource = tokenSource(options);
+    this.tokenTransport = options.tokenTransport ?? 'query';
+    this.maxBackoffTime = options.maxBackoffTime ?? DEFAULT_MAX_BACKOFF;
+    this.initialBackoffTime = options.initialBackoffTime ?? DEFAULT_INITIAL_BACKOFF;
+    this.resyncInterval = options.resyncInterval ?? DEFAULT_RESYNC_INTERVAL;
+    this.pingInterval = options.pingInterval ?? DEFAULT_PING_INTERVAL;
+    this.silenceTimeout = options.silenceTimeout ?? defaultSilenceTimeout(this.resyncInterval, this.pingInterval);
+
+    this.doc.on('update', this.onDocUpdate);
+    this.awareness.on('update', this.onAwarenessUpdate);
+    this.unloadTarget = typeof window !== 'undefined' && typeof window.addEventListener === 'function' ? window : null;
+    this.unloadTarget?.addEventListener('pagehide', this.onPageHide);
+    this.unloadTarget?.addEventListener('pageshow', this.onPageShow);
+    if (options.connect !== false) this.connect();
+  }
+
+  /** The server's SyncStep2 of the current connection has been applied. */
+  get synced(): boolean {
+    return this._synced;
+  }
+
+  set synced(state: boolean) {
+    if (this._synced === state) return;
+    this._synced = state;
+    this.emit('sync', [state]);
+    if (state) this.setStatus('synced');
+  }
+
+  /** Connect, or reconnect after `disconnect()` or a refusal. */
+  connect(): void {
+    if (this.destroyed) return;
+    this.shouldConnect = true;
+    this.refusal = null;
+    if (this.ws !== null || this.wsconnecting) return;
+    this.clearReconnectTimer();
+    void this.openSocket();
+  }
+
+  /** Close the connection and stay offline until `connect()`. The doc keeps local edits. */
+  disconnect(): void {
+    this.shouldConnect = false;
+    this.generation += 1;
+    this.wsconnecting = false;
+    this.clearReconnectTimer();
+    const ws = this.ws;
+    if (ws !== null) {
+      // Tell the others we left without dropping our own state: it comes back on connect.
+      if (this.wsconnected) {
+        this.send({ action: 'awareness', data: awarenessData(this.awareness, [this.doc.clientID], new Map()) });
+      }
+      this.socketGone(ws, null);
+      closeQuietly(ws);
+    } else if (this.refusal === null) {
+      this.setStatus('offline');
+    }
+  }
+
+  override destroy(): void {
+    if (this.destroyed) return;
+    // Removing the local state fires an awareness update, which tells the others while the
+    // socket is still open.
+    awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'provider destroyed');
+    this.disconnect();
+    this.destroyed = true;
+    this.unloadTarget?.removeEventListener('pagehide', this.onPageHide);
+    this.unloadTarget?.removeEventListener('pageshow', this.onPageShow);
+    this.doc.off('update', this.onDocUpdate);
+    this.awareness.off('update', this.onAwarenessUpdate);
+    if (this.ownsAwareness) this.awareness.destroy();
+    super.destroy();
+  }
+
+  private async openSocket(): Promise<void> {
+    const generation = ++this.generation;
+    this.wsconnecting = true;
+    this.setStatus('connecting');
+    let token: string;
+    try {
+      token = await this.tokenSource();
+    } catch (cause) {
+      if (generation !== this.generation) return;
+      this.wsconnecting = false;
+      this.emit('connection-error', [{ code: 'token_unavailable', message: errorMessage(cause), cause }, this]);
+      this.setStatus('offline');
+      this.scheduleReconnect();
+      return;
+    }
+    if (generation !== this.generation || !this.shouldConnect) return;
+    const target = connectTarget(this.serverUrl, this.sceneId, token, this.params, this.tokenTransport);
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WebSocketImpl(target.url, target.protocols);
+    } catch (cause) {
+      this.wsconnecting = false;
+      this.emit('connection-error', [{ code: 'socket_error', message: errorMessage(cause), cause }, this]);
+      this.setStatus('offline');
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      if (this.ws === ws) this.onOpen();
+    };
+    ws.onmessage = (event) => {
+      if (this.ws === ws) this.onMessage(event.data);
+    };
+    ws.onerror = (event) => {
+      if (this.ws === ws) {
+        this.emit('connection-error', [{ code: 'socket_error', message: 'WebSocket error', cause: event }, this]);
+      }
+    };
+    ws.onclose = (event) => {
+      if (this.ws === ws) this.onClose(ws, event);
+    };
+  }
+
+  private onOpen(): void {
+    this.wsconnecting = false;
+    this.wsconnected = true;
+    this.lastMessageAt = Date.now();
+    this.setStatus('connected');
+    this.sendSync();
+    if (this.awareness.getLocalState() !== null) {
+      this.send({ action: 'awareness', data: awarenessData(this.awareness, [this.doc.clientID]) });
+    }
+    this.startTimers();
+  }
+
+  private onClose(ws: WebSocketLike, event: CloseEventLike): void {
+    this.socketGone(ws, event);
+    if (this.shouldConnect) this.scheduleReconnect();
+  }
+
+  /** Forget everything that belonged to the connection that just ended. */
+  private socketGone(ws: WebSocketLike, event: CloseEventLike | null): void {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.wsconnected = false;
+    this.wsconnecting = false;
+    this.admitted = false;
+    this.stopTimers();
+    this.reassembler.clear();
+    // Without a connection, remote cursors would freeze where they were: drop them; the
+    // next sync brings back the current ones.
+    const remote = [...this.awareness.getStates().keys()].filter((client) => client !== this.doc.clientID);
+    awarenessProtocol.removeAwarenessStates(this.awareness, remote, this);
+    this.setParticipants([]);
+    this.synced = false;
+    this.emit('connection-close', [event, this]);
+    this.setStatus(this.refusal === null ? 'offline' : 'error');
+  }
+
+  private scheduleReconnect(): void {
+    if (!this.shouldConnect || this.destroyed) return;
+    const delay = backoffDelay(this.unsuccessfulReconnects, {
+      initialDelay: this.initialBackoffTime,
+      maxDelay: this.maxBackoffTime,
+    });
+    this.unsuccessfulReconnects += 1;
+    this.clearReconnectTimer();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (this.shouldConnect && this.ws === null) void this.openSocket();
+    }, delay);
+  }
+
+  private clearReconnectTimer(): void {
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+  }
+
+  private startTimers(): void {
+    this.stopTimers();
+    if (this.resyncInterval > 0) {
+      this.intervals.push(setInterval(() => this.sendSync(), this.resyncInterval));
+    }
+    if (this.pingInterval > 0) {
+      this.intervals.push(setInterval(() => this.send({ action: 'ping' }), this.pingInterval));
+    }
+    if (this.silenceTimeout > 0) {
+      const check = () => {
+        if (this.ws !== null && Date.now() - this.lastMessageAt > this.silenceTimeout) {
+          // close() on a dead network may take minutes to report; treat it as gone now.
+          const ws = this.ws;
+          this.onClose(ws, { code: 4000, reason: 'no message within silenceTimeout' });
+          closeQuietly(ws);
+        }
+      };
+      this.intervals.push(setInterval(check, Math.max(1_000, this.silenceTimeout / 4)));
+    }
+  }
+
+  private stopTimers(): void {
+    for (const interval of this.intervals) clearInterval(interval);
+    this.intervals = [];
+  }
+
+  private sendSync(): void {
+    this.send({ action: 'sync', data: syncStep1Data(this.doc) });
+  }
+
+  private send(frame: ClientFrame): void {
+    const ws = this.ws;
+    if (ws === null || ws.readyState !== OPEN) return;
+    for (const text of frameMessage(encodeFrame(frame), () => `c${++this.chunkCounter}`)) ws.send(text);
+  }
+
+  private onMessage(data: unknown): void {
+    this.lastMessageAt = Date.now();
+    if (typeof data !== 'string') {
+      this.emit('protocol-error', [new Error('binary frame from the server'), this]);
+      return;
+    }
+    try {
+      this.handleText(data, true);
+    } catch (error) {
+      this.emit('protocol-error', [error instanceof Error ? error : new Error(String(error)), this]);
+    }
+  }
+
+  private handleText(text: string, mayBeChunk: boolean): void {
+    const message = parseServerMessage(text);
+    if (message === undefined) return;
+    if (message.type === 'chunk') {
+      if (!mayBeChunk) throw new Error('a chunk inside a chunked message');
+      const whole = this.reassembler.add(message);
+      if (whole !== undefined) this.handleText(whole, false);
+      return;
+    }
+    this.handleMessage(message);
+  }
+
+  private handleMessage(message: Exclude<ServerMessage, { type: 'chunk' }>): void {
+    switch (message.type) {
+      case 'sync':
+      case 'update': {
+        const applied = applySyncData(message.data, this.doc, this);
+        if (applied.reply !== undefined && this.mayWrite()) this.send({ action: 'update', data: applied.reply });
+        if (applied.type === SYNC_STEP2) this.synced = true;
+        return;
+      }
+      case 'awareness':
+        applyAwarenessData(message.data, this.awareness, this);
+        return;
+      case 'connected':
+        this.admitted = true;
+        this.unsuccessfulReconnects = 0;
+        this.role = message.role;
+        this.connectionId = message.connectionId;
+        this.user = message.user;
+        this.setParticipants(message.participants);
+        return;
+      case 'participant-joined':
+        this.setParticipants(withJoined(this.participants, message.participant));
+        return;
+      case 'participant-left':
+        this.setParticipants(withLeft(this.participants, message.participant));
+        return;
+      case 'pong':
+        return;
+      case 'error':
+        this.onServerError(message);
+        return;
+    }
+  }
+
+  private onServerError(error: ServerError): void {
+    const { code, message } = error;
+    this.emit('server-error', [{ ...error }, this]);
+    const ws = this.ws;
+    if (ws === null) return;
+    if (code === 'forbidden' && !this.admitted) {
+      // The answer to our first message: the token is valid but has no access to the
+      // scene. Retrying cannot help, so stop and say why.
+      this.refusal = { code, message };
+      this.shouldConnect = false;
+      this.emit('connection-error', [this.refusal, this]);
+      this.socketGone(ws, null);
+      closeQuietly(ws);
+    } else if (code === 'token_expired') {
+      // The server closes the connection next; reconnecting now fetches a fresh token.
+      this.onClose(ws, { code: 4001, reason: message });
+      closeQuietly(ws);
+    }
+  }
+
+  /**
+   * Whether local changes go to the server: only once it has told us our role (so a
+   * viewer's edits are never sent, and no refusal of an edit can be taken for a refusal of
+   * access); edits made before that reach it as the answer to its SyncStep1.
+   */
+  private mayWrite(): boolean {
+    return this.admitted && this.role !== 'viewer';
+  }
+
+  private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
+    if (origin !== this && this.mayWrite()) this.send({ action: 'update', data: updateData(update) });
+  };
+
+  private readonly onAwarenessUpdate = ({ added, updated, removed }: AwarenessChange, origin: unknown): void => {
+    if (origin === this) return;
+    // Only our own client id: the server refuses states for ids a connection did not
+    // introduce. y-protocols re-announces the local state every 15 s (half its 30 s
+    // timeout), which reaches us here and keeps our cursor alive for the others.
+    const own = this.doc.clientID;
+    if ([...added, ...updated, ...removed].includes(own)) {
+      this.send({ action: 'awareness', data: awarenessData(this.awareness, [own]) });
+    }
+  };
+
+  /** The page is going away (or into the back-forward cache): take our cursor with it. */
+  private readonly onPageHide = (): void => {
+    this.stateBeforeHide = this.awareness.getLocalState();
+    awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'window unload');
+  };
+
+  /** Back from the back-forward cache: the same user is here again. */
+  private readonly onPageShow = (event: Event): void => {
+    if ((event as PageTransitionEvent).persisted && this.stateBeforeHide !== null) {
+      this.awareness.setLocalState(this.stateBeforeHide);
+    }
+    this.stateBeforeHide = null;
+  };
+
+  private setStatus(status: ConnectionStatus): void {
+    if (this.status === status) return;
+    this.status = status;
+    this.emit('status', [{ status }]);
+  }
+
+  private setParticipants(participants: readonly Participant[]): void {
+    if (participants.length === 0 && this.participants.length === 0) return;
+    this.participants = participants;
+    this.emit('participants', [participants, this]);
+  }
+}
+
+function tokenSource(options: ApiGatewayProviderOptions): () => Promise<string> {
+  const { getToken, token } = options;
+  if (getToken !== undefined) return async () => getToken();
+  if (token !== undefined) return async () => token;
+  throw new Error('ApiGatewayProvider needs a token or a getToken option');
+}
+
+function defaultSilenceTimeout(resyncInterval: number, pingInterval: number): number {
+  const intervals = [resyncInterval, pingInterval].filter((ms) => ms > 0);
+  // Each resync and ping gets an answer; missing two in a row means the socket is dead.
+  return intervals.length === 0 ? 0 : 2 * Math.min(...intervals) + 10_000;
+}
+
+/** Close a socket whose events no longer matter (its handlers are already detached). */
+function closeQuietly(ws: WebSocketLike): void {
+  ws.onopen = null;
+  ws.onmessage = null;
+  ws.onclose = null;
+  // Keep a listener: Node's ws emits 'error' when a connecting socket is closed, and an
+  // EventEmitter without an error listener throws.
+  ws.onerror = () => {};
+  try {
+    ws.close(1000);
+  } catch {
+    // Already closing; nothing to do.
+  }
+}
+
+function errorMessage(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
+}
