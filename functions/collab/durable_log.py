@@ -61,9 +61,7 @@ class DurableLog:
             "size": {"N": str(len(update))},
             **self._blobs.attributes(f"scenes/{scene_id}/log/{entry_id}", update),
         }
-        self._db.put_item(
-            TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)"
-        )
+        self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)")
         return entry_id
 
     def read_log(self, scene_id: str) -> list[LogEntry]:
