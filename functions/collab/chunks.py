@@ -12,7 +12,7 @@ only ever touches one cluster slot. The chunk id is always the last part of a ke
 id can collide with another key:
 
     collab:{conn}:chunk:parts:<id>   hash  "<seq>" -> slice, "t" -> total, "b" -> bytes so far
-    collab:{conn}:chunk:end:<id>     str   "done" | "too_large" (why the id is finished)
+    collab:{conn}:chunk:end:<id>     str   "done" | "too_large" | "too_many" (why the id ended)
     collab:{conn}:chunk:pending      zset  id -> expiry (ms) of its parts, for the pending
                                            limit and for forget()
 
@@ -126,7 +126,8 @@ class ChunkAssembler:
         seen for the id (the chunk is ignored; the id stays usable with its first total), and
         TooLarge once per id when the message is over `max_bytes`, has more than
         `max_chunks` slices, or would exceed `max_pending` incomplete messages of the
-        connection. Later chunks of a refused or finished id return None.
+        connection. Later chunks of a refused or finished id return None, and so does a
+        repeated seq: its first slice stays (first write wins), whatever the repeat holds.
         """
         _check_chunk(chunk_id, seq, total, data)
         raw = _utf8(data)
