@@ -38,9 +38,9 @@ def handle_message(rt: Runtime, caller: Caller, body: str | None) -> None:
         action = frame.get("action") if isinstance(frame.get("action"), str) else None
         if action == "chunk":
             chunk_id = frame.get("id") if isinstance(frame.get("id"), str) else None
-            text = rt.chunks.add(
-                caller.connection_id, frame.get("id"), frame.get("seq"), frame.get("total"), frame.get("data")
-            )
+            # The assembler checks the fields' types itself (bad_request on any mismatch).
+            part: dict[str, Any] = {key: frame.get(key) for key in ("id", "seq", "total", "data")}
+            text = rt.chunks.add(caller.connection_id, part["id"], part["seq"], part["total"], part["data"])
             if text is None:
                 return
             frame = protocol.parse_frame(text)
