@@ -1,0 +1,134 @@
+"""What the emulator serves: the route table it reads and the knobs a caller can turn."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# API Gateway's WebSocket quotas (not adjustable on AWS either).
+FRAME_LIMIT = 32 * 1024
+MESSAGE_LIMIT = 128 * 1024
+# The integration timeout of a WebSocket API; a Lambda function may set less.
+DEFAULT_FUNCTION_TIMEOUT = 29.0
+DEFAULT_MEMORY_MB = 128
+SELECTION_PREFIX = "$request.body."
+
+
+class RouteTableError(ValueError):
+    """The route table is not one the emulator (or API Gateway) could serve."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function: its handler ("module.func" under the code dir) and limits."""
+
+    name: str
+    handler: str
+    timeout: float = DEFAULT_FUNCTION_TIMEOUT
+    memory_mb: int = DEFAULT_MEMORY_MB
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    functions: Mapping[str, FunctionSpec]
+    routes: Mapping[str, str]
+    selection_path: tuple[str, ...] = ("action",)
+    authorizer: str | None = None
+    # API Gateway answers 401 without invoking the authorizer when one of these is missing.
+    identity_sources: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, path: Path, default_timeout: float = DEFAULT_FUNCTION_TIMEOUT) -> RouteTable:
+        return cls.parse(json.loads(Path(path).read_text()), default_timeout, source=str(path))
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], default_timeout: float, source: str = "route table") -> RouteTable:
+        functions = {
+            name: _function_spec(name, spec, default_timeout, source)
+            for name, spec in raw.get("functions", {}).items()
+            if not name.startswith("_")
+        }
+        routes = {key: str(fn) for key, fn in raw.get("routes", {}).items() if not key.startswith("_")}
+        for key, fn in routes.items():
+            if fn not in functions:
+                raise RouteTableError(f"{source}: route {key!r} names unknown function {fn!r}")
+        expression = raw.get("routeSelectionExpression", "$request.body.action")
+        if not expression.startswith(SELECTION_PREFIX) or expression == SELECTION_PREFIX:
+            raise RouteTableError(f"{source}: unsupported routeSelectionExpression {expression!r}")
+        authorizer = raw.get("authorizer")
+        authorizer_fn = None
+        sources: tuple[str, ...] = ()
+        if authorizer:
+            authorizer_fn = str(authorizer["function"])
+            if authorizer_fn not in functions:
+                raise RouteTableError(f"{source}: authorizer names unknown function {authorizer_fn!r}")
+            if authorizer.get("route", "$connect") != "$connect":
+                raise RouteTableError(f"{source}: API Gateway runs an authorizer on $connect only")
+            sources = tuple(authorizer.get("identitySource", ()))
+        return cls(
+            functions=functions,
+            routes=routes,
+            selection_path=tuple(expression[len(SELECTION_PREFIX) :].split(".")),
+            authorizer=authorizer_fn,
+            identity_sources=sources,
+        )
+
+    def function_for(self, route_key: str) -> FunctionSpec | None:
+        name = self.routes.get(route_key)
+        return None if name is None else self.functions[name]
+
+    def select_route(self, body: str) -> str | None:
+        """The route key a message body selects: the expression's value if a route has
+        that key, else $default (also for bodies that are not JSON), else None."""
+        value: Any
+        try:
+            value = json.loads(body)
+        except ValueError:
+            value = None
+        for part in self.selection_path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str) and value in self.routes and not value.startswith("$"):
+            return value
+        return "$default" if "$default" in self.routes else None
+
+
+def _function_spec(name: str, spec: Mapping[str, Any], default_timeout: float, source: str) -> FunctionSpec:
+    handler = spec.get("handler", "")
+    module, _, func = handler.rpartition(".")
+    if not module or not func:
+        raise RouteTableError(f"{source}: function {name!r} needs a handler like 'module.func'")
+    return FunctionSpec(
+        name=name,
+        handler=handler,
+        timeout=float(spec.get("timeout", default_timeout)),
+        memory_mb=int(spec.get("memorySize", DEFAULT_MEMORY_MB)),
+    )
+
+
+@dataclass
+class EmulatorConfig:
+    """Everything the emulator needs; `env` is what every handler sees in os.environ
+    (plus Lambda's own variables), nothing is inherited from the emulator's process."""
+
+    routes_file: Path
+    code_dir: Path
+    stage: str = "local"
+    port: int = 0
+    host: str = "127.0.0.1"
+    env: Mapping[str, str] = field(default_factory=dict)
+    max_environments: int = 4
+    idle_timeout: float = 600.0
+    max_duration: float = 7200.0
+    function_timeout: float = DEFAULT_FUNCTION_TIMEOUT
+    api_id: str = "emulator01"
+    account_id: str = "123456789012"
+
+    @property
+    def region(self) -> str:
+        return self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+    def route_table(self) -> RouteTable:
+        return RouteTable.load(self.routes_file, self.function_timeout)
