@@ -85,6 +85,8 @@ def start_redis(cluster: bool = False) -> Service:
     if binary is None:
         raise FileNotFoundError("redis-server is not installed (Debian: apt-get install redis-server)")
     port = free_port()
+    while cluster and port > 55535:  # a cluster node also listens on port + 10000
+        port = free_port()
     workdir = tempfile.TemporaryDirectory(prefix="collab-redis-")
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     args += ["--dir", workdir.name, "--protected-mode", "no"]
