@@ -14,8 +14,8 @@ import entry.authorizer
 from collab.access import SceneAccess
 from collab.auth.authorizer import Unauthorized, authorize
 from collab.auth.config import AuthConfig
-from collab.auth.context import AuthContext
 from collab.auth.tokens import TokenVerifier
+from collab.caller import Caller
 from collab.settings import MissingSetting
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/local/$connect"
@@ -164,17 +164,22 @@ def test_roles_from_the_access_table(
     assert role("scene-1", "user-ada") == ""
 
 
-def test_context_reaches_later_events_as_an_auth_context(
+def test_context_is_what_the_message_handlers_read(
     connect_event: Event, hs256_token: Callable[..., str], verifier: TokenVerifier
 ) -> None:
-    policy = authorize(connect_event({"sceneId": "scene-1", "token": hs256_token()}), verifier, Roles())
+    event = connect_event({"sceneId": "scene-1", "token": hs256_token()})
+    policy = authorize(event, verifier, Roles({("scene-1", "user-ada"): "viewer"}))
     # API Gateway adds principalId and may hand numbers on as strings.
     authorizer = {**policy["context"], "exp": str(policy["context"]["exp"]), "principalId": "user-ada"}
-    later = {"requestContext": {"routeKey": "sync", "eventType": "MESSAGE", "authorizer": authorizer}}
-    context = AuthContext.from_event(later)
-    assert context == AuthContext("user-ada", "Ada Lovelace", "scene-1", None, policy["context"]["exp"])
-    assert not context.expired()
-    assert context.expired(now=context.expires_at)
+    later = {**event["requestContext"], "routeKey": "sync", "eventType": "MESSAGE", "authorizer": authorizer}
+    caller = Caller.from_event({"requestContext": later})
+    assert (caller.scene_id, caller.user_id, caller.user_name, caller.role) == (
+        "scene-1",
+        "user-ada",
+        "Ada Lovelace",
+        "viewer",
+    )
+    assert caller.expires_at == policy["context"]["exp"] and not caller.token_expired()
 
 
 # --- the Lambda entry point ----------------------------------------------------------------

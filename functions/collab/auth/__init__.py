@@ -1,3 +1,3 @@
 """Authentication of WebSocket connections: token verification (tokens), where keys come
-from (keys), configuration (config), the $connect request (handshake), the authorizer's
-decision (authorizer) and the identity later events carry (context)."""
+from (keys), configuration (config), the $connect request (handshake) and the authorizer's
+decision (authorizer). Later events read its context with collab.caller."""

@@ -3,7 +3,7 @@ scene (or with no role, so that the first message can tell the browser `forbidde
 browser cannot read the status of a refused upgrade); anything else is refused with 401.
 
 The context returned here reaches `requestContext.authorizer` of every later event of the
-connection (see collab.auth.context), so message handlers never look identity up.
+connection (read by collab.caller), so message handlers never look identity up.
 """
 
 from __future__ import annotations
