@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -117,21 +117,13 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 def run_grants(args: argparse.Namespace) -> int:
     grants = _access(args).list_grants(args.scene)
-    if args.json:
-        print(json.dumps([asdict(grant) for grant in grants]))
-    else:
-        for grant in grants:
-            print(f"{grant.user_id}\t{grant.role}")
+    _print(grants, args.json, lambda g: [g.user_id, g.role])
     return 0
 
 
 def run_participants(args: argparse.Namespace) -> int:
     members = _rooms(args).members(args.scene)
-    if args.json:
-        print(json.dumps([asdict(member) for member in members]))
-    else:
-        for m in members:
-            print(f"{m.connection_id}\t{m.user_id}\t{m.user_name}\t{m.role or '-'}")
+    _print(members, args.json, lambda m: [m.connection_id, m.user_id, m.user_name, m.role or "-"])
     return 0
 
 
@@ -147,6 +139,15 @@ def run_token(args: argparse.Namespace) -> int:
     )
     print(token)
     return 0
+
+
+def _print(records: Sequence[Any], as_json: bool, columns: Callable[[Any], list[str]]) -> None:
+    """One JSON array, or one tab-separated line per record."""
+    if as_json:
+        print(json.dumps([asdict(record) for record in records]))
+        return
+    for record in records:
+        print("\t".join(columns(record)))
 
 
 def _setting(flag: str | None, name: str) -> str:
