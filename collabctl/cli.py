@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from collab import settings
 from collab.access import ROLES, SceneAccess
 from collab.auth.config import InvalidSetting
+from collab.auth.handshake import SCENE_ID_PATTERN
 from collab.rooms import Rooms
 from collab.settings import MissingSetting, Settings
 from collabctl.connections import close_user_connections
@@ -31,9 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
-    # A missing setting, no such table, no credentials: the user's to fix, so say which
-    # without a traceback.
     except (MissingSetting, InvalidSetting, ValueError, BotoCoreError, ClientError) as error:
+        # A missing setting, no such table, no credentials: the user's to fix, so say
+        # which, without a traceback.
         print(f"collabctl: error: {error}", file=sys.stderr)
         return 1
 
@@ -47,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     connections = argparse.ArgumentParser(add_help=False)
     connections.add_argument("--connections-table", help=f"default: ${settings.CONNECTIONS_TABLE}")
     scene = argparse.ArgumentParser(add_help=False)
-    scene.add_argument("--scene", required=True, help="scene id")
+    scene.add_argument("--scene", required=True, type=scene_id, help="scene id")
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON")
 
@@ -81,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="mint an HS256 development token")
     token.add_argument("--user", required=True, help="the token's sub")
-    token.add_argument("--scene", help="restrict the token to this scene")
+    token.add_argument("--scene", type=scene_id, help="restrict the token to this scene")
     token.add_argument("--name", help="display name (the name claim)")
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default: 3600)")
     token.add_argument("--secret", help=f"default: ${settings.JWT_SECRET} (prefer it: argv is visible)")
@@ -89,6 +90,13 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--audience", help=f"default: ${settings.JWT_AUDIENCE}")
     token.set_defaults(run=run_token)
     return top
+
+
+def scene_id(value: str) -> str:
+    # The authorizer refuses any other id: a grant for one could never be used.
+    if not SCENE_ID_PATTERN.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a scene id ({SCENE_ID_PATTERN.pattern})")
+    return value
 
 
 def run_grant(args: argparse.Namespace) -> int:

@@ -120,11 +120,20 @@ def test_grant_list_and_revoke(tables: dict[str, str], capsys: pytest.CaptureFix
     assert run(capsys, "grants", "--scene", "scene-1")[1] == "ada\towner\n"
 
 
-def test_an_unknown_role_is_refused(tables: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--scene", "scene-1", "--role", "admin"], "invalid choice: 'admin'"),
+        (["--scene", "{scene-1}", "--role", "editor"], "'{scene-1}' is not a scene id"),
+    ],
+)
+def test_bad_arguments_are_refused(
+    tables: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str], complaint: str
+) -> None:
     with pytest.raises(SystemExit) as raised:
-        main(["grant", "--scene", "scene-1", "--user", "ada", "--role", "admin"])
+        main(["grant", "--user", "ada", *argv])
     assert raised.value.code == 2
-    assert "invalid choice: 'admin'" in capsys.readouterr().err
+    assert complaint in capsys.readouterr().err
 
 
 def test_table_names_from_flags(

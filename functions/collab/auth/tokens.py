@@ -8,7 +8,6 @@ configured leeway.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,23 +36,15 @@ class Identity:
 
 
 class TokenVerifier:
-    def __init__(
-        self,
-        config: AuthConfig,
-        *,
-        jwks_client: jwt.PyJWKClient | None = None,
-        load_secret: Callable[[], str] | None = None,
-    ) -> None:
+    def __init__(self, config: AuthConfig) -> None:
         self.config = config
-        self._jwks_client = jwks_client
-        self._load_secret = load_secret
 
     def verify(self, token: str) -> Identity:
         """The identity a token proves; InvalidToken if it proves nothing, KeyUnavailable
         if the keys could not be fetched."""
         header = _header(token)
         if header.get("alg") != self.config.algorithm:
-            raise InvalidToken(f"algorithm {header.get('alg')!r} is not accepted")
+            raise InvalidToken(f"algorithm {_short(header.get('alg'))} is not accepted")
         key = self._rsa_key(header) if self.config.mode == "jwks" else self._secret()
         try:
             claims = jwt.decode(
@@ -73,17 +64,14 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("token has no kid")
-        client = self._jwks_client or keys.jwks_client(str(self.config.jwks_url))
         try:
-            return client.get_signing_key(kid).key
+            return keys.jwks_client(str(self.config.jwks_url)).get_signing_key(kid).key
         except jwt.PyJWKClientConnectionError as error:
             raise keys.KeyUnavailable(f"could not fetch the JWKS: {error}") from error
         except jwt.PyJWKClientError as error:
-            raise InvalidToken(f"no signing key for kid {kid!r}") from error
+            raise InvalidToken(f"no signing key for kid {_short(kid)}") from error
 
     def _secret(self) -> str:
-        if self._load_secret is not None:
-            return self._load_secret()
         if self.config.secret is None:
             raise keys.KeyUnavailable("hs256 mode without a secret")
         return keys.load_secret(self.config.secret)
@@ -107,6 +95,12 @@ def display_name(claims: dict[str, Any]) -> str:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return str(claims["sub"])
+
+
+def _short(value: object) -> str:
+    """A header value for a log line: the client chose it, so its length is bounded."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _header(token: str) -> dict[str, Any]:
