@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 from collab.cache import Cache, scene_key
 from collab.errors import BadRequest, TooLarge
+from collab.lib0 import Reader, var_string, var_uint
 
 # lib0 reads integers as JavaScript numbers and refuses anything above this.
-MAX_SAFE_INTEGER = 2**53 - 1
 REMOVED = "null"
 
 
@@ -54,54 +54,18 @@ class AwarenessEntry:
 # ---------------------------------------------------------------------------- codec
 
 
-class _Reader:
-    """Bounds-checked lib0 reader: every malformed input ends in BadRequest."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def var_uint(self) -> int:
-        value = 0
-        # Eight 7-bit groups cover 2**53; a longer varint cannot be a JS safe integer.
-        for shift in range(0, 56, 7):
-            if self.pos >= len(self.data):
-                raise BadRequest("truncated awareness update")
-            byte = self.data[self.pos]
-            self.pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                if value > MAX_SAFE_INTEGER:
-                    break
-                return value
-        raise BadRequest("integer out of range in awareness update")
-
-    def var_string(self) -> str:
-        length = self.var_uint()
-        end = self.pos + length
-        if end > len(self.data):
-            raise BadRequest("truncated awareness update")
-        raw = self.data[self.pos : end]
-        self.pos = end
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest("awareness state is not valid UTF-8") from None
-
-
 def decode_update(data: bytes) -> list[AwarenessEntry]:
     """The entries of an awareness update (the payload of `[1, varUint8Array(update)]`).
     Raises BadRequest on truncation, out-of-range integers, invalid UTF-8 or JSON, and
     trailing bytes."""
-    reader = _Reader(data)
+    reader = Reader(data, "awareness update")
     count = reader.var_uint()
     entries = []
     for _ in range(count):  # a lying count runs out of bytes and raises
         client_id = reader.var_uint()
         clock = reader.var_uint()
         entries.append(AwarenessEntry(client_id, clock, _checked_state(reader.var_string())))
-    if reader.pos != len(data):
-        raise BadRequest("trailing bytes after the awareness update")
+    reader.finish()
     return entries
 
 
@@ -122,21 +86,9 @@ def _refuse_constant(name: str) -> None:
 def encode_update(entries: Iterable[AwarenessEntry]) -> bytes:
     """An awareness update as y-protocols' `encodeAwarenessUpdate` writes it."""
     items = list(entries)
-    out = bytearray(_var_uint(len(items)))
+    out = bytearray(var_uint(len(items)))
     for entry in items:
-        state = entry.state.encode("utf-8")
-        out += _var_uint(entry.client_id) + _var_uint(entry.clock) + _var_uint(len(state)) + state
-    return bytes(out)
-
-
-def _var_uint(value: int) -> bytes:
-    if value < 0:
-        raise ValueError(f"varUint cannot encode {value}")
-    out = bytearray()
-    while value > 0x7F:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    out.append(value)
+        out += var_uint(entry.client_id) + var_uint(entry.clock) + var_string(entry.state)
     return bytes(out)
 
 

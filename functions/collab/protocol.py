@@ -2,8 +2,7 @@
 
 Decoding is strict on purpose: a frame either decodes exactly (one message, no trailing
 bytes, canonical base64) or is refused with `bad_request`; nothing half-understood reaches
-storage. pycrdt builds the y-protocols messages we send; its Decoder does not check bounds
-(a truncated length silently yields a short payload), so reading is done here.
+storage. pycrdt builds the y-protocols messages we send; lib0.Reader reads them.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Any
 from pycrdt import create_awareness_message, create_update_message, write_var_uint
 
 from collab.errors import BadRequest
+from collab.lib0 import Reader
 
 ACTIONS = ("sync", "update", "awareness", "ping", "chunk")
 
@@ -65,42 +65,6 @@ def encode_base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-class _Reader:
-    """Bounds-checked lib0 reader for the two framing primitives y-protocols uses."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def var_uint(self) -> int:
-        value = 0
-        shift = 0
-        while True:
-            if self.pos >= len(self.data):
-                raise BadRequest("truncated y-protocols message")
-            byte = self.data[self.pos]
-            self.pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-            if shift > 63:
-                raise BadRequest("malformed varint in y-protocols message")
-
-    def var_bytes(self) -> bytes:
-        length = self.var_uint()
-        end = self.pos + length
-        if end > len(self.data):
-            raise BadRequest("truncated y-protocols message")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def finish(self) -> None:
-        if self.pos != len(self.data):
-            raise BadRequest("trailing bytes after the y-protocols message")
-
-
 @dataclass(frozen=True)
 class SyncMessage:
     kind: int  # SYNC_STEP1, SYNC_STEP2 or SYNC_UPDATE
@@ -108,7 +72,7 @@ class SyncMessage:
 
 
 def decode_sync_message(data: bytes) -> SyncMessage:
-    reader = _Reader(data)
+    reader = Reader(data, "y-protocols message")
     if reader.var_uint() != MESSAGE_SYNC:
         raise BadRequest("expected a y-protocols sync message")
     kind = reader.var_uint()
@@ -120,7 +84,7 @@ def decode_sync_message(data: bytes) -> SyncMessage:
 
 
 def decode_awareness_message(data: bytes) -> bytes:
-    reader = _Reader(data)
+    reader = Reader(data, "y-protocols message")
     if reader.var_uint() != MESSAGE_AWARENESS:
         raise BadRequest("expected a y-protocols awareness message")
     payload = reader.var_bytes()
