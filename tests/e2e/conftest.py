@@ -1,0 +1,78 @@
+"""End-to-end fixtures: the whole local stack (moto, Redis, the emulator running the real
+handlers in worker processes), real WebSocket clients in Python, and real yjs clients in
+Node (tests/e2e/scenarios)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collab.access import SceneAccess
+from collab.settings import Settings
+from collabctl.devtoken import mint_dev_token
+from devstack.stack import LocalStack
+
+E2E_DIR = Path(__file__).resolve().parent
+TRACES_DIR = E2E_DIR.parents[2] / "shared" / "traces"
+
+# Small thresholds so that end-to-end runs compact both levels many times.
+STACK_ENV = {"CACHE_TAIL_LIMIT": "40", "LOG_TAIL_LIMIT": "80", "MAX_PENDING_CHUNKED": "4"}
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(port=0, extra_env=STACK_ENV, seed_demo=False) as running:
+        # This process reads the same moto tables (to compare with the server's state).
+        saved = dict(os.environ)
+        os.environ.update({k: v for k, v in running.env.items() if k.startswith("AWS_")})
+        yield running
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@dataclass
+class Scene:
+    stack: LocalStack
+    scene_id: str
+
+    def token(self, user: str, name: str | None = None, ttl: int = 3600) -> str:
+        return mint_dev_token(self.stack.jwt_secret, user, self.scene_id, name=name or user.title(), ttl=ttl)
+
+    def grant(self, user: str, role: str) -> str:
+        SceneAccess(self.stack.env["ACCESS_TABLE"]).grant(self.scene_id, user, role)
+        return self.token(user)
+
+    def url(self, token: str) -> str:
+        return f"{self.stack.ws_url}?sceneId={self.scene_id}&token={token}"
+
+    def settings(self) -> Settings:
+        return Settings.from_env(self.stack.env)
+
+
+@pytest.fixture
+def scene(stack: LocalStack) -> Scene:
+    return Scene(stack, f"scene-{uuid.uuid4().hex[:10]}")
+
+
+def run_scenario(name: str, config: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
+    """Run tests/e2e/scenarios/<name>.mjs with `config` and return its JSON report."""
+    process = subprocess.run(
+        ["node", str(E2E_DIR / "scenarios" / f"{name}.mjs"), json.dumps(config)],
+        cwd=E2E_DIR,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if process.returncode != 0:
+        raise AssertionError(f"scenario {name} failed ({process.returncode}):\n{process.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(process.stdout.strip().splitlines()[-1])
+    return result
