@@ -6,24 +6,19 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from authtest import AUDIENCE, ISSUER, KID, SECRET, JwksServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from collab.auth import keys
 from collab.auth.config import AuthConfig
 
-ISSUER = "https://issuer.example.test/collab"
-AUDIENCE = "collab-test"
-KID = "test-key-1"
-SECRET = "a-development-secret-of-at-least-32-bytes"
 EVENTS = Path(__file__).parent / "events"
 
 Claims = dict[str, Any]
@@ -38,36 +33,6 @@ def rsa_key() -> rsa.RSAPrivateKey:
 def other_rsa_key() -> rsa.RSAPrivateKey:
     """A key the JWKS does not publish: what an attacker signs with."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-class JwksServer:
-    """Serves {"keys": [the test key]} at /jwks.json and counts the fetches."""
-
-    def __init__(self, public_jwk: dict[str, Any]) -> None:
-        self.body = json.dumps({"keys": [public_jwk]}).encode()
-        self.hits = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.hits += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(server.body)))
-                self.end_headers()
-                self.wfile.write(server.body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="session")

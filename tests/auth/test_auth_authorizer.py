@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import SECRET
+from authtest import SECRET, LambdaContext
 
 import entry.authorizer
 from collab.access import SceneAccess
@@ -183,13 +183,6 @@ def test_context_is_what_the_message_handlers_read(
 
 
 # --- the Lambda entry point ----------------------------------------------------------------
-
-
-class LambdaContext:
-    function_name = "collab-authorizer"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:collab-authorizer"
-    aws_request_id = "6f1c2a8e-4d0b-4f5e-9a51-0c7d2b1e3f40"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import SECRET
+from authtest import SECRET
 
 from collab.auth.config import AuthConfig
 from collab.auth.tokens import TokenVerifier

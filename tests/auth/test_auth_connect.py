@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from test_auth_authorizer import LambdaContext
+from authtest import LambdaContext
 
 import entry.connect
 

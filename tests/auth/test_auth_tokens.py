@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import AUDIENCE, ISSUER, KID, SECRET, JwksServer
+from authtest import AUDIENCE, ISSUER, KID, SECRET, JwksServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
