@@ -1,0 +1,237 @@
+"""One Lambda function per entry of routes.json "functions", with the dependency layer,
+Powertools settings, X-Ray, and the grants each one needs and no more.
+
+What a function touches is declared in NEEDS below, by the function's name in routes.json;
+a function routes.json gains without an entry here fails the synth, so its access is a
+decision, not a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aws_cdk import AssetHashType, Duration
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from collab import settings
+from infra import FUNCTIONS_DIR
+from infra.cache import Cache
+from infra.config import StageConfig
+from infra.jwt_secret import JwtSecret
+from infra.network import Network
+from infra.removal import removal_policy, retention
+from infra.specs import FunctionSpec, RouteTable
+from infra.storage import BLOB_PREFIX, Storage
+
+METRICS_NAMESPACE = "Collab"
+LAYER_COMPATIBLE_RUNTIME = lambda_.Runtime.PYTHON_3_13
+
+TABLE_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
+TABLE_WRITE = (
+    *TABLE_READ,
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+)
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What one function's code calls, besides logs and traces."""
+
+    # Table (tables.json name) -> access level.
+    tables: Mapping[str, Literal["read", "write"]] = field(default_factory=dict)
+    # Verifies tokens: the auth settings and read access to the JWT secret.
+    verifies_tokens: bool = False
+    # Reads, writes and deletes large payloads in the bucket.
+    blobs: bool = False
+    # Posts to, reads and closes connections of this API's stage.
+    manages_connections: bool = False
+
+
+NEEDS: dict[str, Needs] = {
+    # collab.auth: verifies the token, reads the caller's role (collab.access.get_role).
+    "authorizer": Needs(tables={"access": "read"}, verifies_tokens=True),
+    # collab.auth.handshake: answers the upgrade; touches nothing.
+    "connect": Needs(),
+    # collab.session.on_disconnect: leaves the room, tells the others.
+    "disconnect": Needs(tables={"connections": "write"}, manages_connections=True),
+    # collab.session.handle_message: rooms, the durable log and snapshots, fan-out.
+    "messages": Needs(
+        tables={"connections": "write", "documents": "write"}, blobs=True, manages_connections=True
+    ),
+}
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        routes: RouteTable,
+        layer_dir: str,
+        layer_key: str,
+        storage: Storage,
+        network: Network,
+        cache: Cache,
+        jwt_secret: JwtSecret,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        missing = sorted(set(routes.functions) - set(NEEDS))
+        if missing:
+            raise ValueError(f"routes.json functions {missing} have no entry in infra/functions.py NEEDS")
+        self.config = config
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Dependencies",
+            code=lambda_.Code.from_asset(
+                layer_dir, asset_hash=layer_key, asset_hash_type=AssetHashType.CUSTOM
+            ),
+            compatible_runtimes=[LAYER_COMPATIBLE_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            description=f"{config.prefix} dependencies (requirements.txt, cp313 aarch64)",
+            removal_policy=removal_policy(config),
+        )
+        self.code = lambda_.Code.from_asset(
+            str(FUNCTIONS_DIR), exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache"]
+        )
+        self.manages_connections = {name for name in routes.functions if NEEDS[name].manages_connections}
+        self.uses_blobs = {name for name in routes.functions if NEEDS[name].blobs}
+        self.functions: dict[str, lambda_.Function] = {}
+        # What API Gateway invokes: the function, or its alias when it has provisioned
+        # concurrency (which only an alias or version can carry).
+        self.targets: dict[str, lambda_.IFunction] = {}
+        for name, spec in routes.functions.items():
+            function = self._function(spec, NEEDS[name], storage, network, cache, jwt_secret)
+            self.functions[name] = function
+            self.targets[name] = self._target(name, function)
+
+    def _function(
+        self,
+        spec: FunctionSpec,
+        needs: Needs,
+        storage: Storage,
+        network: Network,
+        cache: Cache,
+        jwt_secret: JwtSecret,
+    ) -> lambda_.Function:
+        config = self.config
+        options = config.function_options(spec.name)
+        function_name = config.function_name(spec.name)
+        log_group = logs.LogGroup(
+            self,
+            f"{spec.name.capitalize()}Logs",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=retention(config.logRetentionDays),
+            removal_policy=removal_policy(config),
+        )
+        role = iam.Role(
+            self,
+            f"{spec.name.capitalize()}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{function_name}: least privilege",
+        )
+        # Logs go to this function's group only (not logs:* on *, as the managed policy has).
+        log_group.grant_write(role)
+        if spec.needs_cache:
+            # Creating and deleting its network interfaces in the VPC; these EC2 actions
+            # support no resource-level restriction.
+            role.add_managed_policy(
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+            )
+        environment = self._environment(spec, needs, storage, cache, jwt_secret)
+        function = lambda_.Function(
+            self,
+            spec.name.capitalize(),
+            function_name=function_name,
+            description=f"{config.prefix} {spec.name} ({spec.handler})",
+            runtime=LAYER_COMPATIBLE_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=spec.handler,
+            code=self.code,
+            layers=[self.layer],
+            role=role,
+            memory_size=options.memoryMb or config.memoryMb,
+            timeout=Duration.seconds(options.timeoutSeconds or config.timeoutSeconds),
+            reserved_concurrent_executions=options.reservedConcurrency,
+            tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
+            log_group=log_group,
+            environment=environment,
+            vpc=network.vpc if spec.needs_cache else None,
+            vpc_subnets=network.private_subnets if spec.needs_cache else None,
+            security_groups=[network.function_security_group] if spec.needs_cache else None,
+        )
+        self._grant(function, needs, storage, jwt_secret)
+        return function
+
+    def _environment(
+        self, spec: FunctionSpec, needs: Needs, storage: Storage, cache: Cache, jwt_secret: JwtSecret
+    ) -> dict[str, str]:
+        config = self.config
+        env = {
+            "POWERTOOLS_SERVICE_NAME": config.service_name,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": config.logLevel,
+        }
+        if not config.tracing:
+            env["POWERTOOLS_TRACE_DISABLED"] = "true"
+        for table in needs.tables:
+            env[storage.specs[table].env] = storage.tables[table].table_name
+        if needs.verifies_tokens:
+            env.update(jwt_secret.env())
+        if spec.needs_cache:
+            # collab.settings.Settings: every table, the bucket and the cache, plus tunables.
+            env.update(storage.env())
+            env[settings.SNAPSHOT_BUCKET] = storage.bucket.bucket_name
+            env[settings.REDIS_URL] = cache.url
+            env[settings.REDIS_CLUSTER] = "true" if cache.cluster else "false"
+            env.update(config.settings)
+        return env
+
+    def _grant(
+        self, function: lambda_.Function, needs: Needs, storage: Storage, jwt_secret: JwtSecret
+    ) -> None:
+        for table, level in needs.tables.items():
+            storage.tables[table].grant(function, *(TABLE_WRITE if level == "write" else TABLE_READ))
+        if needs.blobs:
+            bucket = storage.bucket
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    resources=[bucket.arn_for_objects(f"{BLOB_PREFIX}*")],
+                )
+            )
+            # Without ListBucket a missing object reads as 403 instead of 404 (NoSuchKey),
+            # which collab.blobs turns into BlobMissing.
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+            )
+        if needs.verifies_tokens:
+            jwt_secret.grant_read(function)
+
+    def _target(self, name: str, function: lambda_.Function) -> lambda_.IFunction:
+        provisioned = self.config.function_options(name).provisionedConcurrency
+        if not provisioned:
+            return function
+        return lambda_.Alias(
+            self,
+            f"{name.capitalize()}Live",
+            alias_name="live",
+            version=function.current_version,
+            provisioned_concurrent_executions=provisioned,
+        )
+
+    def grant_manage_connections(self, stage: apigwv2.WebSocketStage) -> None:
+        """execute-api:ManageConnections on this API's stage, `@connections/*` only."""
+        for name in self.manages_connections:
+            stage.grant_management_api_access(self.functions[name])
