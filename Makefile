@@ -21,9 +21,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-setup-node: client/node_modules/.installed
+setup-node: client/node_modules/.installed tests/e2e/node_modules/.installed
 client/node_modules/.installed: client/package.json client/package-lock.json
 	cd client && npm ci --no-audit --no-fund
+	touch $@
+tests/e2e/node_modules/.installed: tests/e2e/package.json tests/e2e/package-lock.json
+	cd tests/e2e && npm ci --no-audit --no-fund
 	touch $@
 
 lint: setup-python
