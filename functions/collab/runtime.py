@@ -12,6 +12,7 @@ import boto3
 from botocore.config import Config
 
 from collab import cache
+from collab.access import SceneAccess
 from collab.awareness import AwarenessStore
 from collab.blobs import BlobStore
 from collab.chunks import ChunkAssembler
@@ -27,6 +28,7 @@ from collab.settings import Settings
 class Runtime:
     settings: Settings
     rooms: Rooms
+    access: SceneAccess
     documents: Documents
     awareness: AwarenessStore
     chunks: ChunkAssembler
@@ -56,6 +58,7 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
     return Runtime(
         settings=settings,
         rooms=Rooms(dynamodb, settings.connections_table, settings.connection_ttl_seconds),
+        access=SceneAccess(settings.access_table, dynamodb),
         documents=documents,
         awareness=AwarenessStore(redis),
         chunks=ChunkAssembler(
