@@ -1,0 +1,102 @@
+/**
+ * The demo page in headless Chromium (Debian's package, driven by playwright-core): two
+ * pages type into the scene editor at once, end with the same text, and each shows the
+ * other's cursor. Screenshots go to test-artifacts/.
+ */
+
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+import { waitFor } from './clients.js';
+
+const stack = inject('stack');
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+
+let profile: string;
+let context: BrowserContext;
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  profile = mkdtempSync(join(tmpdir(), 'collab-chromium-'));
+  // A persistent context on a fresh profile directory: nothing from an earlier run leaks in.
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1100, height: 700 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+afterAll(async () => {
+  await context?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+async function openDemo(name: string): Promise<Page> {
+  const page = await context.newPage();
+  page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
+  const url = new URL(stack.demoUrl);
+  url.searchParams.set('name', name);
+  await page.goto(url.toString());
+  await page.locator('[role="status"][aria-label^="Collaboration status: Synced"]').waitFor({ timeout: 30_000 });
+  return page;
+}
+
+function editorText(page: Page): Promise<string> {
+  return page.locator('.cm-content').innerText();
+}
+
+async function typeAtEnd(page: Page, text: string): Promise<void> {
+  await page.locator('.cm-content').click();
+  await page.keyboard.press('ControlOrMeta+End');
+  await page.keyboard.type(text, { delay: 15 });
+}
+
+describe('the demo page', () => {
+  it('lets two windows write the same scene and see each other', async () => {
+    const alice = await openDemo('ALICE');
+    const bob = await openDemo('BOB');
+    const aliceLine = "ALICE: Here's looking at you, kid.\n";
+    const bobLine = "BOB: We'll always have Paris.\n";
+
+    await Promise.all([typeAtEnd(alice, aliceLine), typeAtEnd(bob, bobLine)]);
+
+    let texts: [string, string] = ['', ''];
+    await waitFor(
+      'both editors to show the same text with both lines',
+      () => texts[0] === texts[1] && texts[0].includes(aliceLine.trim()) && texts[0].includes(bobLine.trim()),
+      20_000,
+      async () => {
+        texts = [await editorText(alice), await editorText(bob)];
+      },
+    );
+
+    // y-codemirror draws a remote caret with the other's name in .cm-ySelectionInfo.
+    await alice.locator('.cm-ySelectionInfo', { hasText: 'BOB' }).waitFor({ state: 'attached', timeout: 10_000 });
+    await bob.locator('.cm-ySelectionInfo', { hasText: 'ALICE' }).waitFor({ state: 'attached', timeout: 10_000 });
+    await expect.poll(() => alice.locator('.participants').innerText()).toContain('BOB');
+    await expect.poll(() => bob.locator('.participants').innerText()).toContain('ALICE');
+
+    // Hovering a caret shows its name label, which makes the screenshot tell the story.
+    await alice.locator('.cm-ySelectionCaret').first().hover();
+    await alice.screenshot({ path: join(ARTIFACTS, 'demo-alice.png') });
+    await bob.screenshot({ path: join(ARTIFACTS, 'demo-bob.png') });
+    expect(pageErrors).toEqual([]);
+  });
+});
