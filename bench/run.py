@@ -60,7 +60,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def typing_updates(count: int) -> list[bytes]:
-    doc = Doc()
+    doc: Doc = Doc()
     text = doc.get("t", type=Text)
     updates: list[bytes] = []
     doc.observe(lambda event: updates.append(event.update))
@@ -217,7 +217,7 @@ async def _wait_for(ws: Any, predicate: Callable[[dict[str, Any]], bool]) -> dic
 def automerge_paper_state() -> bytes:
     with gzip.open(TRACE) as file:
         trace = json.loads(file.read())
-    doc = Doc()
+    doc: Doc = Doc()
     text = doc.get("t", type=Text)
     with doc.transaction():
         for txn in trace["txns"]:
@@ -255,7 +255,7 @@ async def sync_time(bench: Bench, state: bytes, runs: int) -> dict[str, float]:
                     message = json.loads("".join(chunks[i] for i in range(message["total"])))
                     chunks = {}
                 if message["type"] == "sync":
-                    doc = Doc()
+                    doc: Doc = Doc()
                     doc.apply_update(
                         protocol.decode_sync_message(protocol.decode_base64(message["data"])).payload
                     )
@@ -290,7 +290,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200, help="updates per latency run")
     parser.add_argument("--sync-runs", type=int, default=10)
     args = parser.parse_args()
-    with LocalStack(port=0, seed_demo=False, quiet=True) as stack:
+    with LocalStack(port=0, seed_demo=False) as stack:
         os.environ.update({k: v for k, v in stack.env.items() if k.startswith("AWS_")})
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, emulator {stack.ws_url}")
         cpu = cpu_per_update(Bench(stack), args.samples, args.recipients)
