@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 // once, runs the provider against it from Node and the demo page in headless Chromium.
 export default defineConfig({
   test: {
+    reporters: ['default', './test/plainSummary.ts'],
     projects: [
       {
         test: {

@@ -58,8 +58,17 @@ async function openDemo(name: string): Promise<Page> {
   return page;
 }
 
+/** The editor's text without the widgets y-codemirror puts in it (remote carets and their names). */
 function editorText(page: Page): Promise<string> {
-  return page.locator('.cm-content').innerText();
+  return page.locator('.cm-content').evaluate((content) =>
+    [...content.querySelectorAll('.cm-line')]
+      .map((line) => {
+        const copy = line.cloneNode(true) as Element;
+        for (const widget of copy.querySelectorAll('.cm-ySelectionCaret, .cm-widgetBuffer')) widget.remove();
+        return copy.textContent ?? '';
+      })
+      .join('\n'),
+  );
 }
 
 async function typeAtEnd(page: Page, text: string): Promise<void> {
@@ -78,14 +87,20 @@ describe('the demo page', () => {
     await Promise.all([typeAtEnd(alice, aliceLine), typeAtEnd(bob, bobLine)]);
 
     let texts: [string, string] = ['', ''];
-    await waitFor(
-      'both editors to show the same text with both lines',
-      () => texts[0] === texts[1] && texts[0].includes(aliceLine.trim()) && texts[0].includes(bobLine.trim()),
-      20_000,
-      async () => {
-        texts = [await editorText(alice), await editorText(bob)];
-      },
-    );
+    try {
+      await waitFor(
+        'both editors to show the same text with both lines',
+        () => texts[0] === texts[1] && texts[0].includes(aliceLine.trim()) && texts[0].includes(bobLine.trim()),
+        20_000,
+        async () => {
+          texts = [await editorText(alice), await editorText(bob)];
+        },
+      );
+    } catch (error) {
+      await alice.screenshot({ path: join(ARTIFACTS, 'demo-alice-failed.png') });
+      await bob.screenshot({ path: join(ARTIFACTS, 'demo-bob-failed.png') });
+      throw new Error(`${String(error)}; ALICE sees ${JSON.stringify(texts[0])}, BOB sees ${JSON.stringify(texts[1])}`);
+    }
 
     // y-codemirror draws a remote caret with the other's name in .cm-ySelectionInfo.
     await alice.locator('.cm-ySelectionInfo', { hasText: 'BOB' }).waitFor({ state: 'attached', timeout: 10_000 });
@@ -95,6 +110,7 @@ describe('the demo page', () => {
 
     // Hovering a caret shows its name label, which makes the screenshot tell the story.
     await alice.locator('.cm-ySelectionCaret').first().hover();
+    await alice.waitForTimeout(500); // the label fades in
     await alice.screenshot({ path: join(ARTIFACTS, 'demo-alice.png') });
     await bob.screenshot({ path: join(ARTIFACTS, 'demo-bob.png') });
     expect(pageErrors).toEqual([]);

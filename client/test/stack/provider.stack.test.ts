@@ -4,11 +4,12 @@
  */
 
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { WebSocket } from 'ws';
+import { WebSocket } from 'ws';
+import * as Y from 'yjs';
 
-import type { ApiGatewayProvider, ConnectionStatus, ServerError } from '../../src/index.js';
+import { ApiGatewayProvider, type ConnectionStatus, type ServerError } from '../../src/index.js';
 import { Clients, dropConnection, sameText, synced, textName, waitFor } from './clients.js';
-import { editors, mintToken } from './tokens.js';
+import { editor, mintToken, viewer } from './tokens.js';
 
 const stack = inject('stack');
 const clients = new Clients(stack);
@@ -107,13 +108,12 @@ describe('against the local stack', () => {
   });
 
   it('asks for a fresh token on every connect, and recovers from an expired one', async () => {
-    const [user] = editors(stack);
-    if (user === undefined) throw new Error('the stack granted nobody');
+    const user = editor(stack);
     const issued: string[] = [];
     const a = clients.open({
       // The first token expired an hour ago: the upgrade is refused, the provider retries.
       getToken: () => {
-        const token = mintToken(stack.jwtSecret, user, issued.length === 0 ? -3_600 : 3_600);
+        const token = mintToken(stack, user, { expiresIn: issued.length === 0 ? -3_600 : 3_600 });
         issued.push(token);
         return token;
       },
@@ -128,11 +128,10 @@ describe('against the local stack', () => {
 
   it('reconnects with a fresh token when the server says token_expired', async () => {
     const name = textName('expiry');
-    const [user] = editors(stack);
-    if (user === undefined) throw new Error('the stack granted nobody');
+    const user = editor(stack);
     let calls = 0;
     // Valid for 2 s: accepted at connect, expired for the messages after that.
-    const a = clients.open({ getToken: () => mintToken(stack.jwtSecret, user, ++calls === 1 ? 2 : 3_600) });
+    const a = clients.open({ getToken: () => mintToken(stack, user, { expiresIn: ++calls === 1 ? 2 : 3_600 }) });
     const b = clients.open();
     const errors: ServerError[] = [];
     a.on('server-error', (error) => errors.push(error));
@@ -142,6 +141,43 @@ describe('against the local stack', () => {
     await waitFor('token_expired', () => errors.some((e) => e.code === 'token_expired'));
     await waitFor('the edit to arrive after the refresh', () => b.doc.getText(name).toString() === 'after expiry');
     expect(calls).toBeGreaterThanOrEqual(2);
+  });
+
+  it('stops with a forbidden error on a scene the user has no access to', async () => {
+    const user = editor(stack);
+    // Not tied to the demo scene, so the upgrade succeeds and the first message is refused.
+    const token = mintToken(stack, user, { without: ['sceneId'] });
+    const provider = new ApiGatewayProvider(stack.wsUrl, `no-access-${textName('scene')}`, new Y.Doc(), {
+      token,
+      WebSocketPolyfill: WebSocket,
+    });
+    const errors: string[] = [];
+    provider.on('connection-error', (error) => errors.push(error.code));
+    try {
+      await waitFor('the refusal', () => provider.status === 'error');
+      expect(errors).toContain('forbidden');
+      expect(provider.shouldConnect).toBe(false);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(provider.status).toBe('error');
+    } finally {
+      provider.destroy();
+    }
+  });
+
+  it.skipIf(viewer(stack) === undefined)("keeps a viewer's edits to itself and shows it the others'", async () => {
+    const name = textName('viewer');
+    const watcher = clients.open({ token: mintToken(stack, viewer(stack) ?? editor(stack)) });
+    const writer = clients.open();
+    const refusals: ServerError[] = [];
+    watcher.on('server-error', (error) => refusals.push(error));
+    await synced(watcher, writer);
+    expect(watcher.role).toBe('viewer');
+    writer.doc.getText(name).insert(0, 'FADE OUT.');
+    await waitFor('the viewer to see the edit', () => watcher.doc.getText(name).toString() === 'FADE OUT.');
+    watcher.doc.getText(name).insert(0, 'a critic scribbles ');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(writer.doc.getText(name).toString()).toBe('FADE OUT.');
+    expect(refusals).toEqual([]);
   });
 
   it('connects with the token as a subprotocol', async () => {
