@@ -32,8 +32,11 @@ def project_context(overrides: Mapping[str, Any] | None = None) -> dict[str, Any
     return context
 
 
-def build_stack(app: App, layer: layer_build.Layer | None = None) -> CollabStack:
-    """The stage's stack in `app`, with cdk-nag unless the `nag` context key is false."""
+def build_stack(
+    app: App, layer: layer_build.Layer | None = None, env: Environment | None = None
+) -> CollabStack:
+    """The stage's stack in `app`, with cdk-nag unless the `nag` context key is false.
+    `env` defaults to the CLI's account and region (CDK_DEFAULT_*)."""
     config = from_context(app.node.try_get_context)
     layer = layer or layer_build.build()
     stack = CollabStack(
@@ -42,9 +45,10 @@ def build_stack(app: App, layer: layer_build.Layer | None = None) -> CollabStack
         config=config,
         layer_dir=str(layer.path),
         layer_key=layer.key,
-        # The CLI's account and region when run by `cdk`; environment-agnostic otherwise
-        # (then the VPC spans two availability zones).
-        env=Environment(
+        # Without an account and region (run without the CLI) the stack is environment-
+        # agnostic: the VPC then spans two availability zones.
+        env=env
+        or Environment(
             account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
         ),
     )

@@ -7,7 +7,7 @@ is not acknowledged here, and writes cdk.out/validation-report.json.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, Stack, Token, Validations
 from constructs import IConstruct
 
 from infra.api import WebSocket
@@ -22,6 +22,19 @@ VPC_ACCESS_POLICY = (
 API_GATEWAY_LOGS_POLICY = (
     "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 )
+
+
+def _pseudo(value: str, name: str) -> str:
+    """How cdk-nag writes a pseudo parameter in a finding: the value when the stack's
+    environment fixes it (the CLI always sets a region), else <AWS::Name>."""
+    return f"<AWS::{name}>" if Token.is_unresolved(value) else value
+
+
+def _connections_arn(websocket: WebSocket) -> str:
+    stack = Stack.of(websocket)
+    region, account = _pseudo(stack.region, "Region"), _pseudo(stack.account, "AccountId")
+    api = f"<{websocket.api_logical_id}>"
+    return f"arn:<AWS::Partition>:execute-api:{region}:{account}:{api}/{websocket.stage.stage_name}/*/@connections/*"
 
 
 def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
@@ -68,8 +81,7 @@ def acknowledge_findings(
         if name in functions.manages_connections:
             acknowledge(
                 role,
-                f"IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
-                f"<{websocket.api_logical_id}>/{websocket.stage.stage_name}/*/@connections/*]",
+                f"IAM5[Resource::{_connections_arn(websocket)}]",
                 "Connection ids exist only at runtime; the grant is this API's own stage and its "
                 "@connections resource (post, get, delete), nothing else.",
             )

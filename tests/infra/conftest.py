@@ -1,0 +1,44 @@
+"""Synthesize the CDK app once per test session per configuration (synth takes seconds):
+`dev` is cdk.json's default stage, `variant` the options dev does not use (node-based
+cache, JWKS auth, provisioned concurrency, alarm e-mail, retained data).
+
+Each synthesis runs cdk-nag as the app does; a failed validation is recorded, not raised,
+so the template tests still run and the compliance test reports the findings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Before jsii starts: the CI's Node 20 is past its end of life for jsii, which says so loudly.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+from infratest import VARIANT, VARIANT_ENV, Synthesized, synthesize
+
+from layers import build as layer_build
+
+
+@pytest.fixture(scope="session")
+def layer() -> layer_build.Layer:
+    """The dependency layer, built once (and cached in layers/build/ across sessions)."""
+    return layer_build.build()
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory, layer: layer_build.Layer) -> Iterator[Synthesized]:
+    yield synthesize({}, tmp_path_factory.mktemp("cdk-dev"), layer)
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory, layer: layer_build.Layer) -> Iterator[Synthesized]:
+    yield synthesize(VARIANT, tmp_path_factory.mktemp("cdk-variant"), layer, VARIANT_ENV)
+
+
+@pytest.fixture(params=["dev", "variant"])
+def synthesized(request: pytest.FixtureRequest) -> Synthesized:
+    """Each synthesized configuration in turn."""
+    return request.getfixturevalue(request.param)
