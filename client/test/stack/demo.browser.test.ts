@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { waitFor } from './clients.js';
+import { dropConnection, waitFor } from './clients.js';
 
 const stack = inject('stack');
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -113,6 +113,23 @@ describe('the demo page', () => {
     await alice.waitForTimeout(500); // the label fades in
     await alice.screenshot({ path: join(ARTIFACTS, 'demo-alice.png') });
     await bob.screenshot({ path: join(ARTIFACTS, 'demo-bob.png') });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('reconnects by itself when the server drops the connection, and keeps editing', async () => {
+    const carol = await openDemo('CAROL');
+    const own = carol.locator('.participants li:has(.you)');
+    const first = await own.getAttribute('data-connection-id');
+    if (first === null) throw new Error('the participants list does not mark this window');
+    await dropConnection(stack, first);
+    await expect
+      .poll(async () => own.getAttribute('data-connection-id'), { timeout: 15_000 })
+      .not.toBe(first);
+    await carol.locator('[role="status"][aria-label^="Collaboration status: Synced"]').waitFor();
+    await typeAtEnd(carol, 'CAROL: Play it again.\n');
+    // A window opened afterwards loads the line from the server.
+    const dave = await openDemo('DAVE');
+    await expect.poll(() => editorText(dave), { timeout: 15_000 }).toContain('CAROL: Play it again.');
     expect(pageErrors).toEqual([]);
   });
 });
