@@ -20,6 +20,7 @@ import {
   type ConnectedMessage,
   type Participant,
   type Role,
+  type ServerErrorMessage,
   type ServerMessage,
 } from './framing.js';
 import { withJoined, withLeft } from './participants.js';
@@ -43,12 +44,7 @@ export interface ConnectionError {
 }
 
 /** An `error` message from the server (DESIGN §2), e.g. `invalid_update` or `too_large`. */
-export interface ServerError {
-  code: string;
-  message: string;
-  action?: string;
-  id?: string;
-}
+export type ServerError = Omit<ServerErrorMessage, 'type'>;
 
 export interface ApiGatewayProviderOptions {
   /** A fixed JWT. Prefer `getToken` for anything that lives longer than the token. */
@@ -425,9 +421,9 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     }
   }
 
-  private onServerError(error: ServerError): void {
+  private onServerError({ type: _type, ...error }: ServerErrorMessage): void {
     const { code, message } = error;
-    this.emit('server-error', [{ ...error }, this]);
+    this.emit('server-error', [error, this]);
     const ws = this.ws;
     if (ws === null) return;
     if (code === 'forbidden' && !this.admitted) {

@@ -21,21 +21,18 @@ function b64(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('base64');
 }
 
-/** The server's SyncStep2 carrying `doc`'s whole state. */
-function serverStep2(doc: Y.Doc): { type: string; data: string } {
+/** A server `sync` message written by one of y-protocols' writers from `doc`. */
+function serverSync(write: (encoder: encoding.Encoder, doc: Y.Doc) => void, doc: Y.Doc) {
   const encoder = encoding.createEncoder();
   encoding.writeVarUint(encoder, 0);
-  syncProtocol.writeSyncStep2(encoder, doc);
+  write(encoder, doc);
   return { type: 'sync', data: b64(encoding.toUint8Array(encoder)) };
 }
 
+/** The server's SyncStep2 carrying `doc`'s whole state. */
+const serverStep2 = (doc: Y.Doc) => serverSync((encoder, d) => syncProtocol.writeSyncStep2(encoder, d), doc);
 /** The server's SyncStep1 (its state vector). */
-function serverStep1(doc: Y.Doc): { type: string; data: string } {
-  const encoder = encoding.createEncoder();
-  encoding.writeVarUint(encoder, 0);
-  syncProtocol.writeSyncStep1(encoder, doc);
-  return { type: 'sync', data: b64(encoding.toUint8Array(encoder)) };
-}
+const serverStep1 = (doc: Y.Doc) => serverSync(syncProtocol.writeSyncStep1, doc);
 
 function dataBytes(frame: Record<string, unknown>): number[] {
   return [...Buffer.from(String(frame['data']), 'base64')];
