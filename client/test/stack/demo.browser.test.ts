@@ -71,26 +71,34 @@ function editorText(page: Page): Promise<string> {
   );
 }
 
-async function typeAtEnd(page: Page, text: string): Promise<void> {
+async function typeAt(where: 'Home' | 'End', page: Page, text: string): Promise<void> {
   await page.locator('.cm-content').click();
-  await page.keyboard.press('ControlOrMeta+End');
+  await page.keyboard.press(`ControlOrMeta+${where}`);
   await page.keyboard.type(text, { delay: 15 });
 }
+
+const typeAtEnd = (page: Page, text: string) => typeAt('End', page, text);
 
 describe('the demo page', () => {
   it('lets two windows write the same scene and see each other', async () => {
     const alice = await openDemo('ALICE');
     const bob = await openDemo('BOB');
+    const heading = "INT. RICK'S CAFE - NIGHT\n";
     const aliceLine = "ALICE: Here's looking at you, kid.\n";
     const bobLine = "BOB: We'll always have Paris.\n";
 
-    await Promise.all([typeAtEnd(alice, aliceLine), typeAtEnd(bob, bobLine)]);
+    await typeAtEnd(alice, heading);
+    await expect.poll(() => editorText(bob)).toContain(heading.trim());
+    // Both type at once, at the two ends of the scene. (Typed at the same spot, concurrent
+    // keystrokes may interleave, as any CRDT lets them: both windows still agree.)
+    await Promise.all([typeAtEnd(alice, aliceLine), typeAt('Home', bob, bobLine)]);
 
+    const expected = `${bobLine}${heading}${aliceLine}`;
     let texts: [string, string] = ['', ''];
     try {
       await waitFor(
         'both editors to show the same text with both lines',
-        () => texts[0] === texts[1] && texts[0].includes(aliceLine.trim()) && texts[0].includes(bobLine.trim()),
+        () => texts[0] === expected && texts[1] === expected,
         20_000,
         async () => {
           texts = [await editorText(alice), await editorText(bob)];
