@@ -105,6 +105,7 @@ def test_invalid_tokens_fail_the_upgrade_with_401(scene: Scene) -> None:
     base = f"{scene.stack.ws_url}?sceneId={scene.scene_id}"
     assert rejected_status(base) == 401, "no token at all"
     assert rejected_status(base, subprotocols=["collab.v1", tokens["wrong secret"]]) == 401
+    assert rejected_status(base, subprotocols=["collab.v1"]) == 401, "collab.v1 without a token"
     # The same user with a good token gets in.
     with WsClient.open(scene.url(scene.token("oscar"))) as oscar:
         assert oscar.synced()["user"]["userId"] == "oscar"
@@ -189,6 +190,10 @@ def test_viewer_reads_and_presents_but_cannot_change(scene: Scene, open_client: 
     refused = vera.mark()
     vera.send("update", data=sync_step2_data(change))
     vera.wait_error("forbidden", after=refused, action="update")
+    refused = vera.mark()
+    text = json.dumps({"action": "update", "data": update_data(change)})
+    vera.send_json({"action": "chunk", "id": "v1", "seq": 0, "total": 1, "data": text})
+    vera.wait_error("forbidden", after=refused, action="update", id="v1")
     quiet = vera.mark()
     vera.send("update", data=sync_step2_data(b"\x00\x00"))
     vera.assert_nothing(error(), after=quiet, within=0.5)
@@ -226,13 +231,22 @@ def test_participants_join_once_per_connection_and_leave_on_close(scene: Scene, 
     for _ in range(2):  # periodic resyncs: a `connected` each time, no new announcement
         assert connection_ids(bob.synced()) == {alice.connection_id, bob.connection_id}
 
-    # A second connection of the same user is another participant.
+    # A second connection of the same user is another participant; its first syncs are
+    # sent at once (they run concurrently) and still announce it once.
     alice2 = open_client("alice")
-    assert connection_ids(alice2.synced()) == {alice.connection_id, bob.connection_id, alice2.connection_id}
-    assert alice2.connection_id is not None
+    for _ in range(3):
+        alice2.sync()
+    replies = alice2.wait_count(of_type("connected"), 3)
+    alice2.connection_id = replies[0]["connectionId"]
+    for reply in replies:
+        assert connection_ids(reply) == {alice.connection_id, bob.connection_id, alice2.connection_id}
     bob.wait_for(participant("participant-joined", alice2.connection_id))
     alice.wait_for(participant("participant-joined", alice2.connection_id))
-    alice2.synced()
+
+    # A connection that never syncs is never a member: no join, no leave.
+    lurker = open_client("lurker")
+    lurker.ping()
+    lurker.close()
 
     # Announcements precede the sync reply that follows them, and a pong follows both.
     alice.ping()
@@ -247,6 +261,12 @@ def test_participants_join_once_per_connection_and_leave_on_close(scene: Scene, 
     left = alice.wait_for(participant("participant-left", bob.connection_id))
     assert left["participant"] == {"connectionId": bob.connection_id, "userId": "bob", "userName": "Bob"}
     alice2.wait_for(participant("participant-left", bob.connection_id))
+
+    # (the lurker closed before bob did; give its $disconnect time to show any mistake)
+    def another_left(message: dict[str, Any]) -> bool:
+        return message.get("type") == "participant-left" and message != left
+
+    alice.assert_nothing(another_left, within=0.3)
     assert connection_row(scene, bob.connection_id) is None
     assert connection_ids(alice.synced()) == {alice.connection_id, alice2.connection_id}
 

@@ -9,6 +9,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pycrdt import Doc, Text, write_var_uint
@@ -50,7 +51,9 @@ def two_editors(open_client: Opener) -> tuple[WsClient, WsClient]:
     return alice, bob
 
 
-def refused(client: WsClient, frame: str | dict[str, object], code: str = "bad_request", **fields: object):
+def refused(
+    client: WsClient, frame: str | dict[str, object], code: str | None = "bad_request", **fields: object
+) -> dict[str, Any]:
     """Send one frame and wait for its error (one at a time: invocations run concurrently,
     so only a lone request's error can be told apart)."""
     mark = client.mark()
@@ -110,6 +113,7 @@ def test_bad_base64_gets_bad_request_naming_the_action(scene: Scene, open_client
         "extra padding": "AAICAAA==",
         "padding inside": "AA=CAAA=",
         "non-canonical padding bits": "AAICAAB=",
+        "non-ASCII": "AAIC\u00e9AA=",
     }
     for action in ("update", "sync", "awareness"):
         for what, data in variants.items():
@@ -151,6 +155,7 @@ def test_undecodable_updates_and_wrong_message_kinds_are_refused_and_not_stored(
         "update": [
             bytes([0, 2]) + write_var_uint(100) + b"x" * 10,  # length beyond the end
             bytes([0, 2]),  # no payload at all
+            bytes([0, 2]) + b"\xff" * 9,  # a length beyond any JavaScript integer
             protocol.update_message(real) + b"\x00",  # trailing bytes
             protocol.sync_step1(b"\x00"),  # a SyncStep1 is not an update
             protocol.awareness_message(b"\x00"),  # an awareness message is not an update
@@ -266,6 +271,7 @@ def test_chunks_out_of_order_duplicates_conflicts_floods_and_a_big_update(
         {**chunk("m5", 0, 1, "x"), "seq": "0"},  # seq not an integer
         {**chunk("m6", 0, 1, "x"), "total": 1.5},
         {**chunk("m7", 0, 1, "x"), "seq": True},
+        chunk("m8", 0, 1, "\ud83d"),  # a lone surrogate (a JS string cut inside a pair)
     ):
         refused(alice, bad, id=bad["id"], action="chunk")
         expected_errors += 1
@@ -287,9 +293,7 @@ def test_chunks_out_of_order_duplicates_conflicts_floods_and_a_big_update(
         alice.send_json(chunk(f"f{n}", 1, 2, ping[9:]))
     for n in (4, 5):  # refused ids stay refused, silently
         alice.send_json(chunk(f"f{n}", 1, 2, ping[9:]))
-    deadline = time.monotonic() + 10
-    while len(alice.find(of_type("pong"), after=mark)) < 4:
-        alice.wait_for(of_type("pong"), after=len(alice.messages), timeout=deadline - time.monotonic())
+    alice.wait_count(of_type("pong"), 4, after=mark)
 
     # Over the limit at once (more chunks than the assembler accepts): too_large exactly
     # once for the id, however many of its chunks follow.
@@ -329,6 +333,33 @@ def test_chunks_out_of_order_duplicates_conflicts_floods_and_a_big_update(
     assert len(errors) == expected_errors, errors
     for update in (first, second, third, big):
         assert len(bob_got(update)) == 1
+    assert_scene_usable(open_client, alice, bob)
+
+
+# -------------------------------------------------------------------- deeply nested JSON
+
+NESTED = "[" * 14_000 + "]" * 14_000  # valid JSON, deeper than Python's recursion limit
+
+
+def test_deeply_nested_json_in_a_chunk_is_a_bad_request(scene: Scene, open_client: Opener) -> None:
+    """Reassembled text the server cannot parse is the client's fault: `bad_request`, not
+    `internal` (json.loads raises RecursionError, which parse_frame does not catch)."""
+    alice, bob = two_editors(open_client)
+    nested_update = '{"action": "update", "data": ' + NESTED + "}"
+    for n, text in enumerate((NESTED, nested_update)):
+        answer = refused(alice, chunk(f"deep{n}", 0, 1, text), code=None, id=f"deep{n}")
+        assert answer["code"] == "bad_request", answer
+    assert_scene_usable(open_client, alice, bob)
+
+
+def test_deeply_nested_json_frame_is_answered(scene: Scene, open_client: Opener) -> None:
+    """The same text as one frame: it must reach a handler ($default) and be answered.
+    The emulator's route selection raises RecursionError and drops the frame silently."""
+    alice, bob = two_editors(open_client)
+    mark = alice.mark()
+    alice.send_text(NESTED)
+    answer = alice.wait_for(error(), after=mark, timeout=3)
+    assert answer["code"] == "bad_request", answer
     assert_scene_usable(open_client, alice, bob)
 
 

@@ -272,7 +272,22 @@ class WsClient:
             f"{_brief(self.messages[after:])}{' (closed)' if self._closed else ''}"
         )
 
-    def wait_error(self, code: str, after: int = 0, timeout: float = 10.0, **fields: Any) -> Message:
+    def wait_count(
+        self, predicate: Predicate, count: int, after: int = 0, timeout: float = 10.0
+    ) -> list[Message]:
+        """Wait until `count` messages at or after `after` match; all the matching ones."""
+        deadline = time.monotonic() + timeout
+        while len(found := self.find(predicate, after)) < count:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0 or not self._receive(remaining):
+                    break
+            except Closed:
+                break
+        assert len(found) >= count, f"{self!r}: {len(found)} of {count} within {timeout}s: {_brief(found)}"
+        return found
+
+    def wait_error(self, code: str | None, after: int = 0, timeout: float = 10.0, **fields: Any) -> Message:
         return self.wait_for(error(code, **fields), after=after, timeout=timeout)
 
     def assert_nothing(self, predicate: Predicate, after: int = 0, within: float = 0.5) -> None:
