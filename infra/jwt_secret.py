@@ -37,10 +37,11 @@ class JwtSecret(Construct):
         elif config.jwtSecretArn:
             self.secret_arn = config.jwtSecretArn
         else:
+            # No fixed name: a deleted secret keeps its name for its recovery window, which
+            # would block redeploying the stage.
             self.generated = secretsmanager.Secret(
                 self,
                 "Generated",
-                secret_name=f"{config.prefix}/jwt-secret",
                 description=f"{config.prefix}: HS256 key the authorizer verifies tokens with",
                 generate_secret_string=secretsmanager.SecretStringGenerator(
                     password_length=64, exclude_punctuation=True

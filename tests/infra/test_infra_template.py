@@ -4,11 +4,13 @@ encrypted, with the functions that need the cache in the VPC and the others outs
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aws_cdk.assertions import Template
 from infratest import Synthesized, refs
 
+from infra import FUNCTIONS_DIR, ROOT
 from infra.functions import NEEDS
 from infra.specs import load_routes, load_tables
 
@@ -112,8 +114,6 @@ def test_functions_are_those_of_routes_json_on_python_313_arm64_with_the_layer(
 
 
 def test_handlers_exist_relative_to_the_code_asset_root() -> None:
-    from infra import FUNCTIONS_DIR
-
     for spec in ROUTES.functions.values():
         module, _, function = spec.handler.rpartition(".")
         path = FUNCTIONS_DIR / (module.replace(".", "/") + ".py")
@@ -365,3 +365,15 @@ def test_variant_options(variant: Synthesized) -> None:
     assert not variant.of_type("AWS::SecretsManager::Secret")
     alarms = variant.of_type("AWS::CloudWatch::Alarm").values()
     assert all(a["Properties"]["AlarmActions"] for a in alarms)
+
+
+def test_the_function_ids_in_the_sam_instructions_exist(dev: Synthesized) -> None:
+    """docs/deploy.md names template logical ids for `sam local invoke`; they must exist."""
+    documented = set(
+        re.findall(r"\bFunctions[A-Z][a-z]+[0-9A-F]{8}\b", (ROOT / "docs" / "deploy.md").read_text())
+    )
+    assert documented
+    functions = set(dev.of_type("AWS::Lambda::Function"))
+    assert documented <= functions
+    for name in ROUTES.functions:
+        assert f"Functions{name.capitalize()}" in dev.function_id(name)
