@@ -23,7 +23,7 @@ import {
   type ServerErrorMessage,
   type ServerMessage,
 } from './framing.js';
-import { withJoined, withLeft } from './participants.js';
+import { ParticipantRoster } from './participants.js';
 import { applyAwarenessData, applySyncData, awarenessData, SYNC_STEP2, syncStep1Data, updateData } from './payloads.js';
 import {
   defaultWebSocket,
@@ -119,7 +119,9 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   connectionId: string | null = null;
   user: ConnectedMessage['user'] | null = null;
   /** Everyone in the scene, this connection included, as the server announces them. */
-  participants: readonly Participant[] = [];
+  get participants(): readonly Participant[] {
+    return this.roster.participants;
+  }
 
   private _synced = false;
   private destroyed = false;
@@ -134,6 +136,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private intervals: ReturnType<typeof setInterval>[] = [];
   private readonly reassembler = new ChunkReassembler();
+  private readonly roster = new ParticipantRoster();
   private readonly ownsAwareness: boolean;
   private readonly WebSocketImpl: WebSocketConstructor;
   private readonly tokenSource: () => Promise<string>;
@@ -301,7 +304,9 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     // next sync brings back the current ones.
     const remote = [...this.awareness.getStates().keys()].filter((client) => client !== this.doc.clientID);
     awarenessProtocol.removeAwarenessStates(this.awareness, remote, this);
-    this.setParticipants([]);
+    const hadParticipants = this.roster.participants.length > 0;
+    this.roster.clear();
+    if (hadParticipants) this.emitParticipants();
     this.synced = false;
     this.emit('connection-close', [event, this]);
     this.setStatus(this.refusal === null ? 'offline' : 'error');
@@ -405,13 +410,16 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
         this.role = message.role;
         this.connectionId = message.connectionId;
         this.user = message.user;
-        this.setParticipants(message.participants);
+        this.roster.replace(message.participants);
+        this.emitParticipants();
         return;
       case 'participant-joined':
-        this.setParticipants(withJoined(this.participants, message.participant));
+        this.roster.join(message.participant);
+        this.emitParticipants();
         return;
       case 'participant-left':
-        this.setParticipants(withLeft(this.participants, message.participant));
+        this.roster.leave(message.participant);
+        this.emitParticipants();
         return;
       case 'pong':
         return;
@@ -485,10 +493,8 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.emit('status', [{ status }]);
   }
 
-  private setParticipants(participants: readonly Participant[]): void {
-    if (participants.length === 0 && this.participants.length === 0) return;
-    this.participants = participants;
-    this.emit('participants', [participants, this]);
+  private emitParticipants(): void {
+    this.emit('participants', [this.roster.participants, this]);
   }
 }
 
