@@ -86,7 +86,7 @@ class RouteTable:
         value: Any
         try:
             value = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             value = None
         for part in self.selection_path:
             value = value.get(part) if isinstance(value, dict) else None

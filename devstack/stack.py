@@ -1,0 +1,179 @@
+"""The local stack of `make dev` and of the end-to-end tests: moto (DynamoDB and friends),
+Redis, the tables of functions/tables.json, and the emulator serving functions/routes.json
+with the real handlers, all wired through the handlers' environment."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from types import TracebackType
+
+from devstack import services
+from emulator import Emulator, EmulatorConfig, run_in_thread
+
+# collab.settings names every variable; the handlers' code dir is not on sys.path here.
+if str(services.FUNCTIONS_DIR) not in sys.path:
+    sys.path.append(str(services.FUNCTIONS_DIR))
+from collab import settings
+
+DEFAULT_PORT = 8787
+TABLE_PREFIX = "collab-local"
+ROUTES_FILE = services.FUNCTIONS_DIR / "routes.json"
+
+ReadyHook = Callable[["LocalStack"], dict[str, str]]
+
+
+class LocalStack:
+    """Start with `with LocalStack() as stack:`; everything stops on exit, also on errors
+    half-way through start-up.
+
+    `port`: the emulator's port; taken if free, else a free one (0: always a free one).
+    `extra_env`: added to (and overriding) the handlers' environment.
+    `on_ready`: called once everything runs; the key/values they return are printed by
+    `python -m devstack` and kept in `ready_info`.
+    `seed_demo`: also run the hooks of devstack/demo.py (its ON_READY list), if it exists.
+    """
+
+    def __init__(
+        self,
+        port: int = DEFAULT_PORT,
+        *,
+        host: str = "127.0.0.1",
+        stage: str = "local",
+        extra_env: Mapping[str, str] | None = None,
+        on_ready: list[ReadyHook] | None = None,
+        seed_demo: bool = True,
+        redis_cluster: bool = False,
+        max_environments: int = 4,
+    ) -> None:
+        self.requested_port = port
+        self.host = host
+        self.stage = stage
+        self.extra_env = dict(extra_env or {})
+        self.on_ready: list[ReadyHook] = list(on_ready or [])
+        if seed_demo:
+            self.on_ready += demo_hooks()
+        self.redis_cluster = redis_cluster
+        self.max_environments = max_environments
+        self.jwt_secret = secrets.token_urlsafe(48)  # a fresh development secret per run
+        self.env: dict[str, str] = {}
+        self.ready_info: dict[str, str] = {}
+        self.moto_url = ""
+        self.redis_url = ""
+        self.emulator: Emulator | None = None
+        self._resources = ExitStack()
+
+    @property
+    def ws_url(self) -> str:
+        assert self.emulator is not None, "the stack is not running"
+        return self.emulator.ws_url
+
+    @property
+    def management_url(self) -> str:
+        assert self.emulator is not None, "the stack is not running"
+        return self.emulator.management_url
+
+    def start(self) -> LocalStack:
+        try:
+            moto = services.start_moto()
+            self._resources.callback(moto.stop)
+            self.moto_url = moto.url
+            self.redis_url, cluster = self._start_redis()
+            tables = services.create_tables(self.moto_url, prefix=TABLE_PREFIX)
+            # The port first: handlers need MANAGEMENT_ENDPOINT before any worker starts.
+            port = pick_port(self.host, self.requested_port)
+            self.env = {
+                **services.aws_endpoint_env(self.moto_url),
+                **tables,
+                settings.REDIS_URL: self.redis_url,
+                settings.REDIS_CLUSTER: "true" if cluster else "false",
+                settings.MANAGEMENT_ENDPOINT: f"http://{self.host}:{port}/{self.stage}",
+                settings.AUTH_MODE: "hs256",
+                settings.JWT_SECRET: self.jwt_secret,
+                "POWERTOOLS_SERVICE_NAME": "collab",
+                "POWERTOOLS_METRICS_NAMESPACE": "Collab",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                **self.extra_env,
+            }
+            config = EmulatorConfig(
+                routes_file=ROUTES_FILE,
+                code_dir=services.FUNCTIONS_DIR,
+                stage=self.stage,
+                port=port,
+                host=self.host,
+                env=self.env,
+                max_environments=self.max_environments,
+            )
+            self.emulator = self._resources.enter_context(run_in_thread(config))
+            for hook in self.on_ready:
+                self.ready_info.update(hook(self))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_redis(self) -> tuple[str, bool]:
+        url = os.environ.get(settings.REDIS_URL, "")
+        if url:
+            cluster = os.environ.get(settings.REDIS_CLUSTER, "").strip().lower() in {"1", "true", "yes"}
+            return url, cluster
+        if services.redis_server_binary() is not None:
+            service = services.start_redis(cluster=self.redis_cluster)
+            self._resources.callback(service.stop)
+            return service.url, self.redis_cluster
+        print(
+            "WARNING: redis-server is not installed; using an in-process fakeredis server "
+            "(install redis-server, or set REDIS_URL, for a real Redis)",
+            file=sys.stderr,
+            flush=True,
+        )
+        service = services.start_fake_redis()
+        self._resources.callback(service.stop)
+        return service.url, False
+
+    def add_cleanup(self, callback: Callable[[], object]) -> None:
+        """Have `callback` run when the stack stops (hooks that start something use this)."""
+        self._resources.callback(callback)
+
+    def stop(self) -> None:
+        """Stop everything started, newest first; safe to call twice."""
+        self.emulator = None
+        self._resources.close()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def pick_port(host: str, wanted: int) -> int:
+    """`wanted` if it can be bound now, else a free port (0 always means a free one)."""
+    if wanted:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the server will: a port in TIME_WAIT from a previous run is still usable.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, wanted))
+                return wanted
+            except OSError:
+                pass
+    return services.free_port()
+
+
+def demo_hooks() -> list[ReadyHook]:
+    """The ON_READY hooks of devstack/demo.py (the demo scene, its token, the demo page)."""
+    try:
+        demo = importlib.import_module("devstack.demo")
+    except ModuleNotFoundError as missing:
+        if missing.name != "devstack.demo":
+            raise
+        return []
+    return list(getattr(demo, "ON_READY", []))
