@@ -36,7 +36,7 @@ def parse_frame(body: str | bytes | None) -> dict[str, Any]:
         raise BadRequest("empty message: expected a JSON object with an 'action'")
     try:
         frame = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         raise BadRequest("message is not valid JSON") from None
     if not isinstance(frame, dict):
         raise BadRequest("message must be a JSON object with an 'action'")

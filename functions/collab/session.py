@@ -30,12 +30,20 @@ def handle_message(rt: Runtime, caller: Caller, body: str | None) -> None:
     action: str | None = None
     chunk_id: str | None = None
     try:
+        frame: dict[str, Any] = {}
+        unreadable: BadRequest | None = None
+        try:
+            frame = protocol.parse_frame(body)
+        except BadRequest as error:
+            unreadable = error
+        action = frame.get("action") if isinstance(frame.get("action"), str) else None
+        # Expiry and access come first, but their errors still name the action they answer.
         if caller.token_expired():
             raise TokenExpired("the token has expired; reconnect with a fresh one")
         if not caller.role:
             raise NoAccess(f"no access to scene {caller.scene_id}")
-        frame = protocol.parse_frame(body)
-        action = frame.get("action") if isinstance(frame.get("action"), str) else None
+        if unreadable is not None:
+            raise unreadable
         if action == "chunk":
             chunk_id = frame.get("id") if isinstance(frame.get("id"), str) else None
             # The assembler checks the fields' types itself (bad_request on any mismatch).

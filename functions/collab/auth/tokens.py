@@ -8,6 +8,7 @@ configured leeway.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,13 @@ class TokenVerifier:
             )
         except jwt.InvalidTokenError as error:
             raise InvalidToken(str(error)) from error
-        return identity_from_claims(claims)
+        identity = identity_from_claims(claims)
+        # The leeway forgives clock skew on iat/nbf (a token minted "in the future"), not an
+        # expiry: a token past exp by our clock would be refused on its first message anyway
+        # (the message handlers check exp strictly), so it is not admitted either.
+        if identity.expires_at <= time.time():
+            raise InvalidToken("token has expired")
+        return identity
 
     def _rsa_key(self, header: dict[str, Any]) -> Any:
         kid = header.get("kid")

@@ -17,6 +17,13 @@ const fromB64 = (text) => new Uint8Array(Buffer.from(text, 'base64'))
 
 let chunkCounter = 0
 
+/** An encoder that already holds the y-protocols message type `sync` (0). */
+const syncEncoder = () => {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, 0)
+  return encoder
+}
+
 /** Split a message's JSON text into chunk frames of at most `limit` bytes each. */
 export function chunkFrames (text, limit = CLIENT_FRAME_LIMIT) {
   if (Buffer.byteLength(text) <= limit) return [text]
@@ -85,13 +92,13 @@ export class TestClient {
   send (message) { this.sendRaw(JSON.stringify(message)) }
 
   sendSync () {
-    const encoder = encoding.createEncoder()
+    const encoder = syncEncoder()
     syncProtocol.writeSyncStep1(encoder, this.doc)
     this.send({ action: 'sync', data: toB64(encoding.toUint8Array(encoder)) })
   }
 
   sendUpdate (update) {
-    const encoder = encoding.createEncoder()
+    const encoder = syncEncoder()
     syncProtocol.writeUpdate(encoder, update)
     this.send({ action: 'update', data: toB64(encoding.toUint8Array(encoder)) })
   }
@@ -118,7 +125,7 @@ export class TestClient {
     if (message.type === 'sync' || message.type === 'update') {
       const decoder = decoding.createDecoder(fromB64(message.data))
       decoding.readVarUint(decoder) // message type: sync
-      const encoder = encoding.createEncoder()
+      const encoder = syncEncoder()
       const kind = syncProtocol.readSyncMessage(decoder, encoder, this.doc, SERVER)
       if (kind === syncProtocol.messageYjsSyncStep1) {
         // The server's SyncStep1: answer with what it lacks (offline edits).
