@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -53,10 +53,17 @@ class Gateway:
             return _status_response(403)
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return web.Response(status=426, text="Upgrade Required")
+        source_ip = request.remote or "127.0.0.1"
+        # API Gateway adds these before the request reaches any integration.
+        forwarded = [
+            ("X-Forwarded-For", source_ip),
+            ("X-Forwarded-Port", str(_local_port(request))),
+            ("X-Forwarded-Proto", request.scheme),
+        ]
         hs = events.Handshake(
-            headers=list(request.headers.items()),
+            headers=[*request.headers.items(), *forwarded],
             query=list(request.query.items()),
-            source_ip=request.remote or "127.0.0.1",
+            source_ip=source_ip,
             user_agent=request.headers.get("User-Agent", ""),
             domain_name=request.host,
         )
@@ -92,12 +99,14 @@ class Gateway:
                 event="authorizer", connectionId=conn.id, status="missing_identity_source", statusCode=401
             )
             return _status_response(401)
-        outcome = await self.lambdas.invoke(self.table.authorizer, events.authorizer_event(self.api, hs))
+        event = events.authorizer_event(self.api, hs)
+        outcome = await self.lambdas.invoke(self.table.authorizer, event)
         decision = decide(outcome, self.api.method_arn("$connect"))
         _log_invocation(
             "$connect",
             conn,
             self.table.authorizer,
+            event,
             outcome,
             kind="authorizer",
             statusCode=decision.status,
@@ -115,7 +124,7 @@ class Gateway:
         event = events.connect_event(self.api, conn.handshake, conn.authorizer)
         outcome = await self.lambdas.invoke(fn.name, event)
         status, headers, body = _connect_result(outcome)
-        _log_invocation("$connect", conn, fn.name, outcome, statusCode=status)
+        _log_invocation("$connect", conn, fn.name, event, outcome, statusCode=status)
         if not 200 <= status < 300:
             return web.Response(status=status, text=body or _STATUS_TEXT.get(status, "")), None
         return None, headers.get("sec-websocket-protocol")
@@ -170,12 +179,12 @@ class Gateway:
         fn = None if route_key is None else self.table.function_for(route_key)
         if route_key is None or fn is None:
             request_id = gateway_id()
-            log_json(event="route", connectionId=conn.id, requestId=request_id, status="no_route")
+            log_json(event="route", connectionId=conn.id, gatewayRequestId=request_id, status="no_route")
             await conn.send(_gateway_message("Forbidden", conn.id, request_id))
             return
         event = events.message_event(self.api, conn.handshake, conn.authorizer, route_key, body)
         outcome = await self.lambdas.invoke(fn.name, event)
-        _log_invocation(route_key, conn, fn.name, outcome)
+        _log_invocation(route_key, conn, fn.name, event, outcome)
         # A message route's return value goes back to the client only through a route
         # response, which this API does not configure: it is ignored, as on AWS.
         if not outcome.ok:
@@ -188,7 +197,7 @@ class Gateway:
             return
         event = events.disconnect_event(self.api, conn.handshake, conn.authorizer, code, reason)
         outcome = await self.lambdas.invoke(fn.name, event)
-        _log_invocation("$disconnect", conn, fn.name, outcome, disconnectStatusCode=code)
+        _log_invocation("$disconnect", conn, fn.name, event, outcome, disconnectStatusCode=code)
 
     def close_later(self, conn: Connection, code: int, reason: str) -> None:
         if conn.begin_close(code, reason):
@@ -201,17 +210,24 @@ class Gateway:
 
     async def shutdown(self, grace: float = 5.0) -> None:
         """Close every connection (each gets its $disconnect) and wait for invocations."""
+        deadline = time.monotonic() + grace
         closing = [
             conn.close(CLOSE_GOING_AWAY, "Going away") for conn in self.registry if conn.ws is not None
         ]
         await asyncio.gather(*closing, return_exceptions=True)
-        # Connection handlers spawn $disconnect as they end; give them a turn to do so.
-        await asyncio.sleep(0.05)
+        # Each connection leaves the registry as its handler ends and spawns $disconnect.
+        while any(True for _ in self.registry) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         pending = set(self._tasks)
         if pending:
-            _, still = await asyncio.wait(pending, timeout=grace)
+            _, still = await asyncio.wait(pending, timeout=max(0.1, deadline - time.monotonic()))
             for task in still:
                 task.cancel()
+
+
+def _local_port(request: web.Request) -> int:
+    sockname = request.get_extra_info("sockname")
+    return int(sockname[1]) if sockname else 0
 
 
 def _connect_result(outcome: Outcome) -> tuple[int, dict[str, str], str]:
@@ -255,14 +271,19 @@ def _gateway_message(message: str, connection_id: str, request_id: str) -> str:
     return json.dumps({"message": message, "connectionId": connection_id, "requestId": request_id})
 
 
-def _log_invocation(route: str, conn: Connection, function: str, outcome: Outcome, **extra: Any) -> None:
+def _log_invocation(
+    route: str, conn: Connection, function: str, event: Mapping[str, Any], outcome: Outcome, **extra: Any
+) -> None:
+    """One line per invocation. awsRequestId is the handler's context.aws_request_id (what
+    its own log lines carry); gatewayRequestId is the one API Gateway error messages show."""
     error = outcome.error or {}
     log_json(
         event="invocation",
         route=route,
         connectionId=conn.id,
         function=function,
-        requestId=outcome.request_id,
+        awsRequestId=outcome.request_id,
+        gatewayRequestId=event["requestContext"]["requestId"],
         status=outcome.status,
         duration_ms=round(outcome.duration_ms, 1),
         environment=outcome.environment,

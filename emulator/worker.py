@@ -72,7 +72,6 @@ def lambda_variables(spec: WorkerSpec) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(spec.timeout)),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": lambda_log_stream(spec),
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",

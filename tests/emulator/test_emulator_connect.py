@@ -51,6 +51,8 @@ def test_connect_event_is_shaped_like_api_gateways(emulator: Emulator, record_di
     assert event["multiValueQueryStringParameters"]["x"] == ["1", "2"]
     assert event["headers"]["Host"] == f"127.0.0.1:{emulator.port}"
     assert event["multiValueHeaders"]["Host"] == [f"127.0.0.1:{emulator.port}"]
+    assert event["headers"]["X-Forwarded-For"] == "127.0.0.1"
+    assert event["headers"]["X-Forwarded-Port"] == str(emulator.port)
     assert event["isBase64Encoded"] is False
     assert recorded["function_name"] == "connect"
     assert 0 < recorded["remaining_ms"] <= 29_000

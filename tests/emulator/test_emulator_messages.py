@@ -108,4 +108,4 @@ def test_one_log_line_per_invocation_and_handler_output_pass_through(
     assert echo[0]["function"] == "fallback"
     assert echo[0]["status"] == "ok"
     assert echo[0]["cold_start"] is True
-    assert {"connectionId", "duration_ms", "environment", "requestId"} <= set(echo[0])
+    assert {"connectionId", "duration_ms", "environment", "awsRequestId", "gatewayRequestId"} <= set(echo[0])
