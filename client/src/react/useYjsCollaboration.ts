@@ -69,6 +69,7 @@ export function useYjsCollaboration(options: UseYjsCollaborationOptions): UseYjs
 
   const [sceneDoc, setSceneDoc] = useState<SceneDoc | null>(null);
   const [provider, setProvider] = useState<ApiGatewayProvider | null>(null);
+  const providerRef = useRef<ApiGatewayProvider | null>(null);
   const [syncStatus, setSyncStatus] = useState<ConnectionStatus>('offline');
   const [connectionError, setConnectionError] = useState<ConnectionError | null>(null);
   const [participants, setParticipants] = useState<readonly Participant[]>([]);
@@ -78,6 +79,9 @@ export function useYjsCollaboration(options: UseYjsCollaborationOptions): UseYjs
     const doc = new Y.Doc();
     setSceneDoc({ sceneId, doc });
     return () => {
+      // The provider's own cleanup would run a render later (its deps change only once
+      // sceneDoc does): end it now, while its doc is still alive.
+      if (providerRef.current?.doc === doc) providerRef.current.destroy();
       setSceneDoc(null);
       doc.destroy();
     };
@@ -109,9 +113,11 @@ export function useYjsCollaboration(options: UseYjsCollaborationOptions): UseYjs
     instance.on('status', onStatus);
     instance.on('connection-error', onConnectionError);
     instance.on('participants', onParticipants);
+    providerRef.current = instance;
     setProvider(instance);
     instance.connect();
     return () => {
+      if (providerRef.current === instance) providerRef.current = null;
       instance.destroy();
       setProvider(null);
       setSyncStatus('offline');
