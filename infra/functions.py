@@ -1,16 +1,7 @@
 """One Lambda function per entry of routes.json "functions", with the dependency layer,
-Powertools settings, X-Ray, and the grants each one needs and no more.
-
-What a function touches is declared in NEEDS below, by the function's name in routes.json;
-a function routes.json gains without an entry here fails the synth, so its access is a
-decision, not a default.
-"""
+Powertools settings, X-Ray, and the grants each one needs (infra/needs.py) and no more."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
 
 from aws_cdk import AssetHashType, Duration
 from aws_cdk import aws_apigatewayv2 as apigwv2
@@ -24,6 +15,7 @@ from infra import FUNCTIONS_DIR
 from infra.cache import Cache
 from infra.config import StageConfig
 from infra.jwt_secret import JwtSecret
+from infra.needs import BLOB_BUCKET_ACTIONS, BLOB_OBJECT_ACTIONS, NEEDS, TABLE_READ, TABLE_WRITE, Needs
 from infra.network import Network
 from infra.removal import removal_policy, retention
 from infra.specs import FunctionSpec, RouteTable
@@ -31,44 +23,6 @@ from infra.storage import BLOB_PREFIX, Storage
 
 METRICS_NAMESPACE = "Collab"
 LAYER_COMPATIBLE_RUNTIME = lambda_.Runtime.PYTHON_3_13
-
-TABLE_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
-TABLE_WRITE = (
-    *TABLE_READ,
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
-)
-
-
-@dataclass(frozen=True)
-class Needs:
-    """What one function's code calls, besides logs and traces."""
-
-    # Table (tables.json name) -> access level.
-    tables: Mapping[str, Literal["read", "write"]] = field(default_factory=dict)
-    # Verifies tokens: the auth settings and read access to the JWT secret.
-    verifies_tokens: bool = False
-    # Reads, writes and deletes large payloads in the bucket.
-    blobs: bool = False
-    # Posts to, reads and closes connections of this API's stage.
-    manages_connections: bool = False
-
-
-NEEDS: dict[str, Needs] = {
-    # collab.auth: verifies the token, reads the caller's role (collab.access.get_role).
-    "authorizer": Needs(tables={"access": "read"}, verifies_tokens=True),
-    # collab.auth.handshake: answers the upgrade; touches nothing.
-    "connect": Needs(),
-    # collab.session.on_disconnect: leaves the room, tells the others.
-    "disconnect": Needs(tables={"connections": "write"}, manages_connections=True),
-    # collab.session.handle_message: rooms, the durable log and snapshots, fan-out.
-    "messages": Needs(
-        tables={"connections": "write", "documents": "write"}, blobs=True, manages_connections=True
-    ),
-}
 
 
 class Functions(Construct):
@@ -89,7 +43,7 @@ class Functions(Construct):
         super().__init__(scope, construct_id)
         missing = sorted(set(routes.functions) - set(NEEDS))
         if missing:
-            raise ValueError(f"routes.json functions {missing} have no entry in infra/functions.py NEEDS")
+            raise ValueError(f"routes.json functions {missing} have no entry in infra/needs.py NEEDS")
         self.config = config
         self.layer = lambda_.LayerVersion(
             self,
@@ -207,14 +161,11 @@ class Functions(Construct):
             bucket = storage.bucket
             function.add_to_role_policy(
                 iam.PolicyStatement(
-                    actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                    resources=[bucket.arn_for_objects(f"{BLOB_PREFIX}*")],
+                    actions=list(BLOB_OBJECT_ACTIONS), resources=[bucket.arn_for_objects(f"{BLOB_PREFIX}*")]
                 )
             )
-            # Without ListBucket a missing object reads as 403 instead of 404 (NoSuchKey),
-            # which collab.blobs turns into BlobMissing.
             function.add_to_role_policy(
-                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+                iam.PolicyStatement(actions=list(BLOB_BUCKET_ACTIONS), resources=[bucket.bucket_arn])
             )
         if needs.verifies_tokens:
             jwt_secret.grant_read(function)

@@ -22,7 +22,8 @@ from urllib.parse import unquote
 import boto3
 import pytest
 
-from infra.specs import load_routes
+from infra.needs import MANAGE_CONNECTIONS, allowed
+from infra.specs import load_routes, load_tables
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 EVENTS_SECRET = "sam-local-events-hs256-secret-not-for-production"
@@ -95,15 +96,63 @@ def management() -> Iterator[RecordingManagementApi]:
     server.server_close()
 
 
+class Handlers:
+    """The entry points of routes.json, and every AWS call each one made (as its IAM action
+    and, for DynamoDB, the tables.json table), to hold against infra/needs.py."""
+
+    def __init__(self, functions: dict[str, Any], tables: dict[str, str]) -> None:
+        self.functions = functions
+        self.calls: set[tuple[str, str, str | None]] = set()
+        self._current = ""
+        self._tables = tables  # physical name -> tables.json name
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        self._current = function
+        try:
+            return self.functions[function](copy.deepcopy(event), FakeContext(f"collab-dev-{function}"))
+        finally:
+            self._current = ""
+
+    def record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        """botocore's before-parameter-build hook: sees each call's own parameters."""
+        if not self._current:
+            return  # the test's own reads
+        service, operation = model.service_model.service_name, model.name
+        if service == "dynamodb":
+            names = [params["TableName"]] if "TableName" in params else list(params.get("RequestItems", {}))
+            for name in names:
+                self.calls.add((self._current, f"dynamodb:{operation}", self._tables[name]))
+            return
+        if service == "apigatewaymanagementapi":
+            action = MANAGE_CONNECTIONS
+        elif service == "s3":
+            action = S3_ACTIONS.get(operation, f"s3:{operation}")
+        else:
+            action = f"{service}:{operation}"
+        self.calls.add((self._current, action, None))
+
+    def assert_within_grants(self) -> None:
+        beyond = {(f, action, table) for f, action, table in self.calls if (action, table) not in allowed(f)}
+        assert not beyond, f"calls the stack grants no permission for: {sorted(beyond, key=str)}"
+
+
+# S3 operations whose IAM action has another name.
+S3_ACTIONS = {
+    "DeleteObjects": "s3:DeleteObject",
+    "HeadObject": "s3:GetObject",
+    "ListObjectsV2": "s3:ListBucket",
+}
+
+
 @pytest.fixture
 def handlers(
     aws_tables: dict[str, str],
     redis_standalone: str,
     management: RecordingManagementApi,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[dict[str, Any]]:
-    """The entry points of routes.json, configured as the stack configures them (hs256,
-    a standalone Redis instead of the cluster), with fresh per-environment state."""
+) -> Iterator[Handlers]:
+    """The entry points, configured as the stack configures them (hs256, a standalone
+    Redis instead of the cluster), with fresh per-environment state and clients."""
     env = {
         **aws_tables,
         "REDIS_URL": redis_standalone,
@@ -130,18 +179,24 @@ def handlers(
             TableName=aws_tables["ACCESS_TABLE"],
             Item={"sceneId": {"S": "demo-scene"}, "userId": {"S": user}, "role": {"S": "editor"}},
         )
-    yield {
-        "authorizer": authorizer.lambda_handler,
-        "connect": connect.lambda_handler,
-        "disconnect": disconnect.lambda_handler,
-        "messages": messages.lambda_handler,
-    }
+    # The clients the handlers build from here on come from this session, which records.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+    physical = {aws_tables[spec.env]: name for name, spec in load_tables().items()}
+    recorder = Handlers(
+        {
+            "authorizer": authorizer.lambda_handler,
+            "connect": connect.lambda_handler,
+            "disconnect": disconnect.lambda_handler,
+            "messages": messages.lambda_handler,
+        },
+        physical,
+    )
+    boto3.DEFAULT_SESSION.events.register("before-parameter-build", recorder.record)
+    yield recorder
     runtime._runtime = None
     authorizer._dependencies.cache_clear()
-
-
-def invoke(handlers: dict[str, Any], function: str, event: dict[str, Any]) -> Any:
-    return handlers[function](copy.deepcopy(event), FakeContext(f"collab-dev-{function}"))
 
 
 def as_peer(event: dict[str, Any]) -> dict[str, Any]:
@@ -187,59 +242,64 @@ def test_there_is_an_event_for_every_route_and_the_authorizer() -> None:
 
 
 def test_the_authorizer_admits_the_event_with_the_context_the_other_events_carry(
-    handlers: dict[str, Any],
+    handlers: Handlers,
 ) -> None:
-    policy = invoke(handlers, "authorizer", load("authorizer.json"))
+    policy = handlers.invoke("authorizer", load("authorizer.json"))
     (statement,) = policy["policyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
     carried = load("sync.json")["requestContext"]["authorizer"]
     for key, value in policy["context"].items():
         assert str(carried[key]) == str(value), key
     assert carried["principalId"] == policy["principalId"]
+    handlers.assert_within_grants()
 
 
-def test_connect_answers_the_subprotocol(handlers: dict[str, Any]) -> None:
-    response = invoke(handlers, "connect", load("connect.json"))
+def test_connect_answers_the_subprotocol(handlers: Handlers) -> None:
+    response = handlers.invoke("connect", load("connect.json"))
     assert response["statusCode"] == 200
     assert response["headers"]["Sec-WebSocket-Protocol"] == "collab.v1"
+    handlers.assert_within_grants()
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_every_message_route_and_disconnect(
-    handlers: dict[str, Any], aws_tables: dict[str, str], management: RecordingManagementApi
+    handlers: Handlers, aws_tables: dict[str, str], management: RecordingManagementApi
 ) -> None:
     alice = load("sync.json")["requestContext"]["connectionId"]
-    invoke(handlers, "messages", as_peer(load("sync.json")))
-    assert invoke(handlers, "messages", load("sync.json")) == {"statusCode": 200}
+    handlers.invoke("messages", as_peer(load("sync.json")))
+    assert handlers.invoke("messages", load("sync.json")) == {"statusCode": 200}
     assert [m["type"] for m in management.to(alice)][:2] == ["connected", "sync"]
     assert members(aws_tables) == {alice, PEER}
 
-    invoke(handlers, "messages", load("update.json"))
+    handlers.invoke("messages", load("update.json"))
     assert log_entries(aws_tables) == 1
     assert management.to(PEER)[-1]["type"] == "update"
 
-    invoke(handlers, "messages", load("awareness.json"))
+    handlers.invoke("messages", load("awareness.json"))
     assert management.to(PEER)[-1]["type"] == "awareness"
 
-    invoke(handlers, "messages", load("ping.json"))
+    handlers.invoke("messages", load("ping.json"))
     assert management.to(alice)[-1]["type"] == "pong"
 
     before = len(management.to(PEER))
-    invoke(handlers, "messages", load("chunk.json"))
+    handlers.invoke("messages", load("chunk.json"))
     assert len(management.to(PEER)) == before, "half a message is held back"
-    invoke(handlers, "messages", load("chunk-last.json"))
+    handlers.invoke("messages", load("chunk-last.json"))
     # The two halves are a second edit (a paste): stored, then broadcast.
     assert log_entries(aws_tables) == 2
     assert management.to(PEER)[-1]["type"] == "update"
 
-    invoke(handlers, "messages", load("default.json"))
+    handlers.invoke("messages", load("default.json"))
     assert management.to(alice)[-1]["type"] == "error"
     assert management.to(alice)[-1]["code"] == "bad_request"
 
-    assert invoke(handlers, "disconnect", load("disconnect.json")) == {"statusCode": 200}
+    assert handlers.invoke("disconnect", load("disconnect.json")) == {"statusCode": 200}
     assert members(aws_tables) == {PEER}
     left = [m for m in management.to(PEER) if m["type"] == "participant-left"]
     assert left and left[-1]["participant"]["connectionId"] == alice
+    handlers.assert_within_grants()
+    made = {(function, action) for function, action, _ in handlers.calls}
+    assert {("messages", "dynamodb:PutItem"), ("disconnect", "dynamodb:DeleteItem")} <= made
 
 
 def test_the_update_event_carries_a_decodable_yjs_update() -> None:

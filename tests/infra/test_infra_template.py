@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 from infratest import Synthesized, refs
 
 from infra import FUNCTIONS_DIR, ROOT
-from infra.functions import NEEDS
+from infra.needs import NEEDS
 from infra.specs import load_routes, load_tables
 
 ROUTES = load_routes()
@@ -31,6 +31,17 @@ def statements(synthesized: Synthesized, function: str) -> list[dict[str, Any]]:
 def actions(statement: dict[str, Any]) -> list[str]:
     value = statement["Action"]
     return [value] if isinstance(value, str) else list(value)
+
+
+def granted(synthesized: Synthesized, function: str, action: str, needed: bool) -> dict[str, Any] | None:
+    """The one statement granting `action` to the function when `needed`; asserts that no
+    statement grants it otherwise."""
+    found = [s for s in statements(synthesized, function) if action in actions(s)]
+    if not needed:
+        assert not found, (function, action)
+        return None
+    (statement,) = found
+    return statement
 
 
 def security_groups(synthesized: Synthesized) -> dict[str, str]:
@@ -197,11 +208,9 @@ def test_dynamodb_grants_name_only_the_tables_each_function_uses(synthesized: Sy
 def test_manage_connections_is_scoped_to_this_api_stage(synthesized: Synthesized) -> None:
     (api,) = synthesized.of_type("AWS::ApiGatewayV2::Api")
     for name in ROUTES.functions:
-        grants = [s for s in statements(synthesized, name) if "execute-api:ManageConnections" in actions(s)]
-        if not NEEDS[name].manages_connections:
-            assert not grants, name
+        grant = granted(synthesized, name, "execute-api:ManageConnections", NEEDS[name].manages_connections)
+        if grant is None:
             continue
-        (grant,) = grants
         parts = grant["Resource"]["Fn::Join"][1]
         assert {"Ref": api} in parts
         assert parts[-1] == f"/{synthesized.config.stage_name}/*/@connections/*"
@@ -214,18 +223,13 @@ def test_manage_connections_is_scoped_to_this_api_stage(synthesized: Synthesized
 
 
 def test_only_the_token_verifier_reads_the_jwt_secret_and_only_its_own(synthesized: Synthesized) -> None:
+    secrets = set(synthesized.of_type("AWS::SecretsManager::Secret"))
     for name in ROUTES.functions:
-        secret_statements = [
-            s
-            for s in statements(synthesized, name)
-            if any(a.startswith(("secretsmanager:", "ssm:")) for a in actions(s))
-        ]
-        if not NEEDS[name].verifies_tokens or synthesized.config.authMode == "jwks":
-            assert not secret_statements, name
-            continue
-        secrets = synthesized.of_type("AWS::SecretsManager::Secret")
-        (statement,) = secret_statements
-        assert refs(statement["Resource"]) == set(secrets)
+        needed = NEEDS[name].verifies_tokens and synthesized.config.authMode == "hs256"
+        grant = granted(synthesized, name, "secretsmanager:GetSecretValue", needed)
+        if grant is not None:
+            assert refs(grant["Resource"]) == secrets
+        assert not any(a.startswith("ssm:") for s in statements(synthesized, name) for a in actions(s))
 
 
 def test_snapshot_bucket_is_encrypted_private_tls_only_and_granted_by_prefix(
@@ -246,11 +250,9 @@ def test_snapshot_bucket_is_encrypted_private_tls_only_and_granted_by_prefix(
     denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
     for name in ROUTES.functions:
-        object_grants = [s for s in statements(synthesized, name) if "s3:PutObject" in actions(s)]
-        if not NEEDS[name].blobs:
-            assert not object_grants, name
+        grant = granted(synthesized, name, "s3:PutObject", NEEDS[name].blobs)
+        if grant is None:
             continue
-        (grant,) = object_grants
         assert grant["Resource"]["Fn::Join"][1] == [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/scenes/*"]
 
 
