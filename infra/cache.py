@@ -99,6 +99,5 @@ class Cache(Construct):
             security_group_ids=security_group_ids,
             port=REDIS_PORT,
         )
-        group.add_dependency(subnet_group)
         self.replication_group = group
         return group.attr_configuration_end_point_address, group.attr_configuration_end_point_port
