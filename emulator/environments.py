@@ -5,6 +5,7 @@ demand up to a limit; an invocation waits for a free one beyond it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import multiprocessing
@@ -194,7 +195,7 @@ class FunctionPool:
 
     def _new_spec(self) -> WorkerSpec:
         environment_id = f"{self._template.function_name}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
-        return WorkerSpec(**{**self._template.__dict__, "environment_id": environment_id})
+        return dataclasses.replace(self._template, environment_id=environment_id)
 
     def stop(self) -> None:
         for env in list(self._all):

@@ -15,10 +15,10 @@ from emulator import events
 from emulator.config import EmulatorConfig, RouteTable
 from emulator.connections import Connection, Registry, State
 from emulator.environments import Lambdas, Outcome
+from emulator.gateway_socket import GatewaySocket
 from emulator.ids import gateway_id
 from emulator.logs import log_json
 from emulator.policy import decide
-from emulator.socket import GatewaySocket
 
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_GOING_AWAY = 1001
