@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+CDK := infra/node_modules/.bin/cdk
 
-.PHONY: dev test setup setup-python setup-node lint typecheck pytest client-test synth layer bench clean
+.PHONY: dev test setup setup-python setup-node setup-infra lint typecheck pytest client-test synth layer bench clean
 
 dev: setup
 	$(PY) -m devstack
@@ -42,8 +44,13 @@ pytest: setup-python
 client-test: setup
 	cd client && npm test
 
-synth: setup-python
-	$(VENV)/bin/cdk synth 2>/dev/null || npx --prefix client cdk synth
+setup-infra: infra/node_modules/.installed
+infra/node_modules/.installed: infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+	touch $@
+
+synth: setup-python setup-infra
+	$(CDK) synth --quiet
 
 layer: setup-python
 	$(PY) layers/build.py
@@ -52,4 +59,4 @@ bench: setup
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) client/node_modules cdk.out layers/build
+	rm -rf $(VENV) client/node_modules tests/e2e/node_modules infra/node_modules cdk.out layers/build

@@ -23,6 +23,7 @@ from collab import settings
 
 DEFAULT_PORT = 8787
 TABLE_PREFIX = "collab-local"
+SNAPSHOT_BUCKET = "collab-local-snapshots"
 ROUTES_FILE = services.FUNCTIONS_DIR / "routes.json"
 
 ReadyHook = Callable[["LocalStack"], dict[str, str]]
@@ -85,11 +86,13 @@ class LocalStack:
             self.moto_url = moto.url
             self.redis_url, cluster = self._start_redis()
             tables = services.create_tables(self.moto_url, prefix=TABLE_PREFIX)
+            services.create_bucket(self.moto_url, SNAPSHOT_BUCKET)
             # The port first: handlers need MANAGEMENT_ENDPOINT before any worker starts.
             port = pick_port(self.host, self.requested_port)
             self.env = {
                 **services.aws_endpoint_env(self.moto_url),
                 **tables,
+                settings.SNAPSHOT_BUCKET: SNAPSHOT_BUCKET,
                 settings.REDIS_URL: self.redis_url,
                 settings.REDIS_CLUSTER: "true" if cluster else "false",
                 settings.MANAGEMENT_ENDPOINT: f"http://{self.host}:{port}/{self.stage}",

@@ -64,8 +64,9 @@ class Settings:
     access_table: str
     documents_table: str
     redis_url: str
+    # Payloads over DynamoDB's item limit (big pastes, big snapshots) go to this bucket.
+    snapshot_bucket: str
     redis_cluster: bool = False
-    snapshot_bucket: str | None = None
     # Local stack only: on AWS the endpoint is https://{domainName}/{stage} of the event.
     management_endpoint: str | None = None
     # A connection lives at most 2 h on API Gateway; the row outlives it a little.
@@ -86,7 +87,7 @@ class Settings:
             documents_table=_required(env, DOCUMENTS_TABLE),
             redis_url=_required(env, REDIS_URL),
             redis_cluster=_flag(env, REDIS_CLUSTER),
-            snapshot_bucket=env.get(SNAPSHOT_BUCKET) or None,
+            snapshot_bucket=_required(env, SNAPSHOT_BUCKET),
             management_endpoint=env.get(MANAGEMENT_ENDPOINT) or None,
             connection_ttl_seconds=_int(env, CONNECTION_TTL_SECONDS, 2 * 3600 + 600),
             max_message_bytes=_int(env, MAX_MESSAGE_BYTES, 16 * 1024 * 1024),

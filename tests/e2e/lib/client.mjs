@@ -183,6 +183,10 @@ export function readConfig () {
   return JSON.parse(process.argv[2])
 }
 
-export function report (result) {
+/** Print the report, close every client, and exit: y-protocols' Awareness keeps an
+ * interval timer that would keep Node alive. */
+export async function finish (result, clients) {
   process.stdout.write(JSON.stringify(result) + '\n')
+  await Promise.all(clients.map((c) => c.online ? c.close() : undefined))
+  process.exit(0)
 }

@@ -1,7 +1,7 @@
 // N clients edit one Y.Text concurrently for a while; after a resync round every replica
 // must hold the same text. Prints {texts: [...]} for the Python side to compare with the
 // server's state.
-import { TestClient, readConfig, report, sleep } from '../lib/client.mjs'
+import { TestClient, readConfig, finish, sleep } from '../lib/client.mjs'
 
 const config = readConfig()
 const clients = config.tokens.map((token, i) =>
@@ -28,5 +28,4 @@ for (let round = 0; round < 2; round++) {
   await Promise.all(clients.map((c) => c.resync()))
   await sleep(500)
 }
-report({ edits, texts: clients.map((c) => c.text.toString()), errors: clients.flatMap((c) => c.errors) })
-await Promise.all(clients.map((c) => c.close()))
+await finish({ edits, texts: clients.map((c) => c.text.toString()), errors: clients.flatMap((c) => c.errors) }, clients)

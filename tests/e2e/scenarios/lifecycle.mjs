@@ -1,6 +1,6 @@
 // A session's life: late joiner, offline edits pushed on reconnect, a 1 MB paste (chunked
 // both ways), and 200 updates sent without waiting. Prints what each replica ended with.
-import { TestClient, readConfig, report, sleep } from '../lib/client.mjs'
+import { TestClient, readConfig, finish, sleep } from '../lib/client.mjs'
 
 const config = readConfig()
 const [tokenA, tokenB, tokenC] = config.tokens
@@ -43,5 +43,4 @@ await Promise.all([b, c].map((x) => x.until(() => x.text.length === before + 200
 result.burst = [a, b, c].map((x) => x.text.toString().slice(before))
 result.final = [a, b, c].map((x) => x.text.toString())
 result.errors = [a, b, c].flatMap((x) => x.errors)
-report(result)
-await Promise.all([a, b, c].map((x) => x.close()))
+await finish(result, [a, b, c])

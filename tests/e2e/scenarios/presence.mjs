@@ -1,7 +1,7 @@
 // Presence: cursors appear for the others; a client killed without a close frame is
 // cleaned up and its cursor disappears; nobody can remove somebody else's cursor.
 import * as encoding from 'lib0/encoding'
-import { TestClient, readConfig, report, sleep } from '../lib/client.mjs'
+import { TestClient, readConfig, finish, sleep } from '../lib/client.mjs'
 
 const config = readConfig()
 const [tokenA, tokenB, tokenC] = config.tokens
@@ -45,5 +45,4 @@ await d.waitSynced()
 await d.until(() => sees(d, 'Alice') && sees(d, 'Bob'), 20000, 'present states')
 result.daveSees = [...d.awareness.getStates().values()].map((s) => s.user?.name).filter(Boolean).sort()
 result.errors = [a, b, d].flatMap((x) => x.errors)
-report(result)
-await Promise.all([a, b, d].map((x) => x.close()))
+await finish(result, [a, b, d])

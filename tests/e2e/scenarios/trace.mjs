@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
 import * as Y from 'yjs'
-import { SERVER, TestClient, readConfig, report, sleep } from '../lib/client.mjs'
+import { SERVER, TestClient, readConfig, finish, sleep } from '../lib/client.mjs'
 
 const config = readConfig()
 const trace = JSON.parse(gunzipSync(readFileSync(config.trace)).toString())
@@ -74,11 +74,10 @@ for (let round = 0; round < 2; round++) {
   await Promise.all(clients.map((c) => c.resync(60000)))
   await sleep(500)
 }
-report({
+await finish({
   batches: batches.length,
   transactions: txns.length,
   expected: trace.endContent,
   texts: clients.map((c) => c.text.toString()),
   errors: clients.flatMap((c) => c.errors)
-})
-await Promise.all(clients.map((c) => c.close()))
+}, clients)
