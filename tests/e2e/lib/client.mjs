@@ -186,7 +186,8 @@ export function readConfig () {
 /** Print the report, close every client, and exit: y-protocols' Awareness keeps an
  * interval timer that would keep Node alive. */
 export async function finish (result, clients) {
-  process.stdout.write(JSON.stringify(result) + '\n')
+  // A pipe is written asynchronously: wait for the flush before exiting.
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(result) + '\n', resolve))
   await Promise.all(clients.map((c) => c.online ? c.close() : undefined))
   process.exit(0)
 }
