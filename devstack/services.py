@@ -93,7 +93,9 @@ def start_redis(cluster: bool = False) -> Service:
     if cluster:
         args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    service = Service("redis-cluster" if cluster else "redis", f"redis://127.0.0.1:{port}/0", process, workdir)
+    service = Service(
+        "redis-cluster" if cluster else "redis", f"redis://127.0.0.1:{port}/0", process, workdir
+    )
     try:
         wait_for_port(port)
         if cluster:

@@ -125,7 +125,9 @@ def test_racing_log_compactions_lose_nothing(store: Store) -> None:
         store.docs.append(store.scene, update)
     store.pause.arm("compact-log:merged")
     results: list[bool] = []
-    first = threading.Thread(target=lambda: results.append(store.docs.compact_log(store.scene, lease_seconds=1)))
+    first = threading.Thread(
+        target=lambda: results.append(store.docs.compact_log(store.scene, lease_seconds=1))
+    )
     first.start()
     store.pause.wait_reached("compact-log:merged")
     for update in updates[40:50]:  # written while the first compactor holds its merge

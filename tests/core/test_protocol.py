@@ -65,4 +65,10 @@ def test_server_frames_are_ascii_json() -> None:
     assert text.isascii()
     assert json.loads(text)["user"]["userName"] == "Zoë 🎬"
     error = json.loads(protocol.error_message("too_large", "too big", "chunk", "c1"))
-    assert error == {"type": "error", "code": "too_large", "message": "too big", "action": "chunk", "id": "c1"}
+    assert error == {
+        "type": "error",
+        "code": "too_large",
+        "message": "too big",
+        "action": "chunk",
+        "id": "c1",
+    }

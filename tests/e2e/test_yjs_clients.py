@@ -21,7 +21,9 @@ def server_text(scene: Scene) -> str:
 
 def test_five_clients_editing_concurrently_converge(scene: Scene) -> None:
     tokens = [scene.grant(f"writer{i}", "editor") for i in range(5)]
-    result = run_scenario("converge", {"wsUrl": scene.stack.ws_url, "sceneId": scene.scene_id, "tokens": tokens})
+    result = run_scenario(
+        "converge", {"wsUrl": scene.stack.ws_url, "sceneId": scene.scene_id, "tokens": tokens}
+    )
     texts = result["texts"]
     assert result["errors"] == []
     assert result["edits"] > 100
@@ -48,7 +50,9 @@ def test_clownschool_trace_replays_to_its_end_content(scene: Scene) -> None:
 
 def test_late_joiner_offline_edits_big_paste_and_burst(scene: Scene) -> None:
     tokens = [scene.grant(user, "editor") for user in ("alice", "bob", "carol")]
-    result = run_scenario("lifecycle", {"wsUrl": scene.stack.ws_url, "sceneId": scene.scene_id, "tokens": tokens})
+    result = run_scenario(
+        "lifecycle", {"wsUrl": scene.stack.ws_url, "sceneId": scene.scene_id, "tokens": tokens}
+    )
     assert result["errors"] == []
     assert result["lateJoinerFirstSync"] == result["expectedAtJoin"] != ""
     assert len(set(result["afterOffline"])) == 1
@@ -61,7 +65,9 @@ def test_late_joiner_offline_edits_big_paste_and_burst(scene: Scene) -> None:
 
 def test_presence_cleanup_and_cursor_ownership(scene: Scene) -> None:
     tokens = [scene.grant(user, "editor") for user in ("alice", "bob", "carol", "dave")]
-    result = run_scenario("presence", {"wsUrl": scene.stack.ws_url, "sceneId": scene.scene_id, "tokens": tokens})
+    result = run_scenario(
+        "presence", {"wsUrl": scene.stack.ws_url, "sceneId": scene.scene_id, "tokens": tokens}
+    )
     assert result["errors"] == []
     assert result["carolSeesAliceAfterForgery"] is True  # bob could not remove alice's cursor
     assert result["carolGoneForAlice"] and result["carolGoneForBob"]
