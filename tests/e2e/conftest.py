@@ -5,7 +5,6 @@ Node (tests/e2e/scenarios)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -30,12 +29,16 @@ STACK_ENV = {"CACHE_TAIL_LIMIT": "40", "LOG_TAIL_LIMIT": "80", "MAX_PENDING_CHUN
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     with LocalStack(port=0, extra_env=STACK_ENV, seed_demo=False) as running:
-        # This process reads the same moto tables (to compare with the server's state).
-        saved = dict(os.environ)
-        os.environ.update({k: v for k, v in running.env.items() if k.startswith("AWS_")})
         yield running
-        os.environ.clear()
-        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def stack_aws_env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 in this process reads the stack's moto (to seed access, to compare with the
+    server's state) for the duration of one test, never leaking into other test folders."""
+    for key, value in stack.env.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
 
 
 @dataclass
