@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from collab.cache import Cache, connect
 from devstack import services
 
 
@@ -37,6 +38,14 @@ def redis_url_and_mode(request: pytest.FixtureRequest) -> tuple[str, bool]:
     if request.param == "cluster":
         return request.getfixturevalue("redis_cluster"), True
     return request.getfixturevalue("redis_standalone"), False
+
+
+@pytest.fixture
+def cache(redis_url_and_mode: tuple[str, bool]) -> Iterator[Cache]:
+    """A client of each Redis shape, as the handlers make one (collab.cache.connect)."""
+    client = connect(*redis_url_and_mode)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from collab.awareness import AwarenessEntry, AwarenessStore, decode_update, encode_update
-from collab.cache import Cache, connect, scene_key
+from collab.cache import Cache, scene_key
 from collab.errors import BadRequest, TooLarge
 
 # Written by y-protocols 1.0.7 (lib0 0.2.120, Node 20): clientID 3141592653 after
@@ -132,13 +132,6 @@ def _var_uint(value: int) -> bytearray:
 
 NOW = 1_764_000_000_000
 A, B = "connA=", "connB="
-
-
-@pytest.fixture
-def cache(redis_url_and_mode: tuple[str, bool]) -> Iterator[Cache]:
-    client = connect(*redis_url_and_mode)
-    yield client
-    client.close()
 
 
 @pytest.fixture

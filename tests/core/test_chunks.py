@@ -17,18 +17,6 @@ from collab.errors import BadRequest, TooLarge
 
 
 @pytest.fixture
-def redis_target(redis_url_and_mode: tuple[str, bool]) -> tuple[str, bool]:
-    return redis_url_and_mode
-
-
-@pytest.fixture
-def cache(redis_target: tuple[str, bool]) -> Iterator[Cache]:
-    client = connect(*redis_target)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def conn(cache: Cache) -> Iterator[str]:
     """A fresh connection id; its keys are removed afterwards (the servers are shared)."""
     connection_id = f"c{uuid.uuid4().hex}"
@@ -83,24 +71,30 @@ def test_duplicates_first_write_wins_and_late_duplicates_dropped(cache: Cache, c
         assert assembler.add(conn, "d", seq, 3, part) is None
 
 
-def test_concurrent_distinct_chunks_complete_exactly_once(redis_target: tuple[str, bool], conn: str) -> None:
+def test_concurrent_distinct_chunks_complete_exactly_once(
+    redis_url_and_mode: tuple[str, bool], conn: str
+) -> None:
     text = "".join(random.Random(1).choice("abcdef") for _ in range(3000))
     parts = slices(text, 24)
-    results = _race(redis_target, [(conn, "race", seq, len(parts), part) for seq, part in enumerate(parts)])
+    results = _race(
+        redis_url_and_mode, [(conn, "race", seq, len(parts), part) for seq, part in enumerate(parts)]
+    )
     assert sorted(r for r in results if r is not None) == [text]
     assert results.count(None) == len(parts) - 1
 
 
 def test_concurrent_duplicates_of_the_last_chunk_complete_exactly_once(
-    cache: Cache, redis_target: tuple[str, bool], conn: str
+    cache: Cache, redis_url_and_mode: tuple[str, bool], conn: str
 ) -> None:
     assembler = ChunkAssembler(cache)
     assembler.add(conn, "dup", 0, 2, "first half, ")
-    results = _race(redis_target, [(conn, "dup", 1, 2, "second half")] * 16)
+    results = _race(redis_url_and_mode, [(conn, "dup", 1, 2, "second half")] * 16)
     assert [r for r in results if r is not None] == ["first half, second half"]
 
 
-def _race(redis_target: tuple[str, bool], calls: list[tuple[str, str, int, int, str]]) -> list[str | None]:
+def _race(
+    redis_url_and_mode: tuple[str, bool], calls: list[tuple[str, str, int, int, str]]
+) -> list[str | None]:
     """Each call in its own thread with its own client (like separate Lambdas), all
     released by one barrier, so they really hit Redis at the same moment."""
     barrier = threading.Barrier(len(calls))
@@ -108,7 +102,7 @@ def _race(redis_target: tuple[str, bool], calls: list[tuple[str, str, int, int, 
     errors: list[BaseException] = []
 
     def run(index: int) -> None:
-        client = connect(*redis_target)
+        client = connect(*redis_url_and_mode)
         assembler = ChunkAssembler(client)
         try:
             client.ping()  # connect before the barrier, so the race is on the script
