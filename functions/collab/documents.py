@@ -83,6 +83,7 @@ class Documents:
 
     def append(self, scene_id: str, update: bytes) -> Appended:
         """Durable write first (the acknowledgement), then the cache."""
+        self._pause("append:start")
         entry_id = self._log.append(scene_id, update)
         self._pause("append:durable-written")
         try:
