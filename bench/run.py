@@ -46,7 +46,7 @@ from collab.settings import Settings  # noqa: E402
 from collabctl.devtoken import mint_dev_token  # noqa: E402
 from devstack.stack import LocalStack  # noqa: E402
 
-TRACE = ROOT.parent / "shared" / "traces" / "automerge-paper.json.gz"
+TRACE = ROOT / "tests" / "data" / "traces" / "automerge-paper.json.gz"
 
 
 SYNC_FROM_NOTHING = json.dumps(

@@ -20,7 +20,7 @@ from collabctl.devtoken import mint_dev_token
 from devstack.stack import LocalStack
 
 E2E_DIR = Path(__file__).resolve().parent
-TRACES_DIR = E2E_DIR.parents[2] / "shared" / "traces"
+TRACES_DIR = E2E_DIR.parent / "data" / "traces"
 
 # Small thresholds so that end-to-end runs compact both levels many times.
 STACK_ENV = {"CACHE_TAIL_LIMIT": "40", "LOG_TAIL_LIMIT": "80", "MAX_PENDING_CHUNKED": "4"}
