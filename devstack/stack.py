@@ -130,11 +130,13 @@ class LocalStack:
             self._resources.callback(service.stop)
             return service.url, self.redis_cluster
         print(
-            "WARNING: redis-server is not installed; using an in-process fakeredis server "
-            "(install redis-server, or set REDIS_URL, for a real Redis)",
+            "WARNING: redis-server is not installed; using an in-process fakeredis server, "
+            "one execution environment per function (its TCP server drops connections under "
+            "concurrent scripts). Install redis-server, or set REDIS_URL, for a real Redis.",
             file=sys.stderr,
             flush=True,
         )
+        self.max_environments = 1
         service = services.start_fake_redis()
         self._resources.callback(service.stop)
         return service.url, False

@@ -1,6 +1,7 @@
-"""The whole stack against a one-node Redis Cluster, the shape of ElastiCache Serverless:
-the handlers use the cluster client and every multi-key script stays in its scene's slot
-(a cross-slot script would fail with CROSSSLOT here)."""
+"""The whole stack against the other Redis shapes: a one-node Redis Cluster (the shape of
+ElastiCache Serverless: the handlers use the cluster client and every multi-key script
+stays in its scene's slot, or it would fail with CROSSSLOT), and the in-process fakeredis
+that `make dev` falls back to when no redis-server is installed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack import services
 from devstack.stack import LocalStack
 from tests.e2e.conftest import STACK_ENV, Scene, run_scenario
 
@@ -40,3 +42,18 @@ def test_clients_converge_and_see_presence_on_a_redis_cluster(
     )
     assert presence["errors"] == []
     assert presence["daveSees"] == ["Alice", "Bob"]
+
+
+def test_make_dev_works_without_redis_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setattr(services, "redis_server_binary", lambda: None)  # a machine without it
+    with LocalStack(port=0, extra_env=STACK_ENV, seed_demo=False) as fallback:
+        for key, value in fallback.env.items():
+            if key.startswith("AWS_"):
+                monkeypatch.setenv(key, value)
+        scene = Scene(fallback, f"scene-{uuid.uuid4().hex[:10]}")
+        tokens = [scene.grant(f"writer{i}", "editor") for i in range(3)]
+        config = {"wsUrl": fallback.ws_url, "sceneId": scene.scene_id, "tokens": tokens, "durationMs": 1500}
+        result = run_scenario("converge", config)
+    assert result["errors"] == []
+    assert len(set(result["texts"])) == 1 and len(result["texts"][0]) > 30
