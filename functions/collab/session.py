@@ -16,7 +16,7 @@ from pycrdt import get_state, get_update
 from collab import awareness as awareness_codec
 from collab import protocol
 from collab.caller import Caller
-from collab.documents import validate_update
+from collab.documents import EMPTY_UPDATE, validate_update
 from collab.errors import BadRequest, CollabError, Forbidden, NoAccess, TokenExpired
 from collab.observability import logger, metrics, tracer
 from collab.rooms import Member
@@ -84,6 +84,10 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
     message = _sync_message(frame)
     if message.kind != protocol.SYNC_STEP1:
         raise BadRequest("sync carries a SyncStep1 [0,0,stateVector] only")
+    try:  # before anything is written: a bad state vector must not make a member
+        get_update(EMPTY_UPDATE, message.payload)
+    except ValueError:
+        raise BadRequest("the sync's state vector cannot be decoded") from None
     member = Member(caller.connection_id, caller.user_id, caller.user_name, caller.role, caller.connected_at)
     joined = rt.rooms.join(caller.scene_id, member)
     if joined and rt.access.get_role(caller.scene_id, caller.user_id) is None:
@@ -97,10 +101,7 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
         joined_text = protocol.server_message("participant-joined", participant=member.public())
         _broadcast(rt, caller, others, joined_text)
     loaded = rt.documents.load(caller.scene_id)
-    try:
-        missing = get_update(loaded.state, message.payload)
-    except ValueError:
-        raise BadRequest("the sync's state vector cannot be decoded") from None
+    missing = get_update(loaded.state, message.payload)
     participants = [m.public() for m in members]
     if not any(p["connectionId"] == caller.connection_id for p in participants):
         participants.append(member.public())
