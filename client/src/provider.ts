@@ -280,8 +280,15 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.lastMessageAt = Date.now();
     this.setStatus('connected');
     this.sendSync();
-    if (this.awareness.getLocalState() !== null) {
-      this.send({ action: 'awareness', data: awarenessData(this.awareness, [this.doc.clientID]) });
+    const state = this.awareness.getLocalState();
+    const meta = this.awareness.meta.get(this.doc.clientID);
+    if (state !== null && meta !== undefined) {
+      // When a previous connection ended, the server removed our state with our clock + 1,
+      // and peers accept only a higher clock than that: skip one, and setLocalState adds
+      // the other (onAwarenessUpdate sends it). Otherwise our cursor would stay hidden
+      // until the second 15 s renewal.
+      meta.clock += 1;
+      this.awareness.setLocalState(state);
     }
     this.startTimers();
   }

@@ -239,6 +239,18 @@ describe('ApiGatewayProvider: reconnecting', () => {
     expect(statuses).toEqual(['connected', 'synced', 'offline', 'connecting', 'connected']);
   });
 
+  it('steps its awareness clock past the removal the server made when it reconnects', async () => {
+    const { provider } = start();
+    const first = await admit();
+    const clockBefore = provider.awareness.meta.get(provider.doc.clientID)!.clock;
+    first.serverClose(1001); // the server then removes our state with clockBefore + 1
+    await settle(200);
+    setup.last().open();
+    // Peers keep clockBefore + 1 as a tombstone and accept only a higher clock.
+    expect(provider.awareness.meta.get(provider.doc.clientID)!.clock).toBe(clockBefore + 2);
+    expect(setup.last().actions()).toEqual(['sync', 'awareness']);
+  });
+
   it('reconnects with a fresh token after token_expired', async () => {
     let calls = 0;
     const { provider } = start({ getToken: async () => `jwt-${++calls}` });
