@@ -89,13 +89,17 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
     except ValueError:
         raise BadRequest("the sync's state vector cannot be decoded") from None
     member = Member(caller.connection_id, caller.user_id, caller.user_name, caller.role, caller.connected_at)
-    joined = rt.rooms.join(caller.scene_id, member)
-    if joined and rt.access.get_role(caller.scene_id, caller.user_id) is None:
-        # Revoked between the upgrade and this first sync: `revoke` could not see the
-        # connection (it had no row), so the check is here, after the row is written.
-        rt.rooms.leave(caller.scene_id, caller.connection_id)
-        raise NoAccess(f"access to scene {caller.scene_id} was revoked")
     members = rt.rooms.members(caller.scene_id)
+    joined = False
+    if not any(m.connection_id == caller.connection_id for m in members):
+        # The first sync of this connection; a periodic resync finds its row, writes nothing.
+        joined = rt.rooms.join(caller.scene_id, member)
+        if joined and rt.access.get_role(caller.scene_id, caller.user_id) is None:
+            # Revoked between the upgrade and this first sync: `revoke` could not see the
+            # connection (it had no row), so the check is here, after the row is written.
+            rt.rooms.leave(caller.scene_id, caller.connection_id)
+            raise NoAccess(f"access to scene {caller.scene_id} was revoked")
+        members = rt.rooms.members(caller.scene_id)
     if joined:
         others = [m.connection_id for m in members if m.connection_id != caller.connection_id]
         joined_text = protocol.server_message("participant-joined", participant=member.public())
