@@ -254,23 +254,7 @@ class WsClient:
 
     def wait_for(self, predicate: Predicate, after: int = 0, timeout: float = 10.0) -> Message:
         """The first message at or after position `after` matching `predicate`."""
-        deadline = time.monotonic() + timeout
-        checked = after
-        while True:
-            for message in self.messages[checked:]:
-                if predicate(message):
-                    return message
-            checked = max(checked, len(self.messages))
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0 or not self._receive(remaining):
-                    break
-            except Closed:
-                break
-        raise AssertionError(
-            f"{self!r}: no matching message within {timeout}s; after position {after} got "
-            f"{_brief(self.messages[after:])}{' (closed)' if self._closed else ''}"
-        )
+        return self.wait_count(predicate, 1, after, timeout)[0]
 
     def wait_count(
         self, predicate: Predicate, count: int, after: int = 0, timeout: float = 10.0

@@ -178,6 +178,10 @@ export class TestClient {
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** A client of the scene the config names, signed in with `token`. */
+export const clientFor = (config, token, name) =>
+  new TestClient({ url: config.wsUrl, sceneId: config.sceneId, token, name })
+
 /** The JSON the Python side passes in argv[2]: {wsUrl, sceneId, tokens: {name: jwt}, ...}. */
 export function readConfig () {
   return JSON.parse(process.argv[2])

@@ -1,11 +1,10 @@
 // N clients edit one Y.Text concurrently for a while; after a resync round every replica
 // must hold the same text. Prints {texts: [...]} for the Python side to compare with the
 // server's state.
-import { TestClient, readConfig, finish, sleep } from '../lib/client.mjs'
+import { clientFor, readConfig, finish, sleep } from '../lib/client.mjs'
 
 const config = readConfig()
-const clients = config.tokens.map((token, i) =>
-  new TestClient({ url: config.wsUrl, sceneId: config.sceneId, token, name: `writer${i}` }))
+const clients = config.tokens.map((token, i) => clientFor(config, token, `writer${i}`))
 await Promise.all(clients.map((c) => c.waitSynced()))
 
 const until = Date.now() + (config.durationMs ?? 3000)

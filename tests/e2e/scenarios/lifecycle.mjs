@@ -1,11 +1,11 @@
 // A session's life: late joiner, offline edits pushed on reconnect, a 1 MB paste (chunked
 // both ways), and 200 updates sent without waiting. Prints what each replica ended with.
 import { createHash } from 'node:crypto'
-import { TestClient, readConfig, finish, sleep } from '../lib/client.mjs'
+import { clientFor, readConfig, finish, sleep } from '../lib/client.mjs'
 
 const config = readConfig()
 const [tokenA, tokenB, tokenC] = config.tokens
-const make = (token, name) => new TestClient({ url: config.wsUrl, sceneId: config.sceneId, token, name })
+const make = (token, name) => clientFor(config, token, name)
 const result = {}
 
 const a = make(tokenA, 'alice')

@@ -1,11 +1,11 @@
 // Presence: cursors appear for the others; a client killed without a close frame is
 // cleaned up and its cursor disappears; nobody can remove somebody else's cursor.
 import * as encoding from 'lib0/encoding'
-import { TestClient, readConfig, finish, sleep } from '../lib/client.mjs'
+import { clientFor, readConfig, finish, sleep } from '../lib/client.mjs'
 
 const config = readConfig()
 const [tokenA, tokenB, tokenC] = config.tokens
-const make = (token, name) => new TestClient({ url: config.wsUrl, sceneId: config.sceneId, token, name })
+const make = (token, name) => clientFor(config, token, name)
 const result = {}
 const a = make(tokenA, 'alice')
 const b = make(tokenB, 'bob')

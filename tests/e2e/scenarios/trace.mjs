@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
 import * as Y from 'yjs'
-import { SERVER, TestClient, readConfig, finish, sleep } from '../lib/client.mjs'
+import { SERVER, clientFor, readConfig, finish, sleep } from '../lib/client.mjs'
 
 const config = readConfig()
 const trace = JSON.parse(gunzipSync(readFileSync(config.trace)).toString())
@@ -52,8 +52,7 @@ txns.forEach((txn, i) => {
   agent.applied.add(i)
 })
 
-const clients = config.tokens.slice(0, trace.numAgents).map((token, agent) =>
-  new TestClient({ url: config.wsUrl, sceneId: config.sceneId, token, name: `agent${agent}` }))
+const clients = config.tokens.slice(0, trace.numAgents).map((token, agent) => clientFor(config, token, `agent${agent}`))
 await Promise.all(clients.map((c) => c.waitSynced()))
 
 const batches = []
