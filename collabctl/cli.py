@@ -22,7 +22,7 @@ from collab.auth.config import InvalidSetting
 from collab.auth.handshake import SCENE_ID_PATTERN
 from collab.rooms import Rooms
 from collab.settings import MissingSetting, Settings
-from collabctl.connections import close_user_connections
+from collabctl.connections import close_user_connections, stale_connections
 from collabctl.devtoken import mint_dev_token
 
 DESCRIPTION = "Scene access, participants and development tokens of the collaboration backend."
@@ -52,22 +52,28 @@ def parser() -> argparse.ArgumentParser:
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON")
 
-    grant = commands.add_parser("grant", parents=[scene, access], help="give a user a role in a scene")
+    management = argparse.ArgumentParser(add_help=False)
+    management.add_argument(
+        "--management-endpoint",
+        help=f"the API's https://{{api}}.execute-api.{{region}}.amazonaws.com/{{stage}}; "
+        f"default: ${settings.MANAGEMENT_ENDPOINT}",
+    )
+
+    grant = commands.add_parser(
+        "grant",
+        parents=[scene, access, connections, management],
+        help="give a user a role in a scene; a lower role closes their open connections",
+    )
     grant.add_argument("--user", required=True)
     grant.add_argument("--role", required=True, choices=ROLES)
     grant.set_defaults(run=run_grant)
 
     revoke = commands.add_parser(
         "revoke",
-        parents=[scene, access, connections],
+        parents=[scene, access, connections, management],
         help="remove a user's access to a scene and close their open connections to it",
     )
     revoke.add_argument("--user", required=True)
-    revoke.add_argument(
-        "--management-endpoint",
-        help=f"the API's https://{{api}}.execute-api.{{region}}.amazonaws.com/{{stage}}; "
-        f"default: ${settings.MANAGEMENT_ENDPOINT}",
-    )
     revoke.set_defaults(run=run_revoke)
 
     grants = commands.add_parser(
@@ -101,25 +107,40 @@ def scene_id(value: str) -> str:
 
 def run_grant(args: argparse.Namespace) -> int:
     _access(args).grant(args.scene, args.user, args.role)
-    print(f"granted {args.role} on {args.scene} to {args.user}")
+    # A lower role applies at once: connections opened with a higher one are closed.
+    closed = _close(args, above=args.role, what=f"granted {args.role}")
+    print(
+        f"granted {args.role} on {args.scene} to {args.user}"
+        + (f"; closed {closed} connection(s)" if closed else "")
+    )
     return 0
 
 
 def run_revoke(args: argparse.Namespace) -> int:
     had_access = _access(args).revoke(args.scene, args.user)
+    closed = _close(args, above=None, what="access revoked")
+    state = "revoked" if had_access else "had no access:"
+    print(f"{state} {args.user} on {args.scene}; closed {closed} connection(s)")
+    return 0
+
+
+def _close(args: argparse.Namespace, above: str | None, what: str) -> int:
+    """Close the user's connections a revoke (above=None) or a lower role outdates."""
+    table = args.connections_table or os.environ.get(settings.CONNECTIONS_TABLE)
+    if not table:
+        if above is not None:
+            return 0  # a plain grant needs no connections table
+        raise MissingSetting(settings.CONNECTIONS_TABLE)
     rooms = _rooms(args)
     endpoint = args.management_endpoint or os.environ.get(settings.MANAGEMENT_ENDPOINT)
-    closed: list[str] = []
     if endpoint:
         management = _client("apigatewaymanagementapi", endpoint_url=endpoint)
-        closed = close_user_connections(rooms, args.scene, args.user, management)
-    elif any(member.user_id == args.user for member in rooms.members(args.scene)):
+        return len(close_user_connections(rooms, args.scene, args.user, management, above=above))
+    if stale_connections(rooms, args.scene, args.user, above):
         raise ValueError(
-            f"access revoked, but {args.user} still has open connections: set "
+            f"{what}, but {args.user} still has open connections with the old role: set "
             f"{settings.MANAGEMENT_ENDPOINT} or --management-endpoint to close them"
         )
-    state = "revoked" if had_access else "had no access:"
-    print(f"{state} {args.user} on {args.scene}; closed {len(closed)} connection(s)")
     return 0
 
 

@@ -49,8 +49,8 @@ class Needs:
 NEEDS: dict[str, Needs] = {
     # collab.auth: verifies the token, reads the caller's role (collab.access.get_role).
     "authorizer": Needs(tables={"access": "read"}, verifies_tokens=True),
-    # collab.auth.handshake: answers the upgrade; touches nothing.
-    "connect": Needs(),
+    # collab.admission: records the connection (so revoke finds it), re-reads the role.
+    "connect": Needs(tables={"connections": "write", "access": "read"}),
     # collab.session.on_disconnect: leaves the room, tells the others.
     "disconnect": Needs(tables={"connections": "write"}, manages_connections=True),
     # collab.session.handle_message: rooms, the durable log and snapshots, fan-out, and

@@ -56,7 +56,9 @@ export interface ServerErrorMessage {
 export type ServerMessage =
   | { type: 'sync' | 'update' | 'awareness'; data: string }
   | ConnectedMessage
-  | { type: 'participant-joined' | 'participant-left'; participant: Participant }
+  | { type: 'participant-joined'; participant: Participant }
+  /** `participants` (optional) lists every leave of one eviction; `participant` is the first. */
+  | { type: 'participant-left'; participant: Participant; participants: Participant[] }
   | { type: 'pong' }
   | ServerErrorMessage
   | ({ type: 'chunk' } & ChunkFields);
@@ -140,8 +142,13 @@ export function parseServerMessage(text: string): ServerMessage | undefined {
     case 'connected':
       return connected(obj);
     case 'participant-joined':
-    case 'participant-left':
       return { type, participant: participant(obj['participant']) };
+    case 'participant-left': {
+      const first = participant(obj['participant']);
+      const all = obj['participants'];
+      if (all !== undefined && !Array.isArray(all)) throw new FrameError("'participants' is not an array");
+      return { type, participant: first, participants: all === undefined ? [first] : all.map(participant) };
+    }
     case 'pong':
       return { type };
     case 'error': {

@@ -425,7 +425,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
         this.emitParticipants();
         return;
       case 'participant-left':
-        this.roster.leave(message.participant);
+        for (const gone of message.participants) this.roster.leave(gone);
         this.emitParticipants();
         return;
       case 'pong':

@@ -1,22 +1,165 @@
 """The Redis client: a cluster client against ElastiCache Serverless (cluster mode, TLS),
-a plain client against a standalone server. Both expose the same commands; multi-key
-commands and scripts only ever touch keys of one scene, under its {hash tag}."""
+a plain client against a standalone server, behind one small wrapper that makes the cache
+optional at run time (DESIGN §4 invariant 7).
+
+- One way to fail: any Redis failure, in either shape, surfaces as `CacheUnavailable`.
+  redis-py's cluster client raises `RedisClusterException` (not a `RedisError`) when no
+  node answers, so catching `RedisError` alone lets a cache outage through.
+- Lazy: nothing connects until the first command, so a cold environment starts (and can
+  write to DynamoDB) while the cache is down. The cluster client connects eagerly in its
+  constructor, which is why it is built here on first use.
+- A circuit breaker: after a failure the cache is skipped for `cooldown` seconds, so a dead
+  cache costs one short timeout per execution environment, not one per call.
+- No client-side retries: a retried Lua script that already ran would run twice, and a
+  retry on a dead node only multiplies the timeout. The callers fall back to DynamoDB.
+
+Every key of a scene shares the {scene} hash tag, so multi-key commands and scripts only
+ever touch one slot.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+from redis.retry import Retry
 
-Cache = redis.Redis | RedisCluster
+logger = logging.getLogger(__name__)
+
+Client = redis.Redis | RedisCluster
+
+# What a broken, restarting, failing-over or unreachable Redis raises, in both shapes.
+FAILURES: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
+
+DEFAULT_COOLDOWN_SECONDS = 5.0
 
 
-def connect(url: str, cluster: bool) -> Cache:
-    # rediss:// turns TLS on; short timeouts so a failed-over node surfaces as an error,
-    # which the callers treat as a cache miss (DynamoDB holds the truth).
-    options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 30}
-    if cluster:
-        return RedisCluster.from_url(url, **options)
-    return redis.Redis.from_url(url, **options)
+class CacheUnavailable(Exception):
+    """The cache could not serve this call; the caller carries on without it."""
+
+
+class Script:
+    """A Lua script, registered on whichever client the cache holds when it runs."""
+
+    def __init__(self, cache: Cache, source: str) -> None:
+        self._cache = cache
+        self.source = source
+
+    def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        return self._cache.call(lambda client: self._cache.script_on(client, self.source)(keys, args))
+
+
+class Cache:
+    """Redis, optional: every call returns Redis's answer or raises CacheUnavailable."""
+
+    def __init__(
+        self,
+        factory: Callable[[], Client],
+        *,
+        cooldown: float = DEFAULT_COOLDOWN_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._factory = factory
+        self.cooldown = cooldown
+        self._clock = clock
+        self._client: Client | None = None
+        self._scripts: dict[tuple[int, str], Any] = {}
+        self._skip_until = 0.0
+        self._lock = threading.Lock()
+
+    # -- the breaker -----------------------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open (a recent failure)."""
+        return self._clock() >= self._skip_until
+
+    def call(self, operation: Callable[[Client], Any]) -> Any:
+        if not self.available:
+            raise CacheUnavailable("the cache failed recently; skipped until the cooldown ends")
+        try:
+            return operation(self._connected())
+        except FAILURES as error:
+            self._trip(error)
+            raise CacheUnavailable(f"cache call failed: {type(error).__name__}: {error}") from error
+
+    def _connected(self) -> Client:
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
+
+    def _trip(self, error: BaseException) -> None:
+        with self._lock:
+            # Once per outage, not once per call: the breaker keeps calls away meanwhile.
+            logger.warning(
+                "cache unavailable; skipping it for %.1f s: %s: %s",
+                self.cooldown,
+                type(error).__name__,
+                error,
+            )
+            self._skip_until = self._clock() + self.cooldown
+            client, self._client = self._client, None
+            self._scripts.clear()
+        if client is not None:
+            # A fresh client after the cooldown: a failed-over cluster has a new slot map.
+            try:
+                client.close()
+            except Exception:  # closing a broken client must not hide the first error
+                logger.debug("closing the failed cache client raised", exc_info=True)
+
+    # -- commands --------------------------------------------------------------------------
+    def register_script(self, source: str) -> Script:
+        return Script(self, source)
+
+    def script_on(self, client: Client, source: str) -> Any:
+        key = (id(client), source)
+        script = self._scripts.get(key)
+        if script is None:
+            script = self._scripts[key] = client.register_script(source)
+        return script
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        """Any Redis command (`get`, `zrange`, `flushall`, ...), through the breaker."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def command(*args: Any, **kwargs: Any) -> Any:
+            return self.call(lambda client: getattr(client, name)(*args, **kwargs))
+
+        return command
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+            self._scripts.clear()
+        if client is not None:
+            client.close()
+
+
+def connect(url: str, cluster: bool, *, cooldown: float = DEFAULT_COOLDOWN_SECONDS) -> Cache:
+    """The cache at `url` (rediss:// turns TLS on), built on first use."""
+    # Short timeouts: a dead or failed-over node must cost one brief wait, then the
+    # breaker keeps the cache out of the way while DynamoDB serves.
+    options: dict[str, Any] = {
+        "socket_timeout": 2.0,
+        "socket_connect_timeout": 1.0,
+        "health_check_interval": 30,
+        "retry": Retry(NoBackoff(), 0),
+    }
+
+    def factory() -> Client:
+        if cluster:
+            return RedisCluster.from_url(url, **options)
+        return redis.Redis.from_url(url, **options)
+
+    return Cache(factory, cooldown=cooldown)
 
 
 def scene_key(scene_id: str, part: str) -> str:

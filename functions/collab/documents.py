@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pycrdt import get_state, merge_updates
-from redis.exceptions import RedisError
 
+from collab.cache import CacheUnavailable
 from collab.durable_log import DurableLog, Head, LogEntry
 from collab.errors import InvalidUpdate
 from collab.hot_state import CachedState, HotState
@@ -88,7 +88,7 @@ class Documents:
         self._pause("append:durable-written")
         try:
             tail_len, appended = self._hot.append(scene_id, entry_id, update)
-        except RedisError:
+        except CacheUnavailable:
             logger.warning("cache append failed; readers merge the durable log", exc_info=True)
             return Appended(entry_id, False, False)
         return Appended(entry_id, tail_len > self._cache_tail_limit, appended > self._log_tail_limit)
@@ -123,7 +123,7 @@ class Documents:
     def _read_cache(self, scene_id: str) -> CachedState | None:
         try:
             return self._hot.read(scene_id)
-        except RedisError:
+        except CacheUnavailable:
             logger.warning("cache read failed; serving from DynamoDB", exc_info=True)
             return None
 
@@ -131,7 +131,7 @@ class Documents:
         read = loaded.cached or CachedState(None, 0, None, {})
         try:
             self._hot.commit(scene_id, read, loaded.state, loaded.head.version)
-        except RedisError:
+        except CacheUnavailable:
             logger.warning("cache refill failed", exc_info=True)
 
     def compact_cache(self, scene_id: str) -> bool:
@@ -153,7 +153,7 @@ class Documents:
         try:
             if not self._hot.take_lease(scene_id, owner, lease_seconds):
                 return False
-        except RedisError:
+        except CacheUnavailable:
             pass  # no lease without Redis; the CAS still protects the log
         try:
             loaded = self.load(scene_id)
@@ -167,7 +167,7 @@ class Documents:
             self._after_log_compaction(scene_id, loaded, new_head)
             return True
         finally:
-            with contextlib.suppress(RedisError):
+            with contextlib.suppress(CacheUnavailable):
                 self._hot.release_lease(scene_id, owner)
 
     def _after_log_compaction(self, scene_id: str, loaded: Loaded, head: Head) -> None:
@@ -177,5 +177,5 @@ class Documents:
                 # Our merged state includes the new DynamoDB snapshot: say so, or the next
                 # reader reloads it from DynamoDB for nothing.
                 self._hot.commit(scene_id, loaded.cached, loaded.state, head.version)
-        except RedisError:
+        except CacheUnavailable:
             logger.warning("cache update after log compaction failed", exc_info=True)

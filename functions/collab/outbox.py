@@ -3,7 +3,7 @@
 Fan-out is where a handler's CPU, latency and bill go (DESIGN §3), so: one boto3 client
 per endpoint for the life of the execution environment, a bounded thread pool shared by
 all invocations, short timeouts so one slow or dead peer never holds up the others, 410
-(gone) reported to the caller for eviction, LimitExceeded retried with jittered backoff.
+(gone) and 403 (an unknown id) reported to the caller for eviction, LimitExceeded retried with jittered backoff.
 Messages over the frame limit go out as `chunk` frames, in order, to each recipient.
 """
 
@@ -61,11 +61,14 @@ class Outbox:
         return [cid for cid, delivered in zip(targets, results, strict=True) if not delivered]
 
     def close(self, connection_id: str) -> None:
+        """Best effort: a refusal's reply must not crash on a transport error."""
         try:
             self._client.delete_connection(ConnectionId=connection_id)
         except ClientError as error:
             if _code(error) != "GoneException":
                 logger.warning("closing %s failed: %s", connection_id, _code(error))
+        except BotoCoreError as error:
+            logger.warning("closing %s failed: %s", connection_id, error)
 
     def _post_frames(self, connection_id: str, frames: list[bytes]) -> bool:
         return all(self._post(connection_id, frame) for frame in frames)
@@ -77,7 +80,7 @@ class Outbox:
                 return True
             except ClientError as error:
                 code = _code(error)
-                if code == "GoneException":
+                if code == "GoneException" or _unknown_connection(error):
                     return False
                 if code not in ("LimitExceededException", "ThrottlingException") or attempt == _RETRIES - 1:
                     # A failure other than gone is logged, not fatal: the periodic resync
@@ -89,6 +92,16 @@ class Outbox:
                 return True
             time.sleep(random.uniform(0, 0.05 * 2**attempt))  # full jitter
         return True
+
+
+def _unknown_connection(error: ClientError) -> bool:
+    """API Gateway answers 403 Forbidden for a connection id it does not know (one that
+    ended long ago): gone. A 403 that says the caller lacks permission is a deployment
+    problem, not a departure, and must not evict every member."""
+    if _code(error) not in ("ForbiddenException", "Forbidden", "403"):
+        return False
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    return "not authorized" not in message.lower()
 
 
 def _code(error: ClientError) -> str:

@@ -20,9 +20,17 @@ describe('parseServerMessage', () => {
       participants: [alice],
     };
     expect(parseServerMessage(JSON.stringify(connected))).toEqual(connected);
-    for (const type of ['participant-joined', 'participant-left']) {
-      expect(parseServerMessage(JSON.stringify({ type, participant: alice }))).toEqual({ type, participant: alice });
-    }
+    const joined = { type: 'participant-joined', participant: alice };
+    expect(parseServerMessage(JSON.stringify(joined))).toEqual(joined);
+    // One leave (an older server sends `participant` only), or every leave of an eviction.
+    expect(parseServerMessage(JSON.stringify({ type: 'participant-left', participant: alice }))).toEqual({
+      type: 'participant-left',
+      participant: alice,
+      participants: [alice],
+    });
+    const bob = { connectionId: 'c-2', userId: 'u-bob', userName: 'Bob' };
+    const many = { type: 'participant-left', participant: alice, participants: [alice, bob] };
+    expect(parseServerMessage(JSON.stringify(many))).toEqual(many);
     const error = { type: 'error', code: 'too_large', message: 'over 16 MiB', action: 'chunk', id: 'c7' };
     expect(parseServerMessage(JSON.stringify(error))).toEqual(error);
     const chunk = { type: 'chunk', id: 's1', seq: 2, total: 5, data: '"da' };

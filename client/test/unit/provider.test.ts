@@ -139,6 +139,12 @@ describe('ApiGatewayProvider: connecting', () => {
     socket.receive({ type: 'participant-left', participant: rick });
     expect(provider.participants).toEqual([me]);
     expect(seen).toEqual([1, 2, 2, 1]);
+    // An eviction's one message names every participant that left.
+    const sam = { connectionId: 'c-sam', userId: 'u-sam', userName: 'SAM' };
+    socket.receive({ type: 'participant-joined', participant: rick });
+    socket.receive({ type: 'participant-joined', participant: sam });
+    socket.receive({ type: 'participant-left', participant: rick, participants: [rick, sam] });
+    expect(provider.participants).toEqual([me]);
   });
 });
 

@@ -1,0 +1,35 @@
+"""`awareness`: keep the latest state per Yjs client id, broadcast what was accepted.
+
+Presence lives in the cache only: with the cache unavailable an awareness update is
+dropped (nothing can check which client ids the connection owns), and peers drop a state
+not renewed within 30 s, as y-protocols does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from collab import awareness as awareness_codec
+from collab import protocol
+from collab.cache import CacheUnavailable
+from collab.caller import Caller
+from collab.membership import broadcast, recipients
+from collab.observability import metrics
+from collab.runtime import Runtime
+
+
+def on_awareness(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
+    raw = protocol.decode_base64(protocol.require_str(frame, "data"))
+    entries = awareness_codec.decode_update(protocol.decode_awareness_message(raw))
+    try:
+        accepted = rt.awareness.apply(caller.scene_id, caller.connection_id, entries)
+    except CacheUnavailable:
+        metrics.add_metric(name="AwarenessDropped", unit=MetricUnit.Count, value=1)
+        return
+    if not accepted:
+        return
+    others = [m.connection_id for m in recipients(rt, caller)]
+    update = awareness_codec.encode_update(accepted)
+    text = protocol.data_message("awareness", protocol.awareness_message(update))
+    broadcast(rt, caller, others, text)

@@ -1,0 +1,113 @@
+"""`sync`: register the connection as a member, then answer with what it lacks.
+
+Order matters (DESIGN §4): the member is registered (strongly consistent) before its sync
+loads state, so an update appended meanwhile is either in what it loads or fanned out to
+it. Replies go out in one invocation, in this order: `connected`, SyncStep2, the server's
+SyncStep1 (not to viewers), every current awareness state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pycrdt import get_state, get_update
+
+from collab import awareness as awareness_codec
+from collab import protocol
+from collab.cache import CacheUnavailable
+from collab.caller import Caller
+from collab.compaction import compact
+from collab.documents import EMPTY_UPDATE
+from collab.errors import BadRequest, NoAccess
+from collab.membership import announce_join, evict, expel_expired
+from collab.observability import logger, metrics
+from collab.rooms import Member
+from collab.runtime import Runtime
+
+
+def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
+    message = protocol.decode_sync_message(protocol.decode_base64(protocol.require_str(frame, "data")))
+    if message.kind != protocol.SYNC_STEP1:
+        raise BadRequest("sync carries a SyncStep1 [0,0,stateVector] only")
+    _check_state_vector(message.payload)  # before anything is written: no member from bad input
+    member = Member(
+        caller.connection_id,
+        caller.user_id,
+        caller.user_name,
+        caller.role,
+        caller.connected_at,
+        token_expires_at=caller.expires_at,
+    )
+    roster = rt.rooms.roster(caller.scene_id)
+    if roster.expired:
+        expel_expired(rt, caller, [m for m in roster.expired if m.connection_id != caller.connection_id])
+    members = roster.members
+    if not any(m.connection_id == caller.connection_id for m in members):
+        # The first sync of this connection; a periodic resync finds its row, writes nothing.
+        joined = rt.rooms.join(caller.scene_id, member)
+        if not joined.verified:
+            _recheck_role(rt, caller)
+        members = rt.rooms.members(caller.scene_id)
+        if joined.first:
+            others = [m.connection_id for m in members if m.connection_id != caller.connection_id]
+            announce_join(rt, caller, member, others)
+    loaded = rt.documents.load(caller.scene_id)
+    missing = get_update(loaded.state, message.payload)
+    participants = [m.public() for m in members]
+    if not any(p["connectionId"] == caller.connection_id for p in participants):
+        participants.append(member.public())
+    replies = [
+        protocol.server_message(
+            "connected",
+            sceneId=caller.scene_id,
+            connectionId=caller.connection_id,
+            user=caller.user(),
+            role=caller.role,
+            participants=participants,
+        ),
+        protocol.data_message("sync", protocol.sync_step2(missing)),
+    ]
+    if not caller.is_viewer:
+        replies.append(protocol.data_message("sync", protocol.sync_step1(get_state(loaded.state))))
+    present = _present(rt, caller)
+    if present:
+        update = awareness_codec.encode_update(present)
+        replies.append(protocol.data_message("awareness", protocol.awareness_message(update)))
+    outbox = rt.outbox(caller.endpoint)
+    for reply in replies:  # in order, one invocation (DESIGN §2)
+        if not outbox.send(caller.connection_id, reply):
+            evict(rt, caller, [caller.connection_id])
+            return
+    if len(loaded.log) > rt.settings.log_tail_limit:
+        compact(rt, caller.scene_id, log=True)
+
+
+def _check_state_vector(state_vector: bytes) -> None:
+    try:
+        get_update(EMPTY_UPDATE, state_vector)
+    except ValueError:
+        raise BadRequest("the sync's state vector cannot be decoded") from None
+
+
+def _recheck_role(rt: Runtime, caller: Caller) -> None:
+    """A row `$connect` did not admit (it checks the role after writing the row): check
+    here, after the row exists, so a revoke either finds the row or is seen now. Every
+    sync checks until one succeeds, so concurrent syncs or a crash cannot skip it."""
+    role = rt.access.get_role(caller.scene_id, caller.user_id)
+    if role != caller.role:
+        rt.rooms.leave(caller.scene_id, caller.connection_id)
+        if role is None:
+            raise NoAccess(f"access to scene {caller.scene_id} was revoked")
+        raise NoAccess(f"your role in scene {caller.scene_id} changed to {role}; reconnect")
+    rt.rooms.mark_verified(caller.scene_id, caller.connection_id)
+
+
+def _present(rt: Runtime, caller: Caller) -> list[awareness_codec.AwarenessEntry]:
+    try:
+        return rt.awareness.current(caller.scene_id)
+    except CacheUnavailable:
+        # Presence lives in the cache only; the scene itself is served from DynamoDB.
+        logger.info("awareness skipped in the sync reply: the cache is unavailable")
+        metrics.add_metric(name="AwarenessSkipped", unit=MetricUnit.Count, value=1)
+        return []

@@ -1,0 +1,42 @@
+"""`update`: validate, persist (DynamoDB first: that is the acknowledgement), broadcast.
+
+The member list for fan-out is read after the durable write (invariant 2), so a member
+that joined before the write receives the update, and one that joins after loads it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from collab import protocol
+from collab.caller import Caller
+from collab.compaction import compact
+from collab.documents import validate_update
+from collab.errors import BadRequest, Forbidden
+from collab.membership import broadcast, recipients
+from collab.observability import metrics, tracer
+from collab.runtime import Runtime
+
+
+def on_update(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
+    message = protocol.decode_sync_message(protocol.decode_base64(protocol.require_str(frame, "data")))
+    if message.kind == protocol.SYNC_STEP1:
+        raise BadRequest("update carries a SyncStep2 [0,1,update] or an Update [0,2,update]")
+    with tracer.provider.in_subsegment("## validate"):
+        changes = validate_update(message.payload)
+    if not changes:
+        return  # an empty SyncStep2 adds nothing: neither stored, broadcast nor refused
+    if caller.is_viewer:
+        raise Forbidden("viewers cannot change the scene")
+    with tracer.provider.in_subsegment("## durable_and_cache_write"):
+        appended = rt.documents.append(caller.scene_id, message.payload)
+    metrics.add_metric(name="UpdatesApplied", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="UpdateBytes", unit=MetricUnit.Bytes, value=len(message.payload))
+    others = [m.connection_id for m in recipients(rt, caller)]  # after the append
+    text = protocol.data_message("update", protocol.update_message(message.payload))
+    broadcast(rt, caller, others, text)
+    if appended.compact_log:
+        compact(rt, caller.scene_id, log=True)
+    elif appended.compact_cache:
+        compact(rt, caller.scene_id, log=False)
