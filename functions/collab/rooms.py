@@ -37,6 +37,8 @@ class Member:
     role: str
     connected_at: int = 0
     token_expires_at: int = 0  # the token's exp (epoch seconds); 0 when unknown
+    # The role was checked after the row existed (by `$connect`, or by a sync).
+    verified: bool = field(default=False, compare=False)
 
     def public(self) -> dict[str, str]:
         """What peers see of a participant (DESIGN §2)."""
@@ -196,4 +198,5 @@ def _member(item: dict[str, Any]) -> Member:
         role=item.get("role", {"S": ""})["S"],
         connected_at=int(item.get("connectedAt", {"N": "0"})["N"]),
         token_expires_at=int(item.get("tokenExpiresAt", {"N": "0"})["N"]),
+        verified="admittedAt" in item,
     )

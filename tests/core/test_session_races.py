@@ -6,80 +6,21 @@ the Management API is replaced by an in-memory recorder (what was posted to whom
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
-from collections import defaultdict
 
 import pytest
-from pycrdt import Doc, Text
 
-from collab import protocol, runtime, session
-from collab.caller import Caller
-from collab.settings import Settings
+from collab import runtime, session
 from tests.support.pause import PausePoints
-
-
-class Recorder:
-    """Stands in for the Management API: keeps every message per connection."""
-
-    def __init__(self) -> None:
-        self.sent: dict[str, list[dict]] = defaultdict(list)
-        self.lock = threading.Lock()
-
-    def send(self, connection_id: str, text: str) -> bool:
-        with self.lock:
-            self.sent[connection_id].append(json.loads(text))
-        return True
-
-    def send_all(self, connection_ids: list[str], text: str) -> list[str]:
-        for connection_id in connection_ids:
-            self.send(connection_id, text)
-        return []
-
-    def close(self, connection_id: str) -> None:
-        return None
+from tests.support.rig import Recorder, an_update, build_rig, caller, sync_frame, text_seen_by, update_frame
 
 
 @pytest.fixture
 def rig(
     redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]
 ) -> tuple[runtime.Runtime, Recorder, PausePoints]:
-    url, cluster = redis_url_and_mode
-    env = {**aws_tables, "REDIS_URL": url, "REDIS_CLUSTER": "true" if cluster else "false"}
-    pause = PausePoints()
-    rt = runtime.build(Settings.from_env(env), pause=pause)
-    recorder = Recorder()
-    rt.outbox_factory = lambda endpoint: recorder  # type: ignore[assignment,return-value]
-    return rt, recorder, pause
-
-
-def caller(scene: str, connection: str, user: str) -> Caller:
-    return Caller(connection, scene, user, user.title(), "editor", 4_000_000_000, "http://local")
-
-
-def sync_frame() -> str:
-    return json.dumps({"action": "sync", "data": protocol.encode_base64(protocol.sync_step1(b"\x00"))})
-
-
-def update_frame(update: bytes) -> str:
-    return json.dumps({"action": "update", "data": protocol.encode_base64(protocol.update_message(update))})
-
-
-def text_seen_by(messages: list[dict]) -> str:
-    doc = Doc()
-    for message in messages:
-        if message["type"] in ("sync", "update"):
-            decoded = protocol.decode_sync_message(protocol.decode_base64(message["data"]))
-            if decoded.kind != protocol.SYNC_STEP1:
-                doc.apply_update(decoded.payload)
-    return str(doc.get("t", type=Text))
-
-
-def an_update(text: str) -> bytes:
-    doc = Doc()
-    doc.get("t", type=Text).insert(0, text)
-    return doc.get_update()
+    return build_rig(redis_url_and_mode, aws_tables)
 
 
 # Each pause sits between the two steps whose order the invariant depends on: had the

@@ -43,7 +43,8 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
     if roster.expired:
         expel_expired(rt, caller, [m for m in roster.expired if m.connection_id != caller.connection_id])
     members = roster.members
-    if not any(m.connection_id == caller.connection_id for m in members):
+    me = next((m for m in members if m.connection_id == caller.connection_id), None)
+    if me is None:
         # The first sync of this connection; a periodic resync finds its row, writes nothing.
         joined = rt.rooms.join(caller.scene_id, member)
         if not joined.verified:
@@ -52,6 +53,8 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
         if joined.first:
             others = [m.connection_id for m in members if m.connection_id != caller.connection_id]
             announce_join(rt, caller, member, others)
+    elif not me.verified:
+        _recheck_role(rt, caller)  # a first sync that joined, then died before its check
     loaded = rt.documents.load(caller.scene_id)
     missing = get_update(loaded.state, message.payload)
     participants = [m.public() for m in members]

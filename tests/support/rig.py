@@ -1,0 +1,88 @@
+"""The handlers' core on real Redis and moto, with the Management API replaced by an
+in-memory recorder: what was posted to whom, which connections are gone (410), closes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from typing import Any
+
+from pycrdt import Doc, Text
+
+from collab import protocol, runtime
+from collab.caller import Caller
+from collab.settings import Settings
+from tests.support.pause import PausePoints
+
+
+class Recorder:
+    """Stands in for the Management API: keeps every message per connection; posts to a
+    connection in `gone` fail as API Gateway's 410 does."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.gone: set[str] = set()
+        self.closed: list[str] = []
+        self.posts = 0
+        self.lock = threading.Lock()
+
+    def send(self, connection_id: str, text: str) -> bool:
+        with self.lock:
+            self.posts += 1
+            if connection_id in self.gone:
+                return False
+            self.sent[connection_id].append(json.loads(text))
+        return True
+
+    def send_all(self, connection_ids: list[str], text: str) -> list[str]:
+        return [cid for cid in connection_ids if not self.send(cid, text)]
+
+    def close(self, connection_id: str) -> None:
+        with self.lock:
+            self.closed.append(connection_id)
+
+
+def build_rig(
+    redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str], **env: str
+) -> tuple[runtime.Runtime, Recorder, PausePoints]:
+    url, cluster = redis_url_and_mode
+    settings = {**aws_tables, "REDIS_URL": url, "REDIS_CLUSTER": "true" if cluster else "false", **env}
+    pause = PausePoints()
+    rt = runtime.build(Settings.from_env(settings), pause=pause)
+    recorder = Recorder()
+    rt.outbox_factory = lambda endpoint: recorder  # type: ignore[assignment,return-value]
+    return rt, recorder, pause
+
+
+def caller(
+    scene: str, connection: str, user: str, role: str = "editor", expires_at: int = 4_000_000_000
+) -> Caller:
+    return Caller(connection, scene, user, user.title(), role, expires_at, "http://local")
+
+
+def sync_frame(state_vector: bytes = b"\x00") -> str:
+    return json.dumps({"action": "sync", "data": protocol.encode_base64(protocol.sync_step1(state_vector))})
+
+
+def update_frame(update: bytes) -> str:
+    return json.dumps({"action": "update", "data": protocol.encode_base64(protocol.update_message(update))})
+
+
+def text_seen_by(messages: list[dict[str, Any]]) -> str:
+    doc = Doc()
+    for message in messages:
+        if message["type"] in ("sync", "update"):
+            decoded = protocol.decode_sync_message(protocol.decode_base64(message["data"]))
+            if decoded.kind != protocol.SYNC_STEP1:
+                doc.apply_update(decoded.payload)
+    return str(doc.get("t", type=Text))
+
+
+def an_update(text: str, doc: Doc | None = None) -> bytes:
+    """An insert at the end of Y.Text "t" of `doc` (a new doc by default), as an update."""
+    doc = doc if doc is not None else Doc()
+    before = doc.get_state()
+    text_type = doc.get("t", type=Text)
+    text_type.insert(len(text_type), text)
+    return doc.get_update(before)
