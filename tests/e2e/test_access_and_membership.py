@@ -366,3 +366,75 @@ def test_stale_rows_are_ignored_and_gone_connections_evicted(scene: Scene, open_
     assert connection_row(scene, gone) is None
     assert connection_ids(bob.synced()) == {alice.connection_id, bob.connection_id, carol.connection_id}
     carol.wait_text("after the ghost")
+
+
+# --------------------------------------------------------------- access follows the grants
+
+
+def collabctl(scene: Scene, *argv: str) -> str:
+    command = [sys.executable, "-m", "collabctl", *argv, "--scene", scene.scene_id]
+    env = {**os.environ, **scene.stack.env, "MANAGEMENT_ENDPOINT": scene.stack.management_url}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_revoke_closes_a_connection_that_never_sent_sync(scene: Scene, open_client: Opener) -> None:
+    """Review F4: `update` needs no membership, so a connection that never syncs used to
+    keep writing after a revoke. `$connect` records it, so revoke finds and closes it."""
+    carol = open_client("carol")
+    carol.synced()
+    dave = open_client("dave")
+    dave.edit("EXT. ALLEY - NIGHT")  # written without ever sending sync
+    carol.wait_text("EXT. ALLEY - NIGHT")
+    assert "closed 1 connection(s)" in collabctl(scene, "revoke", "--user", "dave")
+    assert dave.wait_closed() == 1000
+    carol.synced()
+    assert carol.current_text() == "EXT. ALLEY - NIGHT"
+
+
+def test_lowering_a_role_closes_the_connection_and_the_reconnect_reads_only(
+    scene: Scene, open_client: Opener
+) -> None:
+    """Review F6: a role travels in the connection's authorizer context, so a downgrade
+    closes the user's connections; the client's reconnect gets the new role."""
+    carol = open_client("carol")
+    carol.synced()
+    erin = open_client("erin")
+    assert erin.synced()["role"] == "editor"
+    erin.edit("INT. ")
+    carol.wait_text("INT. ")
+    assert "closed 1 connection(s)" in collabctl(scene, "grant", "--user", "erin", "--role", "viewer")
+    assert erin.wait_closed() == 1000
+    again = open_client("erin", role=None)  # the same user, reconnecting with her token
+    assert again.synced()["role"] == "viewer"
+    mark = again.mark()
+    again.edit("vandalism")
+    again.wait_error("forbidden", after=mark)
+    # Raising a role closes nothing: the viewer stays until she reconnects.
+    assert "closed" not in collabctl(scene, "grant", "--user", "erin", "--role", "editor")
+    again.ping()
+    assert carol.current_text() == "INT. "
+
+
+def test_a_listener_whose_token_expires_gets_no_more_edits_and_is_closed(
+    scene: Scene, open_client: Opener
+) -> None:
+    """Review F6: expiry used to be checked only on the client's own messages; a client that
+    only listens kept receiving live edits. Fan-out skips and closes it."""
+    alice = open_client("alice")
+    alice.synced()
+    scene.grant("erin", "editor")
+    issued = int(time.time())
+    erin = open_client(
+        "erin", token=mint_dev_token(scene.stack.jwt_secret, "erin", scene.scene_id, ttl=2, now=issued)
+    )
+    erin.synced()
+    assert erin.connection_id is not None
+    time.sleep(max(0.0, issued + 2.2 - time.time()))  # the clock must pass exp
+    mark = erin.mark()
+    alice.edit("after expiry")
+    erin.wait_error("token_expired", after=mark)
+    assert erin.wait_closed() == 1000
+    assert not erin.find(of_type("update"), after=mark)
+    alice.wait_for(participant("participant-left", erin.connection_id))
