@@ -77,16 +77,18 @@ def redis_server_binary() -> str | None:
     return shutil.which("redis-server")
 
 
-def start_redis(cluster: bool = False) -> Service:
+def start_redis(cluster: bool = False, port: int | None = None) -> Service:
     """A throwaway redis-server on a free port; as a one-node cluster owning every slot
     when `cluster` (the shape of ElastiCache Serverless), so cluster clients and hash tags
-    are exercised for real."""
+    are exercised for real. `port`: this one instead, so tests can restart a stopped
+    server (empty: a fresh data dir and cluster identity) where its clients expect it."""
     binary = redis_server_binary()
     if binary is None:
         raise FileNotFoundError("redis-server is not installed (Debian: apt-get install redis-server)")
-    port = free_port()
-    while cluster and port > 55535:  # a cluster node also listens on port + 10000
+    if port is None:
         port = free_port()
+        while cluster and port > 55535:  # a cluster node also listens on port + 10000
+            port = free_port()
     workdir = tempfile.TemporaryDirectory(prefix="collab-redis-")
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     args += ["--dir", workdir.name, "--protected-mode", "no"]
