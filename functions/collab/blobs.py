@@ -12,7 +12,8 @@ INLINE_LIMIT = 350_000
 
 
 class BlobMissing(LookupError):
-    """An S3 object a DynamoDB item points to is gone (a superseded snapshot)."""
+    """An S3 object a DynamoDB item points to is gone (a superseded snapshot, or a log entry
+    compacted since its item was read)."""
 
 
 class BlobStore:
@@ -40,9 +41,22 @@ class BlobStore:
         return bytes(response["Body"].read())
 
     def delete(self, items: list[dict[str, Any]]) -> None:
-        keys = [item["s3Key"]["S"] for item in items if "s3Key" in item]
+        self.delete_keys([item["s3Key"]["S"] for item in items if "s3Key" in item])
+
+    def delete_keys(self, keys: list[str]) -> None:
+        """Deleting a key that holds nothing is not an error (S3 answers the same)."""
+        if self._bucket is None:
+            return
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
             self._s3.delete_objects(
                 Bucket=self._bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
             )
+
+    def keys_older_than(self, prefix: str, cutoff: float, limit: int) -> list[str]:
+        """Keys under `prefix` last written before `cutoff` (epoch seconds), from the first
+        `limit` in key order. Ids are time-ordered, so those are the oldest."""
+        if self._bucket is None:
+            return []
+        page = self._s3.list_objects_v2(Bucket=self._bucket, Prefix=prefix, MaxKeys=limit)
+        return [obj["Key"] for obj in page.get("Contents", []) if obj["LastModified"].timestamp() < cutoff]

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from pycrdt import get_state, merge_updates
 
+from collab.blobs import BlobMissing
 from collab.cache import CacheUnavailable
-from collab.durable_log import DurableLog, Head, LogEntry
+from collab.durable_log import DurableLog, Head, LogEntry, log_weight
 from collab.errors import InvalidUpdate
 from collab.hot_state import CachedState, HotState
 
@@ -108,7 +109,25 @@ class Documents:
                 parts.append(snapshot)
         tail = cached.tail if cached is not None else {}
         parts.extend(tail.values())
-        parts.extend(entry.update for entry in log if entry.entry_id not in tail)
+        # Only what the cache lacks: a spilled entry costs an S3 GET (LogEntry.update).
+        included = set(tail) | (cached.merged if cached is not None else set())
+        needed = [entry for entry in log if entry.entry_id not in included]
+        self._pause("load:fetch-log")
+        complete = True
+        for entry in needed:
+            try:
+                parts.append(entry.update)
+            except BlobMissing:
+                complete = False
+                # Compaction deletes an item before its object: an object missing under a
+                # live item was lost by something else. Said loudly, served without.
+                if self._log.entry_exists(scene_id, entry.entry_id):
+                    logger.error("a log entry's S3 object is missing", extra={"entry": entry.entry_id})
+        if not complete:
+            # Compacted since the log was read: the head's snapshot holds those entries now.
+            head, snapshot = self._current_snapshot(scene_id, head)
+            if snapshot is not None:
+                parts.append(snapshot)
         state = merge_updates(*parts) if parts else EMPTY_UPDATE
         loaded = Loaded(state, cached, head, log)
         if cached is None or cached.base is None or cached.base < head.version:
@@ -172,10 +191,12 @@ class Documents:
 
     def _after_log_compaction(self, scene_id: str, loaded: Loaded, head: Head) -> None:
         try:
-            self._hot.log_compacted(scene_id, len(loaded.log))
+            self._hot.log_compacted(scene_id, log_weight(loaded.log))
             if loaded.cached is not None and loaded.cached.base is not None:
                 # Our merged state includes the new DynamoDB snapshot: say so, or the next
-                # reader reloads it from DynamoDB for nothing.
-                self._hot.commit(scene_id, loaded.cached, loaded.state, head.version)
+                # reader reloads it from DynamoDB for nothing. The merged entries left the
+                # log, so their marks go.
+                forget = [entry.entry_id for entry in loaded.log]
+                self._hot.commit(scene_id, loaded.cached, loaded.state, head.version, forget=forget)
         except CacheUnavailable:
             logger.warning("cache update after log compaction failed", exc_info=True)

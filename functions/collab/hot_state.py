@@ -2,26 +2,43 @@
 
 Keys (one {scene} hash tag, so scripts stay in one cluster slot):
 - `doc`   hash: `snap` (merged update), `ver` (bumped by every commit), `base` (the
-          DynamoDB snapshot version the content is known to include);
+          DynamoDB snapshot version the content is known to include), and `m:<entry id>`
+          for each spilled (S3) log entry that `snap` includes, so readers need not fetch it;
 - `tail`  hash: log entry id -> update, appended after the durable write;
-- `logn`  appends since the last DynamoDB compaction (when to compact the log);
+- `logn`  the weight of the log appended since the last DynamoDB compaction (when to
+          compact the log: durable_log.entry_weight counts entries and inline bytes);
 - `lease` who compacts the log right now (an optimisation; correctness is the CAS).
 
 Redis is a cache of the durable log: it may be flushed, evicted, stale after a failover or
 miss an append. Invariant kept here: the content (snap + tail) includes the DynamoDB
-snapshot number `base`. Readers add the durable log on top (documents.py).
+snapshot number `base`, and every `m:` mark names an entry `snap` includes (marks live in
+the same key as `snap`, so they are flushed, expired and restored with it). Readers add
+the durable log on top (documents.py).
+
+redis-py retries a script whose reply was lost (timeouts, cluster re-initialisation), so
+every script here gives the same result when it runs twice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+from collab.blobs import INLINE_LIMIT
 from collab.cache import Cache, scene_key
+from collab.durable_log import entry_weight
 
-# KEYS: tail, logn, doc.  ARGV: entry id, update, ttl seconds.
+MARK = "m:"
+
+# KEYS: tail, logn, doc.  ARGV: entry id, update, ttl seconds, weight.
+# The counter moves only when the entry is new to the tail: a re-run counts it once.
 _APPEND = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local n = redis.call('INCR', KEYS[2])
+local n
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  n = redis.call('INCRBY', KEYS[2], ARGV[4])
+else
+  n = tonumber(redis.call('GET', KEYS[2]) or '0')
+end
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 return {redis.call('HLEN', KEYS[1]), n}
 """
@@ -31,20 +48,48 @@ _READ = """
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 """
 
-# KEYS: doc, tail.  ARGV: expected ver, snapshot, base, ttl, merged ids...
-# Commits only on the version that was read, and removes exactly the merged ids.
+# KEYS: doc, tail.  ARGV: expected ver, snapshot, base, ttl, k, k marks to set, j, j marks
+# to drop, merged tail ids...
+# Commits only on the version that was read, and removes exactly the merged ids; a re-run
+# finds the version moved and does nothing.
 _COMMIT = """
 local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
 if ver ~= tonumber(ARGV[1]) then return 0 end
 local base = tonumber(redis.call('HGET', KEYS[1], 'base') or '-1')
 local new_base = math.max(base, tonumber(ARGV[3]))
 redis.call('HSET', KEYS[1], 'snap', ARGV[2], 'ver', ver + 1, 'base', new_base)
-for i = 5, #ARGV, 500 do
-  redis.call('HDEL', KEYS[2], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+local i = 5
+local set_last = i + tonumber(ARGV[i])
+for m = i + 1, set_last do redis.call('HSET', KEYS[1], ARGV[m], '1') end
+i = set_last + 1
+local drop_last = i + tonumber(ARGV[i])
+for m = i + 1, drop_last do redis.call('HDEL', KEYS[1], ARGV[m]) end
+for t = drop_last + 1, #ARGV, 500 do
+  redis.call('HDEL', KEYS[2], unpack(ARGV, t, math.min(t + 499, #ARGV)))
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
+"""
+
+# KEYS: logn.  ARGV: weight compacted, ttl.
+# Never creates the key (a lost counter restarts from nothing), never leaves it negative
+# (appends the cache missed, or a flush, make the compacted weight exceed it) or without TTL.
+_LOG_COMPACTED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = redis.call('DECRBY', KEYS[1], ARGV[1])
+if n < 0 then
+  redis.call('SET', KEYS[1], 0)
+  n = 0
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return n
+"""
+
+# KEYS: lease.  ARGV: owner.  Deletes the lease only if it is still ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -54,6 +99,8 @@ class CachedState:
     version: int  # 0 when the scene is not cached
     base: int | None  # None when unknown: the content cannot be trusted to cover DynamoDB
     tail: dict[str, bytes]
+    # Spilled log entries `snapshot` includes (the `m:` marks).
+    merged: frozenset[str] = field(default_factory=frozenset)
 
 
 class HotState:
@@ -63,11 +110,14 @@ class HotState:
         self._append = cache.register_script(_APPEND)
         self._read = cache.register_script(_READ)
         self._commit = cache.register_script(_COMMIT)
+        self._log_compacted = cache.register_script(_LOG_COMPACTED)
+        self._release = cache.register_script(_RELEASE)
 
     def append(self, scene_id: str, entry_id: str, update: bytes) -> tuple[int, int]:
-        """Add an update to the tail; returns (tail length, appends since log compaction)."""
+        """Add an update to the tail; returns (tail length, log weight since log compaction)."""
         keys = [scene_key(scene_id, "tail"), scene_key(scene_id, "logn"), scene_key(scene_id, "doc")]
-        tail_len, appended = self._append(keys=keys, args=[entry_id, update, self._ttl])
+        args = [entry_id, update, self._ttl, entry_weight(len(update))]
+        tail_len, appended = self._append(keys=keys, args=args)
         return int(tail_len), int(appended)
 
     def read(self, scene_id: str) -> CachedState:
@@ -75,28 +125,37 @@ class HotState:
         doc = dict(zip(doc_flat[::2], doc_flat[1::2], strict=True))
         tail = {k.decode(): bytes(v) for k, v in zip(tail_flat[::2], tail_flat[1::2], strict=True)}
         base = doc.get(b"base")
+        marks = MARK.encode()
         return CachedState(
             snapshot=doc.get(b"snap"),
             version=int(doc.get(b"ver", 0)),
             base=int(base) if base is not None else None,
             tail=tail,
+            merged=frozenset(k[len(marks) :].decode() for k in doc if k.startswith(marks)),
         )
 
-    def commit(self, scene_id: str, read: CachedState, snapshot: bytes, base: int) -> bool:
+    def commit(
+        self, scene_id: str, read: CachedState, snapshot: bytes, base: int, *, forget: Iterable[str] = ()
+    ) -> bool:
         """Replace the snapshot with `snapshot` (which includes everything `read` held and
         the DynamoDB snapshot `base`) if nobody committed since `read`; drop exactly the
-        tail entries `read` held."""
+        tail entries `read` held. Spilled tail entries get a mark; marks of `forget` (entries
+        no longer in the durable log) go."""
+        gone = set(forget)
+        spilled = {entry_id for entry_id, update in read.tail.items() if len(update) > INLINE_LIMIT}
+        to_set = sorted(MARK + i for i in spilled - gone)
+        to_drop = sorted(MARK + i for i in read.merged & gone)
         keys = [scene_key(scene_id, "doc"), scene_key(scene_id, "tail")]
-        args: list[bytes | str | int] = [read.version, snapshot, base, self._ttl, *read.tail]
+        args: list[bytes | str | int] = [read.version, snapshot, base, self._ttl]
+        args += [len(to_set), *to_set, len(to_drop), *to_drop, *read.tail]
         return bool(self._commit(keys=keys, args=args))
 
-    def log_compacted(self, scene_id: str, merged: int) -> None:
-        self._cache.decrby(scene_key(scene_id, "logn"), merged)
+    def log_compacted(self, scene_id: str, weight: int) -> None:
+        """The log lost `weight` (durable_log.log_weight of the entries a compaction merged)."""
+        self._log_compacted(keys=[scene_key(scene_id, "logn")], args=[weight, self._ttl])
 
     def take_lease(self, scene_id: str, owner: str, seconds: int) -> bool:
         return bool(self._cache.set(scene_key(scene_id, "lease"), owner, nx=True, ex=seconds))
 
     def release_lease(self, scene_id: str, owner: str) -> None:
-        key = scene_key(scene_id, "lease")
-        if self._cache.get(key) == owner.encode():
-            self._cache.delete(key)
+        self._release(keys=[scene_key(scene_id, "lease")], args=[owner])
