@@ -1,5 +1,5 @@
-"""Presence (issue 4 item 5, DESIGN §4 invariant 6): the y-protocols awareness update codec
-and the per-scene awareness state in Redis.
+"""Presence (issue 4 item 5, DESIGN §4 invariants 6 and 9): the y-protocols awareness
+update codec and the per-scene awareness state in Redis.
 
 An awareness update is varUint(count) then, per entry, varUint(clientID), varUint(clock),
 varString(JSON state); the state `null` removes the client. Strings are lib0 varStrings:
@@ -11,31 +11,68 @@ the stored one (an unknown client counts as clock 0), or if the clock is equal a
 removes a state that is present. On top of that, a connection may only set or remove
 client ids it introduced itself. Reordered invocations therefore never roll presence back.
 
+Who owns a client id (review M7): the connection that introduced it, until that
+connection ends ($disconnect or a 410), or until the same user writes it from another
+connection (a reconnecting client keeps its Yjs client id, and the old connection's
+$disconnect may be lost), or until nobody has written it for `ttl_seconds` (10 minutes,
+API Gateway's idle timeout: a connection silent that long has been closed). An owner that
+is merely quiet keeps its id: browsers throttle the timers of background tabs, so their
+15 s renewals come late.
+
+Bounded work (review F7): at most `max_entries` entries and `max_message_bytes` per
+update, at most `max_ids_per_connection` client ids per connection and `max_states` ids per
+scene (every role counts). Every script's work is O(entries + ids of the connection +
+ids forgotten), and the whole scene is at most `max_states` ids.
+
+Retries (review M2): a script that changed something keeps its answer for
+`replay_seconds` under its request id, so a client retry of a call whose reply was lost
+gets the same answer (and the caller broadcasts it) instead of "nothing changed".
+
 Key layout, all under the scene's hash tag so each script touches one cluster slot:
 
-    collab:{scene}:aw:clock   hash  clientId -> clock (decimal)
-    collab:{scene}:aw:state   hash  clientId -> JSON state text ("null" once removed)
-    collab:{scene}:aw:conn    hash  clientId -> connection id that introduced it
-    collab:{scene}:aw:at      hash  clientId -> last accepted write (ms since the epoch)
-    collab:{scene}:aw:gone    zset  connection id -> when it ended (ms)
+    collab:{scene}:aw:clock     hash  clientId -> clock (decimal)
+    collab:{scene}:aw:state     hash  clientId -> JSON state text ("null" once removed)
+    collab:{scene}:aw:conn      hash  clientId -> connection id that owns it
+    collab:{scene}:aw:user      hash  clientId -> user id of that connection ("" unknown)
+    collab:{scene}:aw:seen      zset  clientId -> last accepted write (ms since the epoch)
+    collab:{scene}:aw:tomb      zset  clientId -> when it was removed (the removed subset)
+    collab:{scene}:aw:owned     hash  connection id -> "id,id,..." the ids it owns
+    collab:{scene}:aw:gone      zset  connection id -> when it ended (ms)
+    collab:{scene}:aw:reply:<request id>  list  a changing call's answer, for a retry
+
+(The first layout had a hash `aw:at`; it is no longer written, and the new names never
+reuse an old name with another type, so old and new code never meet a WRONGTYPE.)
 
 A removed client keeps its clock (a tombstone) so a late older update cannot bring it
-back. Every key's TTL is refreshed on write, so an abandoned scene's presence disappears.
+back; when the scene is full, the oldest tombstone makes room for a new state. Every key's
+TTL is refreshed on write, so an abandoned scene's presence disappears.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from collab import protocol
 from collab.cache import Cache, scene_key
 from collab.errors import BadRequest, TooLarge
 from collab.lib0 import Reader, var_string, var_uint
 
-# lib0 reads integers as JavaScript numbers and refuses anything above this.
 REMOVED = "null"
+
+# y-protocols clients send their own state, one entry; providers in the y-websocket style
+# also forward removals of a few timed-out peers. Eight keeps those whole.
+MAX_ENTRIES = 8
+# The y-protocols message: one state of MAX_STATE_BYTES plus a few small ones.
+MAX_STATE_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 128 * 1024
+# A tab has one Yjs doc (one client id); a few allow for several docs or a remount.
+MAX_IDS_PER_CONNECTION = 4
+# Every sync reply carries every live state; a room's cursors, not a crowd's.
+MAX_STATES = 256
 
 
 @dataclass(frozen=True)
@@ -54,14 +91,17 @@ class AwarenessEntry:
 # ---------------------------------------------------------------------------- codec
 
 
-def decode_update(data: bytes) -> list[AwarenessEntry]:
+def decode_update(data: bytes, max_entries: int = MAX_ENTRIES) -> list[AwarenessEntry]:
     """The entries of an awareness update (the payload of `[1, varUint8Array(update)]`).
-    Raises BadRequest on truncation, out-of-range integers, invalid UTF-8 or JSON, and
+    Raises TooLarge for a declared count over `max_entries` (before reading any entry),
+    and BadRequest on truncation, out-of-range integers, invalid UTF-8 or JSON, and
     trailing bytes."""
     reader = Reader(data, "awareness update")
     count = reader.var_uint()
+    if count > max_entries:
+        raise TooLarge(f"an awareness update may carry at most {max_entries} entries, not {count}")
     entries = []
-    for _ in range(count):  # a lying count runs out of bytes and raises
+    for _ in range(count):
         client_id = reader.var_uint()
         clock = reader.var_uint()
         entries.append(AwarenessEntry(client_id, clock, _checked_state(reader.var_string())))
@@ -92,28 +132,114 @@ def encode_update(entries: Iterable[AwarenessEntry]) -> bytes:
     return bytes(out)
 
 
+def base64_length(size: int) -> int:
+    """The length of the padded base64 text of `size` bytes."""
+    return 4 * -(-size // 3)
+
+
 # ---------------------------------------------------------------------------- store
 
-# KEYS: clock, state, conn, at, gone. ARGV: connection, now_ms, outdated_ms, ttl, then
-# (clientId, clock, state) triples. Clocks travel as decimal strings: Lua numbers are
-# doubles, exact up to 2**53, which is all lib0 accepts anyway.
-_APPLY_SCRIPT = """
-local clocks, states, owners, stamps, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local conn, now, outdated, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+# Shared by every script. KEYS[1..8]: clock, state, conn, user, seen, tomb, owned, gone.
+_PRELUDE = """
+local clocks, states, owners, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local seen, tombs, owned, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
--- A late invocation of a connection that has ended must not bring its presence back.
-if redis.call('ZSCORE', gone, conn) then
-  return {}
+local function ids_of(conn)
+  local list = {}
+  for id in string.gmatch(redis.call('HGET', owned, conn) or '', '[^,]+') do
+    list[#list + 1] = id
+  end
+  return list
 end
 
--- A client id belongs to the connection that introduced it, until that connection ends
--- or its state is outdated (its owner stopped renewing: a lost $disconnect).
-local function may_write(id)
-  local owner = redis.call('HGET', owners, id)
-  if not owner or owner == conn or redis.call('ZSCORE', gone, owner) then
-    return true
+local function disown(conn, id)
+  local kept = {}
+  for _, other in ipairs(ids_of(conn)) do
+    if other ~= id then
+      kept[#kept + 1] = other
+    end
   end
-  return now - tonumber(redis.call('HGET', stamps, id) or '0') >= outdated
+  if #kept == 0 then
+    redis.call('HDEL', owned, conn)
+  else
+    redis.call('HSET', owned, conn, table.concat(kept, ','))
+  end
+end
+
+local function forget(id)
+  local owner = redis.call('HGET', owners, id)
+  if owner then
+    disown(owner, id)
+  end
+  for k = 1, 4 do
+    redis.call('HDEL', KEYS[k], id)
+  end
+  redis.call('ZREM', seen, id)
+  redis.call('ZREM', tombs, id)
+end
+
+-- Ids nobody wrote for `keep` ms: their owners are dead (API Gateway closes a connection
+-- idle for 10 minutes) and no reordered invocation arrives that late. At most the
+-- scene's cap, and each id is forgotten once: amortised O(1) per id ever admitted.
+local function prune(now, keep)
+  local old = redis.call('ZRANGEBYSCORE', seen, '-inf', string.format('%.0f', now - keep))
+  for _, id in ipairs(old) do
+    forget(id)
+  end
+end
+
+local function refresh(ttl)
+  for k = 1, 8 do
+    redis.call('EXPIRE', KEYS[k], ttl)
+  end
+end
+
+-- A retry of a call whose reply was lost must get the same answer, not "nothing new".
+local function keep_reply(reply, result, seconds)
+  for i = 1, #result, 500 do
+    redis.call('RPUSH', reply, unpack(result, i, math.min(i + 499, #result)))
+  end
+  redis.call('EXPIRE', reply, seconds)
+  return result
+end
+"""
+
+# KEYS as in the prelude, then KEYS[9] the reply key. ARGV: connection, user, now_ms,
+# ttl, max_ids, max_states, replay_seconds, then (clientId, clock, state) triples. Clocks
+# travel as decimal strings: Lua numbers are doubles, exact up to 2**53, which is all
+# lib0 accepts anyway. Returns {'ok', triples accepted...} or {refusal}.
+_APPLY_SCRIPT = (
+    _PRELUDE
+    + """
+local reply = KEYS[9]
+local conn, user, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ttl, max_ids, max_states = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local replay_for = tonumber(ARGV[7])
+local FIRST = 8
+
+local kept = redis.call('LRANGE', reply, 0, -1)
+if #kept > 0 then
+  return kept
+end
+-- A late invocation of a connection that has ended must not bring its presence back.
+if redis.call('ZSCORE', gone, conn) then
+  return {'ok'}
+end
+prune(now, ttl * 1000)
+
+-- 'own', 'takeover' (with the owner it is taken from), 'new', or nil: not this caller's.
+local function access(id)
+  local owner = redis.call('HGET', owners, id)
+  if not owner then
+    return 'new'
+  elseif owner == conn then
+    return 'own'
+  elseif redis.call('ZSCORE', gone, owner) then
+    return 'takeover', owner
+  elseif user ~= '' and redis.call('HGET', users, id) == user then
+    return 'takeover', owner
+  end
+  return nil
 end
 
 -- y-protocols: a higher clock wins; an equal clock only removes a present state.
@@ -126,81 +252,137 @@ local function wins(id, clock, state)
   return state == 'null' and present and present ~= 'null'
 end
 
-local accepted = {}
-for i = 5, #ARGV, 3 do
-  local id, clock, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if may_write(id) and wins(id, tonumber(clock), state) then
-    redis.call('HSET', clocks, id, clock)
-    redis.call('HSET', states, id, state)
-    redis.call('HSET', owners, id, conn)
-    redis.call('HSET', stamps, id, ARGV[2])
-    accepted[#accepted + 1] = id
-    accepted[#accepted + 1] = clock
-    accepted[#accepted + 1] = state
+-- The caps refuse an update whole, before it changes anything, when its states would
+-- take the connection or the scene over them. Tombstones make room; removals alone are
+-- never refused (below they are just not recorded when there is no room).
+local introduced, new_ids = 0, 0
+for i = FIRST, #ARGV, 3 do
+  local id, clock, state = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local kind = access(id)
+  if kind and kind ~= 'own' and state ~= 'null' and wins(id, clock, state) then
+    introduced = introduced + 1
+    if kind == 'new' then
+      new_ids = new_ids + 1
+    end
   end
 end
-if #accepted > 0 then
-  for k = 1, 4 do
-    redis.call('EXPIRE', KEYS[k], ttl)
+if #ids_of(conn) + introduced > max_ids then
+  return {'too_many_ids'}
+end
+if new_ids > max_states - redis.call('ZCARD', seen) + redis.call('ZCARD', tombs) then
+  return {'scene_full'}
+end
+
+local accepted = {'ok'}
+for i = FIRST, #ARGV, 3 do
+  local id, clock, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local kind, previous = access(id)  -- again: an earlier entry may have changed it
+  if kind and wins(id, tonumber(clock), state) then
+    local fits = kind == 'own' or #ids_of(conn) < max_ids
+    if fits and kind == 'new' and redis.call('ZCARD', seen) >= max_states then
+      local oldest = redis.call('ZPOPMIN', tombs)
+      if #oldest > 0 then
+        forget(oldest[1])
+      else
+        fits = false
+      end
+    end
+    if fits then
+      if previous then
+        disown(previous, id)
+      end
+      if kind ~= 'own' then
+        local list = ids_of(conn)
+        list[#list + 1] = id
+        redis.call('HSET', owned, conn, table.concat(list, ','))
+      end
+      redis.call('HSET', clocks, id, clock)
+      redis.call('HSET', states, id, state)
+      redis.call('HSET', owners, id, conn)
+      redis.call('HSET', users, id, user)
+      redis.call('ZADD', seen, now, id)
+      if state == 'null' then
+        redis.call('ZADD', tombs, now, id)
+      else
+        redis.call('ZREM', tombs, id)
+      end
+      accepted[#accepted + 1] = id
+      accepted[#accepted + 1] = clock
+      accepted[#accepted + 1] = state
+    end
   end
+end
+if #accepted > 1 then
+  refresh(ttl)
+  keep_reply(reply, accepted, replay_for)
 end
 return accepted
 """
+)
 
-# KEYS as above. ARGV: connection, now_ms, ttl.
-_REMOVE_CONNECTION_SCRIPT = """
-local clocks, states, owners, stamps, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+# KEYS as for apply. ARGV: connection, now_ms, ttl, replay_seconds, max_gone.
+_REMOVE_CONNECTION_SCRIPT = (
+    _PRELUDE
+    + """
+local reply = KEYS[9]
 local conn, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local replay_for, max_gone = tonumber(ARGV[4]), tonumber(ARGV[5])
 
-local removed = {}
-local owned = redis.call('HGETALL', owners)
-for i = 1, #owned, 2 do
-  local id = owned[i]
+local kept = redis.call('LRANGE', reply, 0, -1)
+if #kept > 0 then
+  return kept
+end
+
+local removed = {'ok'}
+for _, id in ipairs(ids_of(conn)) do
   local state = redis.call('HGET', states, id)
-  if owned[i + 1] == conn and state and state ~= 'null' then
+  if redis.call('HGET', owners, id) == conn and state and state ~= 'null' then
     -- One above the stored clock, so every peer (and this store) accepts the removal.
     local clock = string.format('%.0f', tonumber(redis.call('HGET', clocks, id) or '0') + 1)
     redis.call('HSET', clocks, id, clock)
     redis.call('HSET', states, id, 'null')
-    redis.call('HSET', stamps, id, ARGV[2])
+    redis.call('ZADD', seen, now, id)
+    redis.call('ZADD', tombs, now, id)
     removed[#removed + 1] = id
     removed[#removed + 1] = clock
     removed[#removed + 1] = 'null'
   end
 end
+-- Its ids stay as tombstones, owned by a gone connection: anyone may take them now.
+redis.call('HDEL', owned, conn)
 redis.call('ZADD', gone, now, conn)
 redis.call('ZREMRANGEBYSCORE', gone, '-inf', string.format('%.0f', now - ttl * 1000))
-for k = 1, 5 do
-  redis.call('EXPIRE', KEYS[k], ttl)
+redis.call('ZREMRANGEBYRANK', gone, 0, -(max_gone + 1))
+refresh(ttl)
+if #removed > 1 then
+  keep_reply(reply, removed, replay_for)
 end
 return removed
 """
+)
 
-# KEYS as above. ARGV: now_ms, outdated_ms, keep_ms. Returns the live states and deletes
-# entries untouched for keep_ms (long after any reordered invocation could arrive).
-_CURRENT_SCRIPT = """
-local clocks, states, owners, stamps = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+# KEYS as in the prelude. ARGV: now_ms, outdated_ms, keep_ms. Forgets ids unwritten for
+# keep_ms, then returns the present states written within outdated_ms: O(scene cap).
+_CURRENT_SCRIPT = (
+    _PRELUDE
+    + """
 local now, outdated, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-
+prune(now, keep)
 local live = {}
-local all = redis.call('HGETALL', stamps)
-for i = 1, #all, 2 do
-  local id, age = all[i], now - tonumber(all[i + 1])
-  if age >= keep then
-    for k = 1, 4 do
-      redis.call('HDEL', KEYS[k], id)
-    end
-  elseif age < outdated then
-    local state = redis.call('HGET', states, id)
-    if state and state ~= 'null' then
-      live[#live + 1] = id
-      live[#live + 1] = redis.call('HGET', clocks, id)
-      live[#live + 1] = state
-    end
+local recent = redis.call('ZRANGEBYSCORE', seen, '(' .. string.format('%.0f', now - outdated), '+inf')
+for _, id in ipairs(recent) do
+  local state = redis.call('HGET', states, id)
+  if state and state ~= 'null' then
+    live[#live + 1] = id
+    live[#live + 1] = redis.call('HGET', clocks, id)
+    live[#live + 1] = state
   end
 end
 return live
 """
+)
+
+_PARTS = ("clock", "state", "conn", "user", "seen", "tomb", "owned", "gone")
 
 
 class AwarenessStore:
@@ -212,29 +394,88 @@ class AwarenessStore:
         *,
         outdated_ms: int = 30_000,
         ttl_seconds: int = 600,
-        max_state_bytes: int = 64 * 1024,
+        max_state_bytes: int = MAX_STATE_BYTES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_entries: int = MAX_ENTRIES,
+        max_ids_per_connection: int = MAX_IDS_PER_CONNECTION,
+        max_states: int = MAX_STATES,
+        replay_seconds: int = 30,
     ) -> None:
         self._apply = cache.register_script(_APPLY_SCRIPT)
         self._remove_connection = cache.register_script(_REMOVE_CONNECTION_SCRIPT)
         self._current = cache.register_script(_CURRENT_SCRIPT)
         self.outdated_ms = outdated_ms  # y-protocols' outdatedTimeout
+        # How long an id is remembered after its last write; also when a silent owner is
+        # dead. API Gateway closes a connection idle for 10 minutes.
         self.ttl_seconds = ttl_seconds
         # Every sync reply carries every current state: a cursor and a name, not a payload.
         self.max_state_bytes = max_state_bytes
+        self.max_message_bytes = max_message_bytes
+        self.max_entries = max_entries
+        self.max_ids_per_connection = max_ids_per_connection
+        self.max_states = max_states
+        # Longer than any client retry of one call (redis-py's default retries end in
+        # about 30 s); the kept answers are a few hundred bytes each.
+        self.replay_seconds = replay_seconds
+        # Ended connections remembered, so their late invocations stay ignored.
+        self.max_gone = 4 * max_states
+
+    def decode(self, data: str) -> list[AwarenessEntry]:
+        """The entries of an `awareness` frame's `data` (base64 of `[1, update]`).
+        Raises TooLarge, before decoding anything, when the text is over
+        `max_message_bytes` (chunked messages included) or the update declares more than
+        `max_entries` entries; BadRequest for anything malformed."""
+        if len(data) > base64_length(self.max_message_bytes):
+            raise TooLarge(f"an awareness message may be at most {self.max_message_bytes} bytes")
+        update = protocol.decode_awareness_message(protocol.decode_base64(data))
+        return decode_update(update, self.max_entries)
 
     def apply(
-        self, scene_id: str, connection_id: str, entries: Iterable[AwarenessEntry], now_ms: int | None = None
+        self,
+        scene_id: str,
+        connection_id: str,
+        entries: Iterable[AwarenessEntry],
+        now_ms: int | None = None,
+        *,
+        user_id: str | None = None,
+        request_id: str | None = None,
     ) -> list[AwarenessEntry]:
         """Apply a connection's update atomically; return the accepted entries (what to
-        broadcast to the others). Raises TooLarge if a state is over `max_state_bytes`."""
-        args: list[str | int] = [connection_id, _now(now_ms), self.outdated_ms, self.ttl_seconds]
-        for entry in entries:
+        broadcast to the others). `user_id` is the connection's user: the same user may
+        take its client ids back from an older connection of its own. A retry with the same
+        `request_id` (one per call by default) gets the same answer.
+
+        Raises TooLarge, with nothing applied, if a state is over `max_state_bytes`, the
+        update has more than `max_entries` entries, or its states would take the
+        connection over `max_ids_per_connection` client ids or the scene over `max_states`.
+        """
+        items = list(entries)
+        if len(items) > self.max_entries:
+            raise TooLarge(f"an awareness update may carry at most {self.max_entries} entries")
+        if not items:
+            return []
+        args: list[str | int] = [
+            connection_id,
+            user_id or "",
+            _now(now_ms),
+            self.ttl_seconds,
+            self.max_ids_per_connection,
+            self.max_states,
+            self.replay_seconds,
+        ]
+        for entry in items:
             if len(entry.state.encode("utf-8")) > self.max_state_bytes:
                 raise TooLarge(f"awareness state over {self.max_state_bytes} bytes")
             args += [entry.client_id, entry.clock, entry.state]
-        if len(args) == 4:
-            return []
-        return _entries(self._apply(keys=_keys(scene_id), args=args))
+        keys = [*_keys(scene_id), _reply_key(scene_id, request_id)]
+        status, accepted = _reply(self._apply(keys=keys, args=args))
+        if status == "too_many_ids":
+            raise TooLarge(
+                f"a connection may introduce at most {self.max_ids_per_connection} awareness client ids"
+            )
+        if status == "scene_full":
+            raise TooLarge(f"the scene already has the most awareness states allowed ({self.max_states})")
+        return accepted
 
     def current(self, scene_id: str, now_ms: int | None = None) -> list[AwarenessEntry]:
         """Every present state written within `outdated_ms`, by client id."""
@@ -243,21 +484,48 @@ class AwarenessStore:
         return sorted(found, key=lambda entry: entry.client_id)
 
     def remove_connection(
-        self, scene_id: str, connection_id: str, now_ms: int | None = None
+        self,
+        scene_id: str,
+        connection_id: str,
+        now_ms: int | None = None,
+        *,
+        request_id: str | None = None,
     ) -> list[AwarenessEntry]:
         """Remove every present state of a connection that ended ($disconnect or a 410),
         with clock = stored clock + 1; return those removals (to broadcast). Later
-        updates from that connection are ignored."""
-        args: list[str | int] = [connection_id, _now(now_ms), self.ttl_seconds]
-        return _entries(self._remove_connection(keys=_keys(scene_id), args=args))
+        updates from that connection are ignored. A retry with the same `request_id` gets
+        the same removals."""
+        args: list[str | int] = [
+            connection_id,
+            _now(now_ms),
+            self.ttl_seconds,
+            self.replay_seconds,
+            self.max_gone,
+        ]
+        keys = [*_keys(scene_id), _reply_key(scene_id, request_id)]
+        return _reply(self._remove_connection(keys=keys, args=args))[1]
+
+
+def key_parts() -> tuple[str, ...]:
+    """The per-scene key names (after `aw:`), for tests and tools that clean up."""
+    return _PARTS
 
 
 def _keys(scene_id: str) -> list[str]:
-    return [scene_key(scene_id, f"aw:{part}") for part in ("clock", "state", "conn", "at", "gone")]
+    return [scene_key(scene_id, f"aw:{part}") for part in _PARTS]
+
+
+def _reply_key(scene_id: str, request_id: str | None) -> str:
+    return scene_key(scene_id, f"aw:reply:{request_id or uuid.uuid4().hex}")
 
 
 def _now(now_ms: int | None) -> int:
     return int(time.time() * 1000) if now_ms is None else now_ms
+
+
+def _reply(flat: list[bytes]) -> tuple[str, list[AwarenessEntry]]:
+    """A changing script's {status, triples...} reply."""
+    return bytes(flat[0]).decode("ascii"), _entries(flat[1:])
 
 
 def _entries(flat: list[bytes]) -> list[AwarenessEntry]:

@@ -7,16 +7,26 @@ the whole text over exactly once: one Lua script stores a slice, checks complete
 claims the message in the same atomic step, then leaves a short-lived end marker so late
 duplicates of a finished (or refused) id are dropped.
 
+"Exactly once" survives a client retry (review M2): every `add` call carries its own
+request id, and the end marker names the request that ended the id. If the reply of the
+completing call is lost and the client re-runs the script, the same request finds its
+own name on the marker and gets the text again: the parts are kept `replay_seconds` after
+completion for that. Any other call, a duplicate frame included, gets nothing. A refusal
+is answered again to its own retry the same way, so the client still hears it once.
+
 Key layout, every key of one connection under its `{connectionId}` hash tag, so a script
 only ever touches one cluster slot. The chunk id is always the last part of a key, so no
 id can collide with another key:
 
     collab:{conn}:chunk:parts:<id>   hash  "<seq>" -> slice, "t" -> total, "b" -> bytes so far
-    collab:{conn}:chunk:end:<id>     str   "done" | "too_large" | "too_many" (why the id ended)
+                                           (kept `replay_seconds` once complete)
+    collab:{conn}:chunk:end:<id>     str   "<why> <request id>": why is "done" | "too_large" |
+                                           "too_many", the request is the call that ended it
     collab:{conn}:chunk:pending      zset  id -> expiry (ms) of its parts, for the pending
                                            limit and for forget()
 
-Every key has a TTL (`ttl_seconds`, refreshed by each slice of its id).
+Every key has a TTL (`ttl_seconds`, refreshed by each slice of its id; `replay_seconds`
+for the parts of a completed message).
 
 Outgoing: `split_message` turns a server message over 120,000 bytes into `chunk` frames,
 each within the limit including the envelope.
@@ -27,6 +37,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 from collab.cache import Cache
 from collab.errors import BadRequest, TooLarge
@@ -37,21 +48,45 @@ SERVER_CHUNK_LIMIT = 120_000
 # One atomic step per slice. Returns {status} or {"complete", text} or {"conflict", total}.
 # A new id is refused when the connection already has max_pending incomplete messages;
 # the refusal is recorded like a size refusal, so the client hears about it once per id.
+# ARGV: id, seq, total, data, max_bytes, max_pending, ttl, max_chunks, request (no
+# spaces), replay_seconds.
 _ADD_SCRIPT = """
 local parts, ended, pending = KEYS[1], KEYS[2], KEYS[3]
 local id, seq, total, data = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local max_bytes, max_pending, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local max_chunks = tonumber(ARGV[8])
+local max_chunks, request, replay_for = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
 
 local function refuse(status)
   redis.call('DEL', parts)
   redis.call('ZREM', pending, id)
-  redis.call('SET', ended, status, 'EX', ttl)
+  redis.call('SET', ended, status .. ' ' .. request, 'EX', ttl)
   return {status}
 end
 
-if redis.call('EXISTS', ended) == 1 then
-  return {'ended'}
+local function joined(count)
+  local pieces = {}
+  for i = 0, count - 1 do
+    pieces[#pieces + 1] = redis.call('HGET', parts, tostring(i))
+  end
+  return table.concat(pieces)
+end
+
+local mark = redis.call('GET', ended)
+if mark then
+  -- Only a retry of the call that ended the id gets its answer again; a marker of the
+  -- first layout ("done", no request) matches nobody.
+  local why, by = string.match(mark, '^(%S+) (%S+)$')
+  if by ~= request then
+    return {'ended'}
+  end
+  if why ~= 'done' then
+    return {why}
+  end
+  local count = redis.call('HGET', parts, 't')
+  if not count then
+    return {'ended'}  -- retried after replay_seconds: the text is gone
+  end
+  return {'complete', joined(tonumber(count))}
 end
 
 local now = redis.call('TIME')
@@ -86,15 +121,11 @@ if redis.call('HLEN', parts) - 2 < total then
   return {'stored'}
 end
 
--- This invocation completed the message: it alone gets the text.
-local pieces = {}
-for i = 0, total - 1 do
-  pieces[#pieces + 1] = redis.call('HGET', parts, tostring(i))
-end
-redis.call('DEL', parts)
+-- This call completed the message: it alone gets the text (and its retries, for a while).
+redis.call('EXPIRE', parts, replay_for)
 redis.call('ZREM', pending, id)
-redis.call('SET', ended, 'done', 'EX', ttl)
-return {'complete', table.concat(pieces)}
+redis.call('SET', ended, 'done ' .. request, 'EX', ttl)
+return {'complete', joined(total)}
 """
 
 
@@ -109,6 +140,7 @@ class ChunkAssembler:
         max_pending: int = 8,
         ttl_seconds: int = 300,
         max_chunks: int = 4096,
+        replay_seconds: int = 10,
     ) -> None:
         self._cache = cache
         self._add = cache.register_script(_ADD_SCRIPT)
@@ -118,8 +150,20 @@ class ChunkAssembler:
         # A bound on `total` keeps a flood of tiny slices from building a huge hash
         # (16 MB at the client's ~30 KB frames is about 560 chunks).
         self.max_chunks = max_chunks
+        # How long a completed message's parts wait for a retry of the call that completed
+        # it. Short: they can be max_bytes each. A client retry comes within seconds.
+        self.replay_seconds = min(replay_seconds, ttl_seconds)
 
-    def add(self, connection_id: str, chunk_id: str, seq: int, total: int, data: str) -> str | None:
+    def add(
+        self,
+        connection_id: str,
+        chunk_id: str,
+        seq: int,
+        total: int,
+        data: str,
+        *,
+        request_id: str | None = None,
+    ) -> str | None:
         """Store one slice; return the whole text to the one call that completes it, else None.
 
         Raises BadRequest for a malformed chunk or a `total` that differs from the one first
@@ -128,12 +172,15 @@ class ChunkAssembler:
         `max_chunks` slices, or would exceed `max_pending` incomplete messages of the
         connection. Later chunks of a refused or finished id return None, and so does a
         repeated seq: its first slice stays (first write wins), whatever the repeat holds.
+        A retry of this call with the same `request_id` (one per call by default) gets the
+        same answer, the text included.
         """
         _check_chunk(chunk_id, seq, total, data)
         raw = _utf8(data)
         keys = _keys(connection_id, chunk_id)
         limits = [self.max_bytes, self.max_pending, self.ttl_seconds, self.max_chunks]
-        reply = self._add(keys=keys, args=[chunk_id, seq, total, raw, *limits])
+        request = request_id or uuid.uuid4().hex
+        reply = self._add(keys=keys, args=[chunk_id, seq, total, raw, *limits, request, self.replay_seconds])
         status = _text(reply[0])
         if status == "complete":
             return _text(reply[1])
@@ -154,9 +201,10 @@ class ChunkAssembler:
 
     def forget(self, connection_id: str) -> None:
         """Drop the pending slices of a connection (on disconnect). End markers are a few
-        bytes each and expire on their own within `ttl_seconds`."""
+        bytes each and expire on their own within `ttl_seconds`, and a completed message's
+        parts within `replay_seconds`."""
         pending = _pending_key(connection_id)
-        ids: list[bytes] = self._cache.zrange(pending, 0, -1)  # type: ignore[assignment]
+        ids = cast(list[bytes], self._cache.zrange(pending, 0, -1))
         for chunk_id in map(_text, ids):
             self._cache.delete(_parts_key(connection_id, chunk_id))
         self._cache.delete(pending)

@@ -32,6 +32,10 @@ MAX_PENDING_CHUNKED = "MAX_PENDING_CHUNKED"
 CACHE_TAIL_LIMIT = "CACHE_TAIL_LIMIT"
 LOG_TAIL_LIMIT = "LOG_TAIL_LIMIT"
 FANOUT_WORKERS = "FANOUT_WORKERS"
+AWARENESS_MAX_MESSAGE_BYTES = "AWARENESS_MAX_MESSAGE_BYTES"
+AWARENESS_MAX_ENTRIES = "AWARENESS_MAX_ENTRIES"
+AWARENESS_MAX_IDS_PER_CONNECTION = "AWARENESS_MAX_IDS_PER_CONNECTION"
+AWARENESS_MAX_STATES = "AWARENESS_MAX_STATES"
 
 
 class MissingSetting(RuntimeError):
@@ -77,6 +81,11 @@ class Settings:
     cache_tail_limit: int = 200
     log_tail_limit: int = 500
     fanout_workers: int = 16
+    # Presence caps (collab.awareness): per message, per connection, per scene (all roles).
+    awareness_max_message_bytes: int = 128 * 1024
+    awareness_max_entries: int = 8
+    awareness_max_ids_per_connection: int = 4
+    awareness_max_states: int = 256
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,4 +104,8 @@ class Settings:
             cache_tail_limit=_int(env, CACHE_TAIL_LIMIT, 200),
             log_tail_limit=_int(env, LOG_TAIL_LIMIT, 500),
             fanout_workers=_int(env, FANOUT_WORKERS, 16),
+            awareness_max_message_bytes=_int(env, AWARENESS_MAX_MESSAGE_BYTES, 128 * 1024),
+            awareness_max_entries=_int(env, AWARENESS_MAX_ENTRIES, 8),
+            awareness_max_ids_per_connection=_int(env, AWARENESS_MAX_IDS_PER_CONNECTION, 4),
+            awareness_max_states=_int(env, AWARENESS_MAX_STATES, 256),
         )

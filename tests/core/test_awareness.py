@@ -3,7 +3,6 @@ real Redis, standalone and as a one-node cluster."""
 
 from __future__ import annotations
 
-import contextlib
 import random
 import uuid
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ import pytest
 
 from collab.awareness import AwarenessEntry, AwarenessStore, decode_update, encode_update
 from collab.cache import Cache, scene_key
-from collab.errors import BadRequest, TooLarge
+from collab.errors import BadRequest, CollabError, TooLarge
 
 # Written by y-protocols 1.0.7 (lib0 0.2.120, Node 20): clientID 3141592653 after
 # `setLocalStateField('user', {name: 'Zoë 🎬', color: '#ff8800'})` (clock 1), then with a
@@ -103,12 +102,15 @@ def test_deeply_nested_json_is_a_bad_request() -> None:
         decode_update(data)
 
 
-def test_random_bytes_never_escape_as_anything_but_bad_request() -> None:
+def test_random_bytes_never_escape_as_anything_but_a_refusal() -> None:
     rng = random.Random(11)
     for _ in range(2000):
         data = rng.randbytes(rng.randrange(1, 40))
-        with contextlib.suppress(BadRequest):  # anything else fails the test
+        try:
             decode_update(data)
+        except CollabError as error:  # anything else fails the test
+            # A random first byte often declares more entries than the cap: too_large.
+            assert error.code in ("bad_request", "too_large")
     for cut in range(len(VECTOR_TWO)):
         with pytest.raises(BadRequest):
             decode_update(VECTOR_TWO[:cut])
@@ -139,8 +141,12 @@ def scene(cache: Cache) -> Iterator[str]:
     """A fresh scene id; its keys are removed afterwards (the servers are shared)."""
     scene_id = f"s-{uuid.uuid4().hex}"
     yield scene_id
-    for part in ("clock", "state", "conn", "at", "gone"):
-        cache.delete(scene_key(scene_id, f"aw:{part}"))
+    for key in scene_keys(cache, scene_id):
+        cache.delete(key)
+
+
+def scene_keys(cache: Cache, scene_id: str) -> list[str]:
+    return sorted(key.decode() for key in cache.scan_iter(match=scene_key(scene_id, "aw:*")))
 
 
 @pytest.fixture
@@ -235,14 +241,6 @@ def test_the_same_client_returns_on_a_new_connection(store: AwarenessStore, scen
     assert store.remove_connection(scene, B, NOW + 3) == [entry(1, 7)]
 
 
-def test_an_outdated_client_may_be_taken_over(store: AwarenessStore, scene: str) -> None:
-    # Its connection vanished without a $disconnect: after 30 s the id is free again.
-    store.apply(scene, A, [entry(1, 4, '{"v":4}')], NOW)
-    assert store.apply(scene, B, [entry(1, 5, '{"v":5}')], NOW + 29_999) == []
-    assert store.apply(scene, B, [entry(1, 5, '{"v":5}')], NOW + 30_000) == [entry(1, 5, '{"v":5}')]
-    assert store.apply(scene, A, [entry(1, 6, '{"v":"a"}')], NOW + 30_001) == []
-
-
 def test_states_expire_after_30_seconds(store: AwarenessStore, scene: str) -> None:
     store.apply(scene, A, [entry(1, 1, "{}")], NOW)
     store.apply(scene, B, [entry(2, 1, "{}")], NOW + 20_000)
@@ -259,15 +257,22 @@ def test_old_entries_are_pruned(cache: Cache, store: AwarenessStore, scene: str)
     store.apply(scene, A, [entry(1, 1, "{}")], NOW)
     store.apply(scene, A, [entry(2, 1, "{}")], NOW + 500_000)
     store.current(scene, NOW + 600_000)
-    assert cache.hkeys(scene_key(scene, "aw:clock")) == [b"2"]
-    assert cache.hkeys(scene_key(scene, "aw:at")) == [b"2"]
+    for part in ("clock", "state", "conn", "user"):
+        assert cache.hkeys(scene_key(scene, f"aw:{part}")) == [b"2"]
+    assert cache.zrange(scene_key(scene, "aw:seen"), 0, -1) == [b"2"]
+    assert cache.hget(scene_key(scene, "aw:owned"), A) == b"2"
 
 
 def test_keys_have_a_ttl(cache: Cache, store: AwarenessStore, scene: str) -> None:
     store.apply(scene, A, [entry(1, 1, "{}")], NOW)
+    store.apply(scene, B, [entry(2, 1, "{}")], NOW)
     store.remove_connection(scene, A, NOW)
-    for part in ("clock", "state", "conn", "at", "gone"):
-        assert 0 < cache.ttl(scene_key(scene, f"aw:{part}")) <= 600
+    keys = scene_keys(cache, scene)
+    parts = {key.split(":")[3] for key in keys}
+    assert parts == {"clock", "state", "conn", "user", "seen", "tomb", "owned", "gone", "reply"}
+    for key in keys:
+        limit = 30 if ":aw:reply:" in key else 600  # a kept answer waits for a retry only
+        assert 0 < cache.ttl(key) <= limit, key
 
 
 def test_large_state_is_refused(cache: Cache, scene: str) -> None:

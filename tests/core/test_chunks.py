@@ -40,8 +40,11 @@ def test_in_order(cache: Cache, conn: str) -> None:
     results = [assembler.add(conn, "m1", seq, len(parts), part) for seq, part in enumerate(parts)]
     assert results[:-1] == [None] * (len(parts) - 1)
     assert results[-1] == "the quick brown fox jumps over the lazy dog"
-    # Only the end marker is left; the parts and the pending entry are gone.
-    assert keys_of(cache, conn) == [f"collab:{{{conn}}}:chunk:end:m1"]
+    # The end marker is left, the pending entry is gone, and the parts only wait a few
+    # seconds for a retry of the completing call (test_script_retries.py).
+    end, kept = f"collab:{{{conn}}}:chunk:end:m1", f"collab:{{{conn}}}:chunk:parts:m1"
+    assert keys_of(cache, conn) == [end, kept]
+    assert 0 < cache.ttl(kept) <= assembler.replay_seconds < cache.ttl(end)
 
 
 def test_single_chunk_message(cache: Cache, conn: str) -> None:
@@ -215,7 +218,7 @@ def test_every_key_has_a_ttl(cache: Cache, conn: str) -> None:
     with pytest.raises(TooLarge):
         ChunkAssembler(cache, max_bytes=1, ttl_seconds=120).add(conn, "c", 0, 1, "zz")  # refused: end marker
     keys = keys_of(cache, conn)
-    assert len(keys) == 4
+    assert len(keys) == 5  # a's parts, pending, b's end marker and kept parts, c's end marker
     for key in keys:
         assert 0 < cache.ttl(key) <= 120, key
 
@@ -235,7 +238,11 @@ def test_forget_drops_everything_pending(cache: Cache, conn: str) -> None:
     assembler.add(conn, "b", 0, 3, "y")
     assembler.add(conn, "done", 0, 1, "z")
     assembler.forget(conn)
-    assert keys_of(cache, conn) == [f"collab:{{{conn}}}:chunk:end:done"]
+    # What is left expires on its own: the end marker and, briefly, the completed parts.
+    assert keys_of(cache, conn) == [
+        f"collab:{{{conn}}}:chunk:end:done",
+        f"collab:{{{conn}}}:chunk:parts:done",
+    ]
     # A fresh start for the same (connection, id) pairs.
     assert assembler.add(conn, "a", 1, 2, "w") is None
     assert assembler.add(conn, "a", 0, 2, "v") == "vw"
