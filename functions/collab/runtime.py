@@ -60,7 +60,13 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
         rooms=Rooms(dynamodb, settings.connections_table, settings.connection_ttl_seconds),
         access=SceneAccess(settings.access_table, dynamodb),
         documents=documents,
-        awareness=AwarenessStore(redis),
+        awareness=AwarenessStore(
+            redis,
+            max_message_bytes=settings.awareness_max_message_bytes,
+            max_entries=settings.awareness_max_entries,
+            max_ids_per_connection=settings.awareness_max_ids_per_connection,
+            max_states=settings.awareness_max_states,
+        ),
         chunks=ChunkAssembler(
             redis, max_bytes=settings.max_message_bytes, max_pending=settings.max_pending_chunked
         ),

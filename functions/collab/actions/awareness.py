@@ -20,10 +20,10 @@ from collab.runtime import Runtime
 
 
 def on_awareness(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
-    raw = protocol.decode_base64(protocol.require_str(frame, "data"))
-    entries = awareness_codec.decode_update(protocol.decode_awareness_message(raw))
+    # Size and entry caps come before any base64 or entry work (invariant 9).
+    entries = rt.awareness.decode(protocol.require_str(frame, "data"))
     try:
-        accepted = rt.awareness.apply(caller.scene_id, caller.connection_id, entries)
+        accepted = rt.awareness.apply(caller.scene_id, caller.connection_id, entries, user_id=caller.user_id)
     except CacheUnavailable:
         metrics.add_metric(name="AwarenessDropped", unit=MetricUnit.Count, value=1)
         return
