@@ -135,15 +135,23 @@ class HotState:
         )
 
     def commit(
-        self, scene_id: str, read: CachedState, snapshot: bytes, base: int, *, forget: Iterable[str] = ()
+        self,
+        scene_id: str,
+        read: CachedState,
+        snapshot: bytes,
+        base: int,
+        *,
+        include: Iterable[str] = (),
+        forget: Iterable[str] = (),
     ) -> bool:
         """Replace the snapshot with `snapshot` (which includes everything `read` held and
         the DynamoDB snapshot `base`) if nobody committed since `read`; drop exactly the
-        tail entries `read` held. Spilled tail entries get a mark; marks of `forget` (entries
-        no longer in the durable log) go."""
+        tail entries `read` held. Spilled tail entries and `include` (spilled log entries
+        `snapshot` also holds) get a mark; marks of `forget` (entries no longer in the
+        durable log) go."""
         gone = set(forget)
         spilled = {entry_id for entry_id, update in read.tail.items() if len(update) > INLINE_LIMIT}
-        to_set = sorted(MARK + i for i in spilled - gone)
+        to_set = sorted(MARK + i for i in (spilled | set(include)) - gone)
         to_drop = sorted(MARK + i for i in read.merged & gone)
         keys = [scene_key(scene_id, "doc"), scene_key(scene_id, "tail")]
         args: list[bytes | str | int] = [read.version, snapshot, base, self._ttl]
