@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import boto3
 from botocore.config import Config
 
-from collab import cache
 from collab.access import SceneAccess
 from collab.awareness import AwarenessStore
 from collab.blobs import BlobStore
+from collab.cache import Cache, connect
 from collab.chunks import ChunkAssembler
 from collab.documents import Documents, PausePoint, _no_pause
 from collab.durable_log import DurableLog
@@ -33,6 +33,8 @@ class Runtime:
     awareness: AwarenessStore
     chunks: ChunkAssembler
     outbox_factory: Callable[[str], Outbox]
+    # The environment's one cache client (its breaker is shared by every store above).
+    cache: Cache | None = None
     _outboxes: dict[str, Outbox] = field(default_factory=dict)
 
     def outbox(self, endpoint: str) -> Outbox:
@@ -46,7 +48,7 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
     aws_config = Config(retries={"max_attempts": 3, "mode": "standard"}, tcp_keepalive=True)
     dynamodb = boto3.client("dynamodb", config=aws_config)
     s3 = boto3.client("s3", config=aws_config)
-    redis = cache.connect(settings.redis_url, settings.redis_cluster)
+    redis = connect(settings.redis_url, settings.redis_cluster)
     log = DurableLog(dynamodb, settings.documents_table, BlobStore(s3, settings.snapshot_bucket))
     documents = Documents(
         log,
@@ -71,6 +73,7 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
             redis, max_bytes=settings.max_message_bytes, max_pending=settings.max_pending_chunked
         ),
         outbox_factory=lambda endpoint: Outbox(endpoint, settings.fanout_workers),
+        cache=redis,
     )
 
 
