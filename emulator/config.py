@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -125,10 +126,26 @@ class EmulatorConfig:
     function_timeout: float = DEFAULT_FUNCTION_TIMEOUT
     api_id: str = "emulator01"
     account_id: str = "123456789012"
+    # Per function, in MB: overrides the route table's memorySize (devstack passes the
+    # CDK stage's memoryMb settings, the ones deployed).
+    function_memory: Mapping[str, int] = field(default_factory=dict)
+    # Ends an environment that goes over its memory setting, as Lambda does (memory.py).
+    enforce_memory: bool = True
+    # "module" or "module:function" each environment imports (and calls) before its
+    # handler: test instrumentation, e.g. devstack/faults.py. Nothing like it on AWS.
+    preload: tuple[str, ...] = ()
 
     @property
     def region(self) -> str:
         return self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION") or "us-east-1"
 
     def route_table(self) -> RouteTable:
-        return RouteTable.load(self.routes_file, self.function_timeout)
+        table = RouteTable.load(self.routes_file, self.function_timeout)
+        unknown = sorted(set(self.function_memory) - set(table.functions))
+        if unknown:
+            raise RouteTableError(f"{self.routes_file}: memory set for unknown functions {unknown}")
+        functions = {
+            name: dataclasses.replace(fn, memory_mb=int(self.function_memory.get(name, fn.memory_mb)))
+            for name, fn in table.functions.items()
+        }
+        return dataclasses.replace(table, functions=functions)

@@ -289,6 +289,9 @@ def _log_invocation(
         environment=outcome.environment,
         cold_start=outcome.cold_start,
         init_ms=None if outcome.init_ms is None else round(outcome.init_ms, 1),
+        # Lambda's REPORT line: "Memory Size" and "Max Memory Used".
+        memory_size_mb=outcome.memory_mb,
+        max_memory_used_mb=outcome.max_memory_used_mb,
         error=f"{error.get('errorType')}: {error.get('errorMessage')}" if error else None,
         **extra,
     )

@@ -33,6 +33,8 @@ class Emulator:
             config.max_environments,
             config.region,
             config.account_id,
+            preload=tuple(config.preload),
+            enforce_memory=config.enforce_memory,
         )
         self.gateway = Gateway(config, table, self.lambdas, Registry())
         # Room for a body over the Management API's limit, so the 413 is ours, not aiohttp's.

@@ -4,7 +4,10 @@
 Nothing here runs in the emulator's own process. Messages on the pipe:
   parent -> worker: (event_json, request_id, deadline_epoch_s) or None to stop
   worker -> parent: ("ready", init_ms) | ("init_error", error) once, then per invocation
+                    ("started",) as soon as it has the event, then
                     ("result", result_json) | ("error", error)
+"started" tells the emulator the invocation was handed over: an environment that dies
+before it (killed while idle) never ran it, and the emulator gives it to a fresh one.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ class WorkerSpec:
     region: str
     account_id: str
     environment_id: str
+    # "module" or "module:function" to import (and call) before the handler, in the init
+    # phase: test instrumentation (devstack/faults.py); AWS has no such thing.
+    preload: tuple[str, ...] = ()
+    enforce_memory: bool = True
 
 
 class LambdaContext:
@@ -92,13 +99,17 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     _enter_environment(spec)
     started = time.perf_counter()
     try:
+        for hook in spec.preload:
+            _run_preload(hook)
         handler = _load_handler(spec.handler)
     except Exception as exc:
         traceback.print_exc()
         conn.send(("init_error", error_payload(exc, "Runtime.ImportModuleError")))
         return
-    conn.send(("ready", (time.perf_counter() - started) * 1000))
     _exit_with_parent()
+    if spec.enforce_memory:
+        _cap_address_space(spec.memory_mb)
+    conn.send(("ready", (time.perf_counter() - started) * 1000))
     while True:
         try:
             message = conn.recv()
@@ -106,6 +117,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             return
         if message is None:
             return
+        conn.send(("started",))
         event_json, request_id, deadline = message
         reply = _invoke(handler, json.loads(event_json), LambdaContext(spec, request_id, deadline))
         sys.stdout.flush()
@@ -129,6 +141,33 @@ def _enter_environment(spec: WorkerSpec) -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
+
+
+def _run_preload(hook: str) -> None:
+    module_name, _, func_name = hook.partition(":")
+    module = importlib.import_module(module_name)
+    if func_name:
+        getattr(module, func_name)()
+
+
+def _cap_address_space(memory_mb: int) -> None:
+    """A ceiling on address space far above the memory setting (emulator/memory.py says
+    why it is not the setting itself): one absurd allocation fails at once with
+    MemoryError instead of taking the machine's memory before the guard sees it."""
+    try:
+        import resource
+    except ImportError:  # not on this platform; the setting is not enforced there either
+        return
+    from emulator.memory import ADDRESS_SPACE_HEADROOM, MIB, mapped_bytes
+
+    mapped = mapped_bytes(os.getpid())
+    if mapped is None:
+        return
+    ceiling = mapped + memory_mb * MIB + ADDRESS_SPACE_HEADROOM
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        ceiling = min(ceiling, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (ceiling, hard))
 
 
 def _load_handler(handler: str) -> Callable[[Any, LambdaContext], Any]:

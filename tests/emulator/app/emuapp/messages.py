@@ -28,6 +28,11 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         reply(
             event, {"count": invocations, "pid": os.getpid(), "env": os.environ["AWS_LAMBDA_FUNCTION_NAME"]}
         )
+    elif action == "allocate":
+        # Touched memory (non-zero bytes), held until the reply: past the setting, the
+        # environment is ended with Runtime.OutOfMemory before it replies.
+        held = [b"\x01" * (1024 * 1024) for _ in range(int(body["mb"]))]
+        reply(event, {"allocated_mb": len(held), "pid": os.getpid()})
     elif action == "size":
         reply(event, {"size": len(event["body"])})
     elif action == "whoami":

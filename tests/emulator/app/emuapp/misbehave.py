@@ -35,3 +35,35 @@ def environment_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "remaining": context.get_remaining_time_in_millis(),
         },
     }
+
+
+MIB = 1024 * 1024
+
+
+def allocate_handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Touch `mb` MB (bytes filled with non-zero, so every page is resident) and hold it."""
+    held = [b"\x01" * MIB for _ in range(int(event["mb"]))]
+    return {"allocated_mb": len(held)}
+
+
+def reserve_handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Ask for `gib` GiB in one allocation without touching it (address space, not memory)."""
+    block = bytearray(int(event["gib"]) * 1024 * MIB)
+    return {"reserved": len(block)}
+
+
+def act_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One handler for every way an invocation can end, chosen by the event's `do`:
+    ok, hold (record RECORD_DIR/hold-NAME.json with the pid, then wait for go-NAME),
+    exit (os._exit(3)), allocate (MB touched)."""
+    from emuapp.record import record, wait_for_file
+
+    do = event.get("do", "ok")
+    if do == "hold":
+        record(f"hold-{event['name']}", {"pid": os.getpid()})
+        wait_for_file(f"go-{event['name']}", timeout=120)
+    elif do == "exit":
+        os._exit(3)
+    elif do == "allocate":
+        return allocate_handler(event, context)
+    return {"did": do, "pid": os.getpid()}
