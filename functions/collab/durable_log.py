@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pycrdt import merge_updates
 
 from collab.blobs import INLINE_LIMIT, BlobMissing, BlobStore
@@ -247,7 +247,10 @@ class DurableLog:
             sort_keys.append(SNAP_PREFIX + read.snapshot_id)
             blob_keys.append(blob_key(scene_id, "snap", read.snapshot_id))
         self._delete(scene_id, sort_keys, blob_keys)
-        self.sweep(scene_id, keep=snapshot_id)
+        try:
+            self.sweep(scene_id, keep=snapshot_id)
+        except (ClientError, BotoCoreError):  # garbage only: the next compaction sweeps again
+            logger.warning("orphan sweep failed", exc_info=True, extra={"sceneId": scene_id})
         return new_head
 
     def _switch_head(self, scene_id: str, read: Head, new: Head) -> bool:
