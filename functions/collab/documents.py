@@ -40,6 +40,10 @@ def _no_pause(point: str) -> None:
 def validate_update(update: bytes) -> bool:
     """True when the update changes something, False when it adds nothing; InvalidUpdate
     when pycrdt cannot decode it (nothing invalid is ever stored)."""
+    from collab.yjs_format import read_update
+
+    # First what Yjs (every browser) can read: yrs decodes more than Yjs does (review F1).
+    read_update(update)
     try:
         state_vector = get_state(update)
         if state_vector != EMPTY_STATE_VECTOR:
@@ -63,6 +67,9 @@ class Loaded:
     cached: CachedState | None
     head: Head
     log: list[LogEntry]
+    # Spilled log entries fetched from S3 into `state`: a refill marks them, so later
+    # readers skip their S3 GET (HotState's `m:` marks).
+    fetched_spilled: tuple[str, ...] = ()
 
 
 class Documents:
@@ -114,9 +121,12 @@ class Documents:
         needed = [entry for entry in log if entry.entry_id not in included]
         self._pause("load:fetch-log")
         complete = True
+        fetched_spilled: list[str] = []
         for entry in needed:
             try:
                 parts.append(entry.update)
+                if entry.spilled:
+                    fetched_spilled.append(entry.entry_id)
             except BlobMissing:
                 complete = False
                 # Compaction deletes an item before its object: an object missing under a
@@ -129,7 +139,7 @@ class Documents:
             if snapshot is not None:
                 parts.append(snapshot)
         state = merge_updates(*parts) if parts else EMPTY_UPDATE
-        loaded = Loaded(state, cached, head, log)
+        loaded = Loaded(state, cached, head, log, tuple(fetched_spilled))
         if cached is None or cached.base is None or cached.base < head.version:
             self._refill_cache(scene_id, loaded)
         return loaded
@@ -149,7 +159,9 @@ class Documents:
     def _refill_cache(self, scene_id: str, loaded: Loaded) -> None:
         read = loaded.cached or CachedState(None, 0, None, {})
         try:
-            self._hot.commit(scene_id, read, loaded.state, loaded.head.version)
+            self._hot.commit(
+                scene_id, read, loaded.state, loaded.head.version, include=loaded.fetched_spilled
+            )
         except CacheUnavailable:
             logger.warning("cache refill failed", exc_info=True)
 

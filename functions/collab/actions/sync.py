@@ -19,6 +19,7 @@ from collab.cache import CacheUnavailable
 from collab.caller import Caller
 from collab.compaction import compact
 from collab.documents import EMPTY_UPDATE
+from collab.durable_log import log_weight
 from collab.errors import BadRequest, NoAccess
 from collab.membership import announce_join, evict, expel_expired
 from collab.observability import logger, metrics
@@ -82,7 +83,7 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
         if not outbox.send(caller.connection_id, reply):
             evict(rt, caller, [caller.connection_id])
             return
-    if len(loaded.log) > rt.settings.log_tail_limit:
+    if log_weight(loaded.log) > rt.settings.log_tail_limit:  # by count and by bytes
         compact(rt, caller.scene_id, log=True)
 
 
