@@ -1,0 +1,221 @@
+"""The transport under the outbox: SigV4-signed HTTP/1.1 to the API Gateway Management API
+over the AWS Common Runtime (awscrt), with no SDK on the path.
+
+Why awscrt and not boto3: a boto3 `post_to_connection` spends most of its CPU in Python
+(request serialisation, event hooks, signing, urllib3), and fan-out does one per recipient
+(docs/benchmarks.md has the figures). awscrt signs in C and runs every connection on one
+native event-loop thread, so a post costs little more than building its request, and every
+post of a broadcast can be in flight at once without a thread each.
+
+What this module owns: where the endpoint is (`Endpoint`), whose credentials sign
+(`SigningIdentity`: botocore's standard chain, refreshed when they expire), and the
+kept-alive connections to one endpoint (`ConnectionPool`), which outlive the invocation
+because the pool lives as long as the execution environment's Outbox. HTTPS verifies the
+certificate and the host name (API Gateway); plain HTTP is for the local emulator only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from awscrt import auth, http
+from awscrt import io as crt_io
+
+# {api-id}.execute-api.{region}.amazonaws.com (and the China partition's .com.cn).
+_EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+SIGNING_SERVICE = "execute-api"
+_BASE64 = re.compile(r"[A-Za-z0-9+/=]*")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A Management API endpoint, e.g. https://abc123.execute-api.eu-west-1.amazonaws.com/prod
+    on AWS or http://127.0.0.1:PORT/local for the emulator."""
+
+    secure: bool
+    host: str
+    port: int
+    base_path: str  # "/prod", or "" when the stage is not part of the URL
+    region: str  # the region requests are signed for
+
+    @classmethod
+    def parse(cls, url: str, default_region: str) -> Endpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) endpoint: {url!r}")
+        secure = parts.scheme == "https"
+        match = _EXECUTE_API_HOST.match(parts.hostname)
+        return cls(
+            secure=secure,
+            host=parts.hostname,
+            port=parts.port or (443 if secure else 80),
+            base_path=parts.path.rstrip("/"),
+            region=match.group(1) if match else default_region,
+        )
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == (443 if self.secure else 80) else f"{host}:{self.port}"
+
+    def connection_path(self, connection_id: str) -> str:
+        # Percent-encoded as botocore encodes a URI label ("=" is %3D): the signature is
+        # computed over exactly this path. API Gateway's ids are base64, where only three
+        # characters need it; str.replace is a tenth of quote()'s cost, and this runs per post.
+        if _BASE64.fullmatch(connection_id):
+            encoded = connection_id.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
+        else:
+            encoded = quote(connection_id, safe="")
+        return f"{self.base_path}/@connections/{encoded}"
+
+
+def default_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+class SigningIdentity:
+    """The function's credentials, from botocore's standard chain (on Lambda: the
+    environment, session token included). Frozen once per broadcast: botocore refreshes
+    credentials that are about to expire, and a changed set gets a new static provider."""
+
+    def __init__(self, credentials: Any = None) -> None:
+        self._credentials = credentials
+        self._resolved = credentials is not None
+        self._frozen: tuple[str, str, str | None] | None = None
+        self._provider: auth.AwsCredentialsProvider | None = None
+        self._lock = threading.Lock()
+
+    def provider(self) -> auth.AwsCredentialsProvider | None:
+        """None when no credentials are configured: the request goes unsigned (the
+        emulator does not check; API Gateway refuses it with a 403 that is logged)."""
+        with self._lock:
+            if not self._resolved:
+                import botocore.session  # already loaded by the handlers' boto3 clients
+
+                self._credentials = botocore.session.get_session().get_credentials()
+                self._resolved = True
+            if self._credentials is None:
+                return None
+            current = self._credentials.get_frozen_credentials()
+            frozen = (current.access_key, current.secret_key, current.token or None)
+            if frozen != self._frozen:
+                self._provider = auth.AwsCredentialsProvider.new_static(*frozen)
+                self._frozen = frozen
+            return self._provider
+
+
+def signing_config(provider: auth.AwsCredentialsProvider, region: str, body: bytes) -> auth.AwsSigningConfig:
+    """One per frame of a broadcast: the body hash is computed once for every recipient, and
+    the signing date is fresh (a config's date is fixed when it is made)."""
+    return auth.AwsSigningConfig(
+        credentials_provider=provider,
+        region=region,
+        service=SIGNING_SERVICE,
+        signed_body_value=hashlib.sha256(body).hexdigest(),
+    )
+
+
+def request(endpoint: Endpoint, method: str, path: str, body: bytes) -> http.HttpRequest:
+    headers = http.HttpHeaders([("Host", endpoint.host_header), ("Content-Length", str(len(body)))])
+    # BytesIO is C code and shares the bytes; the signer needs no read (the hash is given).
+    return http.HttpRequest(method, path, headers, io.BytesIO(body) if body else None)
+
+
+def sign(req: http.HttpRequest, config: auth.AwsSigningConfig | None) -> None:
+    if config is not None:
+        # With a static provider the signature is computed in this call; result() returns.
+        auth.aws_sign_request(req, config).result()
+
+
+@dataclass
+class _EventLoop:
+    pid: int
+    bootstrap: crt_io.ClientBootstrap
+    tls: crt_io.ClientTlsContext | None = None
+    tls_ca_file: str | None = None
+
+
+_loop: _EventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _event_loop() -> _EventLoop:
+    """One native event-loop thread per process: connections cost no thread each. Made
+    again after a fork (the emulator forks workers), whose child has no such thread."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.pid != os.getpid():
+            group = crt_io.EventLoopGroup(1)
+            _loop = _EventLoop(os.getpid(), crt_io.ClientBootstrap(group, crt_io.DefaultHostResolver(group)))
+        return _loop
+
+
+def _tls_context(ca_file: str | None) -> crt_io.ClientTlsContext:
+    loop = _event_loop()
+    with _loop_lock:
+        if loop.tls is None or loop.tls_ca_file != ca_file:
+            options = crt_io.TlsContextOptions()  # verify_peer is on by default
+            if ca_file:
+                options.override_default_trust_store_from_path(ca_filepath=ca_file)
+            options.alpn_list = ["http/1.1"]
+            loop.tls, loop.tls_ca_file = crt_io.ClientTlsContext(options), ca_file
+        return loop.tls
+
+
+@dataclass
+class ConnectionPool:
+    """Kept-alive HTTP/1.1 connections to one endpoint, one request at a time each, so a slow
+    answer to one recipient never waits behind (or holds up) another's. A connection idle
+    longer than `max_idle_seconds` is closed rather than reused: NAT gateways and load
+    balancers drop idle flows, and a post on a dropped one would wait for its timeout."""
+
+    endpoint: Endpoint
+    connect_timeout_ms: int = 1000
+    max_idle_seconds: float = 50.0
+    ca_file: str | None = None  # HTTPS trust store override (tests); None: the system's
+    _idle: list[tuple[float, http.HttpClientConnection]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self) -> http.HttpClientConnection | None:
+        now = time.monotonic()
+        with self._lock:
+            while self._idle:
+                since, connection = self._idle.pop()
+                if connection.is_open() and now - since < self.max_idle_seconds:
+                    return connection
+                connection.close()
+        return None
+
+    def give_back(self, connection: http.HttpClientConnection) -> None:
+        if connection.is_open():  # False after a "Connection: close" answer
+            with self._lock:
+                self._idle.append((time.monotonic(), connection))
+
+    def open(self) -> Future[Any]:
+        """A future of a new connection (connect and TLS handshake happen on the loop)."""
+        loop = _event_loop()
+        socket = crt_io.SocketOptions()
+        socket.connect_timeout_ms = self.connect_timeout_ms
+        socket.keep_alive = True
+        tls = None
+        if self.endpoint.secure:
+            tls = _tls_context(self.ca_file).new_connection_options()
+            tls.set_server_name(self.endpoint.host)  # SNI, and the name the certificate must match
+        return http.HttpClientConnection.new(
+            self.endpoint.host, self.endpoint.port, loop.bootstrap, socket, tls
+        )
+
+    def close_all(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, connection in idle:
+            connection.close()
