@@ -1,0 +1,144 @@
+"""Cold start per entry point: import time, and import plus building the runtime (not a
+test: it prints, never fails).
+
+    .venv/bin/python -m bench.cold_start                      # the working tree
+    .venv/bin/python -m bench.cold_start --before f1013e6     # and that commit's functions/
+
+For each Lambda entry point, in fresh interpreters, `--runs` times, median (and min):
+- `import`: the cumulative time of `import entry.<name>` as `python -X importtime` reports it
+  (PYTHONPATH=functions), the way issue 10 measured it;
+- the same with the environment Lambda gives a traced function (LAMBDA_TASK_ROOT set,
+  tracing on), since Powertools' Tracer only instruments there;
+- `import+build`: wall time from before the import to the environment's dependencies
+  built (`runtime.current()` for messages and disconnect, `_dependencies()` for connect and
+  the authorizer: boto3 clients, settings; Redis connects on first use), traced.
+
+`--before REV` measures `git archive REV functions` the same way, with awscrt hidden from
+botocore when REV's layer did not have it (requirements.txt at REV), so it imports what
+that layer imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRY_POINTS = ("messages", "disconnect", "connect", "authorizer")
+HIDE_AWSCRT = "import sys; sys.modules['awscrt'] = None; "
+# What the handlers read at start-up; nothing here is contacted while building.
+HANDLER_ENV = {
+    "CONNECTIONS_TABLE": "bench-connections",
+    "ACCESS_TABLE": "bench-access",
+    "DOCUMENTS_TABLE": "bench-documents",
+    "SNAPSHOT_BUCKET": "bench-snapshots",
+    "REDIS_URL": "redis://127.0.0.1:1",
+    "AUTH_MODE": "hs256",
+    "JWT_SECRET": "bench-secret-bench-secret-bench-secret",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "collab",
+}
+LAMBDA_ENV = {
+    "LAMBDA_TASK_ROOT": "/var/task",
+    "AWS_LAMBDA_FUNCTION_NAME": "bench",
+    "POWERTOOLS_TRACE_DISABLED": "false",
+}
+BUILD = {
+    "messages": "from collab import runtime; runtime.current()",
+    "disconnect": "from collab import runtime; runtime.current()",
+    "connect": "entry.connect._dependencies()",
+    "authorizer": "entry.authorizer._dependencies()",
+}
+_LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)$")
+
+
+def _python(
+    functions: Path, code: str, env: dict[str, str], importtime: bool
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", code]
+    full_env = {**os.environ, **HANDLER_ENV, **env, "PYTHONPATH": str(functions)}
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return subprocess.run(command, env=full_env, capture_output=True, text=True, check=True, cwd=functions)
+
+
+def import_ms(functions: Path, entry: str, env: dict[str, str], prefix: str) -> float:
+    done = _python(functions, f"{prefix}import entry.{entry}", env, importtime=True)
+    for line in done.stderr.splitlines():
+        match = _LINE.match(line)
+        if match and match.group(2) == f"entry.{entry}":
+            return int(match.group(1)) / 1000
+    raise RuntimeError(f"no import time for entry.{entry}:\n{done.stderr[-2000:]}")
+
+
+def build_ms(functions: Path, entry: str, env: dict[str, str], prefix: str) -> float:
+    code = (
+        f"{prefix}import time; t = time.perf_counter(); import entry.{entry}; {BUILD[entry]}; "
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    return float(_python(functions, code, env, importtime=False).stdout.strip().splitlines()[-1])
+
+
+def measure(functions: Path, runs: int, prefix: str) -> dict[str, dict[str, list[float]]]:
+    figures: dict[str, dict[str, list[float]]] = {
+        e: {"import": [], "traced": [], "build": []} for e in ENTRY_POINTS
+    }
+    for _ in range(runs):  # interleaved, so drifting load hits every entry point alike
+        for entry in ENTRY_POINTS:
+            figures[entry]["import"].append(import_ms(functions, entry, {}, prefix))
+            figures[entry]["traced"].append(import_ms(functions, entry, LAMBDA_ENV, prefix))
+            figures[entry]["build"].append(build_ms(functions, entry, LAMBDA_ENV, prefix))
+    return figures
+
+
+def checkout(rev: str, into: Path) -> tuple[Path, bool]:
+    """REV's functions/ in a temporary folder, and whether REV's layer had awscrt."""
+    archive = subprocess.run(["git", "archive", rev, "functions"], cwd=ROOT, capture_output=True, check=True)
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    requirements = subprocess.run(
+        ["git", "show", f"{rev}:requirements.txt"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    return into / "functions", "awscrt" in requirements
+
+
+def report(title: str, figures: dict[str, dict[str, list[float]]]) -> None:
+    print(f"\n{title}")
+    print(
+        f"  {'entry point':<12} {'import':>16} {'import, traced':>16} {'import+build':>16}   (ms: median / min)"
+    )
+    for entry, by_kind in figures.items():
+        cells = [f"{statistics.median(v):7.0f} /{min(v):5.0f}" for v in by_kind.values()]
+        print(f"  {entry:<12} " + " ".join(f"{c:>16}" for c in cells))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--before", metavar="REV", help="also measure this commit's functions/")
+    args = parser.parse_args(argv)
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()}")
+    with tempfile.TemporaryDirectory(prefix="cold-start-") as work:
+        if args.before:
+            functions, had_awscrt = checkout(args.before, Path(work))
+            report(
+                f"before: {args.before}" + ("" if had_awscrt else " (awscrt hidden: its layer had none)"),
+                measure(functions, args.runs, "" if had_awscrt else HIDE_AWSCRT),
+            )
+        report("now: the working tree", measure(ROOT / "functions", args.runs, ""))
+    print(f"\nload average after: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
