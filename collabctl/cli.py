@@ -24,6 +24,7 @@ from collab.rooms import Rooms
 from collab.settings import MissingSetting, Settings
 from collabctl.connections import close_user_connections, stale_connections
 from collabctl.devtoken import mint_dev_token
+from collabctl.scenes import register as register_scene_commands
 
 DESCRIPTION = "Scene access, participants and development tokens of the collaboration backend."
 
@@ -95,6 +96,8 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--issuer", help=f"default: ${settings.JWT_ISSUER}")
     token.add_argument("--audience", help=f"default: ${settings.JWT_AUDIENCE}")
     token.set_defaults(run=run_token)
+
+    register_scene_commands(commands, scene, as_json)
     return top
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import subprocess
 import time
 import tracemalloc
 from collections import Counter
@@ -36,9 +35,9 @@ from collab.yjs_format import (
     read_update,
     without_clients,
 )
+from tests.support.yjs_node import apply_in_yjs, node
 
 ROOT = Path(__file__).resolve().parents[2]
-E2E = ROOT / "tests" / "e2e"
 TRACES = ROOT / "tests" / "data" / "traces"
 
 # F1: one struct of client 42 at clock 0, content ref 7 (a type) under the root "scene",
@@ -53,21 +52,6 @@ class Sample:
     update: bytes
 
 
-def node(script: str, *args: str, stdin: str = "", timeout: float = 300) -> list[dict[str, Any]]:
-    process = subprocess.run(
-        ["node", str(E2E / "lib" / script), *args],
-        cwd=E2E,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if process.returncode != 0:
-        raise AssertionError(f"{script} failed ({process.returncode}):\n{process.stderr[-4000:]}")
-    return [json.loads(line) for line in process.stdout.splitlines() if line]
-
-
 def corpus(**config: Any) -> list[Sample]:
     rows = node("yjs_corpus.mjs", json.dumps(config))
     return [Sample(r["name"], base64.b64decode(r["base"]), base64.b64decode(r["update"])) for r in rows]
@@ -77,17 +61,6 @@ def corpus(**config: Any) -> list[Sample]:
 def typed() -> list[Sample]:
     """Updates Yjs makes for every type and content kind (yjs_corpus.mjs)."""
     return corpus(types=True)
-
-
-def apply_in_yjs(cases: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
-    """Each (base, update) applied by real Yjs, all in one Node process."""
-    lines = "\n".join(
-        json.dumps({"id": i, "base": base64.b64encode(b).decode(), "update": base64.b64encode(u).decode()})
-        for i, (b, u) in enumerate(cases)
-    )
-    results = node("yjs_apply.mjs", stdin=lines + "\n")
-    assert [r["id"] for r in results] == list(range(len(cases)))
-    return results
 
 
 # -- what Yjs produces is accepted -----------------------------------------------------------
