@@ -25,10 +25,13 @@ const flush = () => {
   out.length = 0
 }
 
+// Fixed uint32 client ids (the size browsers use), so a seeded fuzz run is repeatable.
+let nextClientID = 3000000000
+
 // Records every update of `doc` with the state before it, then the merged forms.
-function record (name, build, { gc = true, clientID } = {}) {
+function record (name, build, { gc = true } = {}) {
   const doc = new Y.Doc({ gc })
-  if (clientID !== undefined) doc.clientID = clientID
+  doc.clientID = nextClientID++
   const updates = []
   let before = Y.encodeStateAsUpdate(doc)
   doc.on('update', (update) => {
