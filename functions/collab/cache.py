@@ -143,10 +143,17 @@ class Cache:
             client.close()
 
 
-def connect(url: str, cluster: bool, *, cooldown: float = DEFAULT_COOLDOWN_SECONDS) -> Cache:
+def connect(
+    url: str,
+    cluster: bool,
+    *,
+    cooldown: float = DEFAULT_COOLDOWN_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> Cache:
     """The cache at `url` (rediss:// turns TLS on), built on first use."""
     # Short timeouts: a dead or failed-over node must cost one brief wait, then the
-    # breaker keeps the cache out of the way while DynamoDB serves.
+    # breaker keeps the cache out of the way while DynamoDB serves. (A hung cluster node
+    # costs two: redis-py refreshes the slot map after the first, against the same node.)
     options: dict[str, Any] = {
         "socket_timeout": 2.0,
         "socket_connect_timeout": 1.0,
@@ -159,7 +166,7 @@ def connect(url: str, cluster: bool, *, cooldown: float = DEFAULT_COOLDOWN_SECON
             return RedisCluster.from_url(url, **options)
         return redis.Redis.from_url(url, **options)
 
-    return Cache(factory, cooldown=cooldown)
+    return Cache(factory, cooldown=cooldown, clock=clock)
 
 
 def scene_key(scene_id: str, part: str) -> str:

@@ -175,8 +175,8 @@ class ChunkAssembler:
         A retry of this call with the same `request_id` (one per call by default) gets the
         same answer, the text included.
         """
-        _check_chunk(chunk_id, seq, total, data)
-        raw = _utf8(data)
+        check_chunk(chunk_id, seq, total, data)
+        raw = utf8(data)
         keys = _keys(connection_id, chunk_id)
         limits = [self.max_bytes, self.max_pending, self.ttl_seconds, self.max_chunks]
         request = request_id or uuid.uuid4().hex
@@ -210,7 +210,7 @@ class ChunkAssembler:
         self._cache.delete(pending)
 
 
-def _check_chunk(chunk_id: object, seq: object, total: object, data: object) -> None:
+def check_chunk(chunk_id: object, seq: object, total: object, data: object) -> None:
     if not isinstance(chunk_id, str) or not chunk_id or len(chunk_id) > MAX_ID_LENGTH:
         raise BadRequest(f"chunk 'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters")
     # bool is an int subclass, and 1.0 is not a sequence number: only real ints pass.
@@ -229,7 +229,7 @@ def _text(value: bytes) -> str:
     return bytes(value).decode("utf-8")
 
 
-def _utf8(data: str) -> bytes:
+def utf8(data: str) -> bytes:
     try:
         return data.encode("utf-8")
     except UnicodeEncodeError:

@@ -96,8 +96,8 @@ class Documents:
         self._pause("append:durable-written")
         try:
             tail_len, appended = self._hot.append(scene_id, entry_id, update)
-        except CacheUnavailable:
-            logger.warning("cache append failed; readers merge the durable log", exc_info=True)
+        except CacheUnavailable as error:
+            logger.info("cache append skipped (%s); readers merge the durable log", error)
             return Appended(entry_id, False, False)
         return Appended(entry_id, tail_len > self._cache_tail_limit, appended > self._log_tail_limit)
 
@@ -152,8 +152,8 @@ class Documents:
     def _read_cache(self, scene_id: str) -> CachedState | None:
         try:
             return self._hot.read(scene_id)
-        except CacheUnavailable:
-            logger.warning("cache read failed; serving from DynamoDB", exc_info=True)
+        except CacheUnavailable as error:
+            logger.info("cache read skipped (%s); serving from DynamoDB", error)
             return None
 
     def _refill_cache(self, scene_id: str, loaded: Loaded) -> None:
@@ -162,8 +162,8 @@ class Documents:
             self._hot.commit(
                 scene_id, read, loaded.state, loaded.head.version, include=loaded.fetched_spilled
             )
-        except CacheUnavailable:
-            logger.warning("cache refill failed", exc_info=True)
+        except CacheUnavailable as error:
+            logger.info("cache refill skipped (%s)", error)
 
     def compact_cache(self, scene_id: str) -> bool:
         """Merge the Redis tail into the Redis snapshot (compare-and-set on the version)."""
@@ -210,5 +210,5 @@ class Documents:
                 # log, so their marks go.
                 forget = [entry.entry_id for entry in loaded.log]
                 self._hot.commit(scene_id, loaded.cached, loaded.state, head.version, forget=forget)
-        except CacheUnavailable:
-            logger.warning("cache update after log compaction failed", exc_info=True)
+        except CacheUnavailable as error:
+            logger.info("cache update after log compaction skipped (%s)", error)

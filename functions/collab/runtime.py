@@ -17,6 +17,7 @@ from collab.blobs import BlobStore
 from collab.cache import Cache, connect
 from collab.chunks import ChunkAssembler
 from collab.documents import Documents, PausePoint, _no_pause
+from collab.durable_chunks import DurableChunks
 from collab.durable_log import DurableLog
 from collab.hot_state import HotState
 from collab.outbox import Outbox
@@ -33,6 +34,8 @@ class Runtime:
     awareness: AwarenessStore
     chunks: ChunkAssembler
     outbox_factory: Callable[[str], Outbox]
+    # Chunk reassembly while the cache is unavailable.
+    durable_chunks: DurableChunks | None = None
     # The environment's one cache client (its breaker is shared by every store above).
     cache: Cache | None = None
     _outboxes: dict[str, Outbox] = field(default_factory=dict)
@@ -73,6 +76,11 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
             redis, max_bytes=settings.max_message_bytes, max_pending=settings.max_pending_chunked
         ),
         outbox_factory=lambda endpoint: Outbox(endpoint, settings.fanout_workers),
+        durable_chunks=DurableChunks(
+            dynamodb,
+            settings.documents_table,
+            max_bytes=settings.max_message_bytes,
+        ),
         cache=redis,
     )
 

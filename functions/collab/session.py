@@ -66,19 +66,20 @@ def handle_message(rt: Runtime, caller: Caller, body: str | None) -> None:
 
 
 def _reassemble(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> str | None:
-    # The assembler checks the fields' types itself (bad_request on any mismatch).
+    # The assemblers check the fields' types themselves (bad_request on any mismatch).
     part: dict[str, Any] = {key: frame.get(key) for key in ("id", "seq", "total", "data")}
     try:
         return rt.chunks.add(caller.connection_id, part["id"], part["seq"], part["total"], part["data"])
     except CacheUnavailable:
-        # Slices are kept in the cache; without it a chunked message cannot be put
-        # together. The server's SyncStep1 at the client's next resync asks for it again.
-        logger.warning("chunk refused: the cache is unavailable")
-        raise _Unavailable("chunked messages need the cache, which is unavailable; retry later") from None
-
-
-class _Unavailable(CollabError):
-    code = "internal"
+        if rt.durable_chunks is None:
+            raise
+    # Without the cache, slices go to DynamoDB: an edit too big for one frame is still
+    # stored and broadcast. A message begun in Redis does not complete here; the
+    # author's next resync sends it again.
+    logger.info("chunk reassembled in DynamoDB: the cache is unavailable")
+    return rt.durable_chunks.add(
+        caller.scene_id, caller.connection_id, part["id"], part["seq"], part["total"], part["data"]
+    )
 
 
 def _refuse(

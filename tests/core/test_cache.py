@@ -123,7 +123,7 @@ def production_cache(server: Server, clock: Clock) -> tuple[Cache, Counted]:
     """collab.cache.connect's cache (its timeouts, its retry policy, its cooldown), on a
     clock the test moves, with its client factory counted."""
     made = connect(server.url, server.cluster)
-    # connect() takes no clock; its factory is what holds the production options.
+    # The factory connect() built holds the production options; counted here.
     counted = Counted(made._factory)
     return Cache(counted, cooldown=made.cooldown, clock=clock), counted
 

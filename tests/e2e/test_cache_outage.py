@@ -233,11 +233,6 @@ def test_nothing_typed_is_lost_through_a_cache_outage_and_an_empty_restart(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chunk slices live only in the cache: during an outage a message over the client "
-    "frame limit is refused with `internal`, and the client's answer to a resync is refused too",
-)
 def test_a_paste_too_big_for_one_frame_is_stored_and_broadcast_during_an_outage(
     outage: Outage, scene: Scene
 ) -> None:

@@ -1,0 +1,170 @@
+"""Chunk reassembly in DynamoDB, for when the cache is unavailable (invariant 7: with the
+cache down, an edit too big for one frame must still be stored and broadcast).
+
+Items of the documents table, under the connection's scene, each with a TTL:
+
+    chunk#<conn>#<hex id>#p<seq>   one slice (`data`), written once: a repeat changes nothing
+    chunk#<conn>#<hex id>#n        slices stored so far (an atomic counter) and the `total`
+    chunk#<conn>#<hex id>#end      who completed or refused the id (written once)
+
+A slice costs one conditional PutItem and one UpdateItem; the call whose count reaches the
+total reads the slices back (one paginated Query), claims the id with a conditional put of
+the end marker, and alone gets the text: exactly once, as ChunkAssembler does in Redis.
+Limits are the assembler's: the size, the slice count and a conflicting total.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from collab.chunks import check_chunk, utf8
+from collab.errors import BadRequest, TooLarge
+
+PREFIX = "chunk#"
+
+
+class DurableChunks:
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        *,
+        max_bytes: int = 16 * 1024 * 1024,
+        max_chunks: int = 4096,
+        ttl_seconds: int = 300,
+    ) -> None:
+        self._db = dynamodb
+        self._table = table
+        self.max_bytes = max_bytes
+        self.max_chunks = max_chunks
+        self.ttl_seconds = ttl_seconds
+
+    def add(
+        self, scene_id: str, connection_id: str, chunk_id: str, seq: int, total: int, data: str
+    ) -> str | None:
+        """As ChunkAssembler.add: the whole text to the one call that completes the id."""
+        check_chunk(chunk_id, seq, total, data)
+        utf8(data)
+        # Hex: a chunk id may hold '#', which would let one id's keys prefix another's.
+        base = f"{PREFIX}{connection_id}#{chunk_id.encode('utf-8').hex()}#"
+        if self._get(scene_id, base + "end") is not None:
+            return None  # finished or refused: a late duplicate
+        if total > self.max_chunks:
+            self._end(scene_id, base, "too_large")
+            raise TooLarge(f"chunked message {chunk_id!r} has more than {self.max_chunks} chunks")
+        self._put_slice(scene_id, base, seq, data)
+        if self._count(scene_id, base, seq, total) < total:
+            return None
+        slices = self._slices(scene_id, base)
+        if len(slices) < total:
+            return None  # cannot happen: a seq is counted only after its slice is stored
+        text = "".join(slices[i] for i in range(total))
+        status = "too_large" if len(text.encode("utf-8")) > self.max_bytes else "done"
+        if not self._end(scene_id, base, status):
+            return None  # another call (the last two slices at once) completed it
+        self._forget(scene_id, base, total)
+        if status == "too_large":
+            raise TooLarge(f"chunked message {chunk_id!r} is over the limit of {self.max_bytes} bytes")
+        return text
+
+    # -- items -----------------------------------------------------------------------------
+    def _key(self, scene_id: str, sk: str) -> dict[str, Any]:
+        return {"sceneId": {"S": scene_id}, "sk": {"S": sk}}
+
+    def _expiry(self) -> dict[str, str]:
+        return {"N": str(int(time.time()) + self.ttl_seconds)}
+
+    def _get(self, scene_id: str, sk: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._db.get_item(
+            TableName=self._table, Key=self._key(scene_id, sk), ConsistentRead=True
+        ).get("Item")
+        return item
+
+    def _put_slice(self, scene_id: str, base: str, seq: int, data: str) -> None:
+        """First write wins: a repeated seq (or botocore's retry of our own put) keeps it."""
+        item = {**self._key(scene_id, f"{base}p{seq}"), "data": {"S": data}, "expiresAt": self._expiry()}
+        try:
+            self._db.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)"
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def _count(self, scene_id: str, base: str, seq: int, total: int) -> int:
+        """Record `seq` as stored; how many distinct seqs are. A set, so a repeat or a retry
+        counts once."""
+        try:
+            new = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(scene_id, base + "n"),
+                UpdateExpression="SET #t = if_not_exists(#t, :total), expiresAt = :exp ADD seqs :seq",
+                ConditionExpression="attribute_not_exists(#t) OR #t = :total",
+                ExpressionAttributeNames={"#t": "total"},
+                ExpressionAttributeValues={
+                    ":total": {"N": str(total)},
+                    ":exp": self._expiry(),
+                    ":seq": {"SS": [str(seq)]},
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise BadRequest(f"chunk total {total} differs from the first chunk's total") from None
+        return len(new["seqs"]["SS"])
+
+    def _slices(self, scene_id: str, base: str) -> dict[int, str]:
+        slices: dict[int, str] = {}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "sceneId = :s AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":s": {"S": scene_id}, ":p": {"S": base + "p"}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.query(**kwargs)
+            for item in page["Items"]:
+                slices[int(item["sk"]["S"][len(base) + 1 :])] = item["data"]["S"]
+            if "LastEvaluatedKey" not in page:
+                return slices
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _end(self, scene_id: str, base: str, status: str) -> bool:
+        """Claim the id; True for the one call that did (a retry of it included)."""
+        token = secrets.token_hex(8)
+        item = {
+            **self._key(scene_id, base + "end"),
+            "status": {"S": status},
+            "by": {"S": token},
+            "expiresAt": self._expiry(),
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)"
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            stored = self._get(scene_id, base + "end")
+            return stored is not None and stored["by"]["S"] == token
+        return True
+
+    def _forget(self, scene_id: str, base: str, total: int) -> None:
+        """Delete the slices and the counter (the TTL would, later); the end marker stays
+        until its TTL so late duplicates are dropped."""
+        keys = [self._key(scene_id, f"{base}p{seq}") for seq in range(total)] + [
+            self._key(scene_id, base + "n")
+        ]
+        for start in range(0, len(keys), 25):
+            pending: dict[str, Any] = {
+                self._table: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            }
+            for _ in range(5):
+                pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
