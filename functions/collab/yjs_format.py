@@ -19,7 +19,10 @@ utils/DeleteSet.js; lib0/decoding.js), and refuses:
 - an origin, right origin or parent ID of the struct's own client at or past the struct's
   clock: Yjs looks such an ID up without waiting for it and throws;
 - JSON content JSON.parse would refuse (NaN, Infinity), lib0 `Any` with unknown tags, and
-  nesting deeper than MAX_NESTING (JS re-encodes recursively);
+  nesting deeper than MAX_NESTING (JS re-encodes recursively); JSON content (ref 2) itself
+  is read, as Yjs reads it, though pycrdt then refuses it (Yjs 13 no longer writes it);
+- subdocument options that are not an object, or that hold a gcFilter or a guid (they
+  go into Yjs's `new Doc(...)`);
 - strings that are not valid UTF-8 (lib0 decodes with a fatal TextDecoder);
 - structs and delete ranges of length 0, clocks past 2**32 - 1 (yrs keeps clocks in 32
   bits: a longer struct wraps around there and the server's merge loses or misplaces what
@@ -69,7 +72,7 @@ class UnreadableUpdate(InvalidUpdate):
     the header or the delete set), `offset` the byte it was found at."""
 
     def __init__(self, message: str, offset: int, client: int | None = None) -> None:
-        super().__init__(f"the update cannot be read by Yjs: {message} (byte {offset})")
+        super().__init__(f"the update would not load in Yjs: {message} (byte {offset})")
         self.offset = offset
         self.client = client
 
@@ -543,14 +546,18 @@ def drop_groups(update: bytes, layout: UpdateLayout, clients: Collection[int]) -
 def read_state_vector(state_vector: bytes) -> dict[int, int]:
     """A y-protocols state vector (client -> next clock), bounds-checked before pycrdt sees
     it: yrs reserves memory by the declared count (review M6), so the count must fit the
-    bytes present (two per entry at least). BadRequest if it does not read."""
+    bytes present (two per entry at least); client ids are JS safe integers and clocks fit
+    yrs's 32 bits. BadRequest if it does not read."""
     reader = Reader(state_vector, "state vector")
     count = reader.var_uint()
     if count * 2 > len(state_vector) - reader.pos:
         raise BadRequest(f"the state vector declares {count} entries in {len(state_vector)} bytes")
     clocks: dict[int, int] = {}
     for _ in range(count):
-        client = reader.var_uint()
-        clocks[client] = reader.var_uint()
+        client = reader.var_uint()  # at most 2**53 - 1, as lib0 reads it
+        clock = reader.var_uint()
+        if clock > MAX_CLOCK:  # yrs would wrap it around to a small clock
+            raise BadRequest(f"the state vector names clock {clock}, past 2**32 - 1")
+        clocks[client] = clock
     reader.finish()
     return clocks

@@ -426,6 +426,7 @@ def test_state_vectors_yjs_writes_are_read() -> None:
         7: 10,
         2**32: 3,
     }
-    for bad in [b"", b"\x01\x07", b"\x01\x07\x01\x00", var_uint(1) + var_uint(7) + b"\xff" * 8 + b"\x01"]:
+    too_far = [var_uint(1) + var_uint(7) + b"\xff" * 8 + b"\x01", var_uint(1) + var_uint(7) + var_uint(2**32)]
+    for bad in [b"", b"\x01\x07", b"\x01\x07\x01\x00", *too_far]:
         with pytest.raises(BadRequest):
             read_state_vector(bad)
