@@ -1,10 +1,12 @@
 """The strict Yjs update reader (collab/yjs_format.py) against real Yjs (Node, 13.6.33):
 
 - everything Yjs produces is accepted (every type and content kind, merged states,
-  mergeUpdates, diffs, the editing traces replayed update by update, and pycrdt's merges);
+  mergeUpdates, diffs, the editing traces replayed update by update, and pycrdt's merges),
+  except YXmlHook, which pycrdt misreads (shown below);
 - whatever the server accepts, Yjs can apply: thousands of mutated real updates go through
   validate_update, and one Node process applies each to a fresh doc and to a doc holding
-  the state it was made on, and must not throw;
+  the state it was made on, and the state the server then serves (pycrdt's merge of the
+  two), and must not throw;
 - F1's 15-byte update and M6's 5-byte state vector are refused, the latter at once.
 """
 
