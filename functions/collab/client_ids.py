@@ -28,6 +28,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from collab.errors import TooLarge
 from collab.yjs_format import drop_groups, read_update
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ CLIENT_PREFIX = "client#"
 CACHE_LIMIT = 100_000
 
 _BATCH_GET_LIMIT = 100
+
+MAX_NEW_IDS = 64
 
 
 def _no_pause(point: str) -> None:
@@ -60,6 +63,9 @@ class ClientIds:
         self._clock = clock
         self._pause = pause  # tests stop a call at named points to drive races
         self._owners: dict[tuple[str, int], str] = {}
+        # A page keeps one id per load; offline edits of a few earlier loads may come
+        # together. Far more than that in one message is a flood.
+        self.max_new_ids = MAX_NEW_IDS
 
     def filter_foreign(self, scene_id: str, user_id: str, update: bytes) -> bytes:
         """`update` without the client groups of ids bound to other users, binding its unbound
@@ -69,12 +75,7 @@ class ClientIds:
         clients = [group.client for group in layout.groups]
         if not clients:
             return update
-        owners = self.owners(scene_id, clients)
-        self._pause("bind:read")
-        for client in clients:
-            if client not in owners:
-                owners[client] = self.bind(scene_id, client, user_id)
-        foreign = {client for client in clients if owners[client] != user_id}
+        foreign = self.foreign(scene_id, user_id, clients)
         if not foreign:
             return update
         logger.warning(
@@ -82,6 +83,21 @@ class ClientIds:
             extra={"sceneId": scene_id, "userId": user_id, "clients": sorted(foreign)},
         )
         return drop_groups(update, layout, foreign)
+
+    def foreign(self, scene_id: str, user_id: str, clients: Iterable[int]) -> set[int]:
+        """Of `clients`, the ids bound to other users; the unbound ones are bound to
+        `user_id` first. Awareness claims ids too: a client announces its presence before
+        it types, so its id is bound before a peer can learn it and forge it. Binding costs
+        a write per new id, so one call binds at most `max_new_ids` (invariant 9)."""
+        clients = list(dict.fromkeys(clients))
+        owners = self.owners(scene_id, clients)
+        unbound = [client for client in clients if client not in owners]
+        if len(unbound) > self.max_new_ids:
+            raise TooLarge(f"a message may introduce at most {self.max_new_ids} new Yjs client ids")
+        self._pause("bind:read")
+        for client in unbound:
+            owners[client] = self.bind(scene_id, client, user_id)
+        return {client for client in clients if owners[client] != user_id}
 
     def owners(self, scene_id: str, clients: Iterable[int]) -> dict[int, str]:
         """The users the given client ids are bound to; unbound ids are left out."""

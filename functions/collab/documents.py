@@ -24,6 +24,7 @@ from collab.cache import CacheUnavailable
 from collab.durable_log import DurableLog, Head, LogEntry, log_weight
 from collab.errors import InvalidUpdate
 from collab.hot_state import CachedState, HotState
+from collab.yjs_format import check_state, read_update
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +40,7 @@ def _no_pause(point: str) -> None:
 
 def validate_update(update: bytes) -> bool:
     """True when the update changes something, False when it adds nothing; InvalidUpdate
-    when pycrdt cannot decode it (nothing invalid is ever stored)."""
-    from collab.yjs_format import read_update
-
+    when Yjs (JavaScript) or pycrdt cannot decode it (nothing invalid is ever stored)."""
     # First what Yjs (every browser) can read: yrs decodes more than Yjs does (review F1).
     read_update(update)
     try:
@@ -191,6 +190,9 @@ class Documents:
             if not loaded.log:
                 return False
             self._pause("compact-log:merged")
+            # Nothing Yjs cannot read becomes a snapshot (UnreadableUpdate): the log keeps
+            # the entries, and the operator is told (collab.compaction).
+            check_state(loaded.state)
             new_head = self._log.commit_snapshot(scene_id, loaded.head, loaded.state, loaded.log)
             if new_head is None:
                 return False

@@ -16,6 +16,7 @@ from collab.awareness import AwarenessStore
 from collab.blobs import BlobStore
 from collab.cache import Cache, connect
 from collab.chunks import ChunkAssembler
+from collab.client_ids import ClientIds
 from collab.documents import Documents, PausePoint, _no_pause
 from collab.durable_chunks import DurableChunks
 from collab.durable_log import DurableLog
@@ -34,6 +35,8 @@ class Runtime:
     awareness: AwarenessStore
     chunks: ChunkAssembler
     outbox_factory: Callable[[str], Outbox]
+    # Who first wrote with each Yjs client id (review M8).
+    client_ids: ClientIds | None = None
     # Chunk reassembly while the cache is unavailable.
     durable_chunks: DurableChunks | None = None
     # The environment's one cache client (its breaker is shared by every store above).
@@ -76,6 +79,7 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
             redis, max_bytes=settings.max_message_bytes, max_pending=settings.max_pending_chunked
         ),
         outbox_factory=lambda endpoint: Outbox(endpoint, settings.fanout_workers),
+        client_ids=ClientIds(dynamodb, settings.documents_table),
         durable_chunks=DurableChunks(
             dynamodb,
             settings.documents_table,

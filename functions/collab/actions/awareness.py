@@ -22,6 +22,11 @@ from collab.runtime import Runtime
 def on_awareness(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
     # Size and entry caps come before any base64 or entry work (invariant 9).
     entries = rt.awareness.decode(protocol.require_str(frame, "data"))
+    if rt.client_ids is not None and entries:
+        # Presence claims its client ids for the user (review M8): announced before any
+        # edit, an id is bound before a peer can learn it from a broadcast and forge it.
+        foreign = rt.client_ids.foreign(caller.scene_id, caller.user_id, [e.client_id for e in entries])
+        entries = [entry for entry in entries if entry.client_id not in foreign]
     try:
         accepted = rt.awareness.apply(caller.scene_id, caller.connection_id, entries, user_id=caller.user_id)
     except CacheUnavailable:

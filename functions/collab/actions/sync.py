@@ -25,6 +25,7 @@ from collab.membership import announce_join, evict, expel_expired
 from collab.observability import logger, metrics
 from collab.rooms import Member
 from collab.runtime import Runtime
+from collab.yjs_format import read_state_vector
 
 
 def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
@@ -88,6 +89,8 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
 
 
 def _check_state_vector(state_vector: bytes) -> None:
+    # Counts bounded by the bytes present first: yrs allocates by a declared count (M6).
+    read_state_vector(state_vector)
     try:
         get_update(EMPTY_UPDATE, state_vector)
     except ValueError:

@@ -29,12 +29,19 @@ def on_update(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
         return  # an empty SyncStep2 adds nothing: neither stored, broadcast nor refused
     if caller.is_viewer:
         raise Forbidden("viewers cannot change the scene")
+    payload = message.payload
+    if rt.client_ids is not None:
+        # Structs under another user's client ids are dropped: the server already has
+        # them (an honest client only learns them from the server), or they are forged.
+        payload = rt.client_ids.filter_foreign(caller.scene_id, caller.user_id, payload)
+        if payload is not message.payload and not validate_update(payload):
+            return
     with tracer.provider.in_subsegment("## durable_and_cache_write"):
-        appended = rt.documents.append(caller.scene_id, message.payload)
+        appended = rt.documents.append(caller.scene_id, payload)
     metrics.add_metric(name="UpdatesApplied", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="UpdateBytes", unit=MetricUnit.Bytes, value=len(message.payload))
+    metrics.add_metric(name="UpdateBytes", unit=MetricUnit.Bytes, value=len(payload))
     others = [m.connection_id for m in recipients(rt, caller)]  # after the append
-    text = protocol.data_message("update", protocol.update_message(message.payload))
+    text = protocol.data_message("update", protocol.update_message(payload))
     broadcast(rt, caller, others, text)
     if appended.compact_log:
         compact(rt, caller.scene_id, log=True)
