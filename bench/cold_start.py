@@ -5,13 +5,14 @@ test: it prints, never fails).
     .venv/bin/python -m bench.cold_start --before f1013e6     # and that commit's functions/
 
 For each Lambda entry point, in fresh interpreters, `--runs` times, median (and min):
-- `import`: the cumulative time of `import entry.<name>` as `python -X importtime` reports it
-  (PYTHONPATH=functions), the way issue 10 measured it;
-- the same with the environment Lambda gives a traced function (LAMBDA_TASK_ROOT set,
-  tracing on), since Powertools' Tracer only instruments there;
-- `import+build`: wall time from before the import to the environment's dependencies
-  built (`runtime.current()` for messages and disconnect, `_dependencies()` for connect and
-  the authorizer: boto3 clients, settings; Redis connects on first use), traced.
+- `importtime`: the cumulative time of `import entry.<name>` as `python -X importtime`
+  reports it (PYTHONPATH=functions), the way issue 10 measured it (off Lambda);
+- then, with the environment Lambda gives a traced function (LAMBDA_TASK_ROOT set, tracing
+  on: Powertools' Tracer only instruments there), wall and CPU time of the import alone
+  (`import`, `import CPU`) and of the import plus building the environment's dependencies
+  (`+build`, `+build CPU`: `runtime.current()` for messages and disconnect,
+  `_dependencies()` for connect and the authorizer: boto3 clients and settings; Redis
+  connects on first use). Interpreter start-up is not counted.
 
 `--before REV` measures `git archive REV functions` the same way, with awscrt hidden from
 botocore when REV's layer did not have it (requirements.txt at REV), so it imports what
@@ -81,23 +82,32 @@ def import_ms(functions: Path, entry: str, env: dict[str, str], prefix: str) -> 
     raise RuntimeError(f"no import time for entry.{entry}:\n{done.stderr[-2000:]}")
 
 
-def build_ms(functions: Path, entry: str, env: dict[str, str], prefix: str) -> float:
+def traced_ms(functions: Path, entry: str, prefix: str) -> tuple[float, float, float, float]:
+    """(import wall, import CPU, import+build wall, import+build CPU), traced as on Lambda.
+    CPU time counts only this interpreter's work, so it is steadier than wall time on a
+    loaded machine."""
     code = (
-        f"{prefix}import time; t = time.perf_counter(); import entry.{entry}; {BUILD[entry]}; "
-        "print((time.perf_counter() - t) * 1000)"
+        f"{prefix}import time; w, c = time.perf_counter(), time.process_time(); import entry.{entry}; "
+        "iw, ic = time.perf_counter(), time.process_time(); "
+        f"{BUILD[entry]}; "
+        "bw, bc = time.perf_counter(), time.process_time(); "
+        "print(*(round((x - y) * 1000, 1) for x, y in ((iw, w), (ic, c), (bw, w), (bc, c))))"
     )
-    return float(_python(functions, code, env, importtime=False).stdout.strip().splitlines()[-1])
+    out = _python(functions, code, LAMBDA_ENV, importtime=False).stdout.strip().splitlines()[-1]
+    import_wall, import_cpu, build_wall, build_cpu = (float(v) for v in out.split())
+    return import_wall, import_cpu, build_wall, build_cpu
+
+
+KINDS = ("importtime", "import", "import CPU", "+build", "+build CPU")
 
 
 def measure(functions: Path, runs: int, prefix: str) -> dict[str, dict[str, list[float]]]:
-    figures: dict[str, dict[str, list[float]]] = {
-        e: {"import": [], "traced": [], "build": []} for e in ENTRY_POINTS
-    }
+    figures: dict[str, dict[str, list[float]]] = {e: {k: [] for k in KINDS} for e in ENTRY_POINTS}
     for _ in range(runs):  # interleaved, so drifting load hits every entry point alike
         for entry in ENTRY_POINTS:
-            figures[entry]["import"].append(import_ms(functions, entry, {}, prefix))
-            figures[entry]["traced"].append(import_ms(functions, entry, LAMBDA_ENV, prefix))
-            figures[entry]["build"].append(build_ms(functions, entry, LAMBDA_ENV, prefix))
+            figures[entry]["importtime"].append(import_ms(functions, entry, {}, prefix))
+            for kind, value in zip(KINDS[1:], traced_ms(functions, entry, prefix), strict=True):
+                figures[entry][kind].append(value)
     return figures
 
 
@@ -113,13 +123,11 @@ def checkout(rev: str, into: Path) -> tuple[Path, bool]:
 
 
 def report(title: str, figures: dict[str, dict[str, list[float]]]) -> None:
-    print(f"\n{title}")
-    print(
-        f"  {'entry point':<12} {'import':>16} {'import, traced':>16} {'import+build':>16}   (ms: median / min)"
-    )
+    print(f"\n{title}  (ms, median / min)")
+    print(f"  {'entry point':<12}" + "".join(f"{k:>15}" for k in KINDS))
     for entry, by_kind in figures.items():
-        cells = [f"{statistics.median(v):7.0f} /{min(v):5.0f}" for v in by_kind.values()]
-        print(f"  {entry:<12} " + " ".join(f"{c:>16}" for c in cells))
+        cells = [f"{statistics.median(v):6.0f} /{min(v):5.0f}" for v in by_kind.values()]
+        print(f"  {entry:<12}" + "".join(f"{c:>15}" for c in cells))
 
 
 def main(argv: list[str] | None = None) -> int:
