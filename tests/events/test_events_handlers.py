@@ -221,8 +221,8 @@ def log_entries(aws_tables: dict[str, str]) -> int:
     return int(
         boto3.client("dynamodb").query(
             TableName=aws_tables["DOCUMENTS_TABLE"],
-            KeyConditionExpression="sceneId = :s",
-            ExpressionAttributeValues={":s": {"S": "demo-scene"}},
+            KeyConditionExpression="sceneId = :s AND begins_with(sk, :log)",
+            ExpressionAttributeValues={":s": {"S": "demo-scene"}, ":log": {"S": "log#"}},
             ConsistentRead=True,
             Select="COUNT",
         )["Count"]
