@@ -80,7 +80,8 @@ class Settings:
     # Compaction thresholds: the Redis tail and the DynamoDB log are merged past these.
     cache_tail_limit: int = 200
     log_tail_limit: int = 500
-    fanout_workers: int = 16
+    # Posts in flight at once per invocation (one kept-alive connection each).
+    fanout_workers: int = 64
     # Presence caps (collab.awareness): per message, per connection, per scene (all roles).
     awareness_max_message_bytes: int = 128 * 1024
     awareness_max_entries: int = 8
@@ -103,7 +104,7 @@ class Settings:
             max_pending_chunked=_int(env, MAX_PENDING_CHUNKED, 8),
             cache_tail_limit=_int(env, CACHE_TAIL_LIMIT, 200),
             log_tail_limit=_int(env, LOG_TAIL_LIMIT, 500),
-            fanout_workers=_int(env, FANOUT_WORKERS, 16),
+            fanout_workers=_int(env, FANOUT_WORKERS, 64),
             awareness_max_message_bytes=_int(env, AWARENESS_MAX_MESSAGE_BYTES, 128 * 1024),
             awareness_max_entries=_int(env, AWARENESS_MAX_ENTRIES, 8),
             awareness_max_ids_per_connection=_int(env, AWARENESS_MAX_IDS_PER_CONNECTION, 4),

@@ -12,9 +12,10 @@ from collab.access import SceneAccess
 from collab.auth.authorizer import Unauthorized, authorize
 from collab.auth.config import AuthConfig
 from collab.auth.tokens import TokenVerifier
+from collab.tracing import XRayProvider
 
 logger = Logger(service="collab-authorizer")
-tracer = Tracer(service="collab-authorizer")
+tracer = Tracer(service="collab-authorizer", provider=XRayProvider())
 
 
 @cache
