@@ -50,7 +50,7 @@ def typed(text: str, client_id: int) -> bytes:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="awareness binds every id it names (client_ids.foreign in actions/awareness.py:26) "
+    reason="awareness binds every id it names (client_ids.foreign in actions/awareness.py:28) "
     "before the per-connection cap of awareness.apply, and for viewers too: one connection "
     "writes unbounded permanent client# items (invariant 9)",
 )
@@ -72,7 +72,7 @@ def test_a_viewer_cannot_write_unbounded_permanent_client_id_bindings(
 @pytest.mark.xfail(
     strict=True,
     reason="client_ids.foreign raises TooLarge before binding any id "
-    "(client_ids.py:101-102), so a message with more than 64 new ids is refused whole, "
+    "(client_ids.py:95-96), so a message with more than 64 new ids is refused whole, "
     "every time it is resent: an offline doc of many sessions never gets its edits in",
 )
 def test_offline_edits_of_many_sessions_get_in_eventually(
@@ -105,7 +105,7 @@ def test_offline_edits_of_many_sessions_get_in_eventually(
     strict=True,
     reason="an honest editor whose random Yjs client id equals an id some other user's "
     "awareness bound (bindings are kept forever, viewers' included) has every edit dropped "
-    "silently (actions/update.py:34-37): nothing tells the client to pick a new id",
+    "silently (actions/update.py:36-37): nothing tells the client to pick a new id",
 )
 def test_an_editor_whose_edits_are_dropped_is_told(
     rig: tuple[runtime.Runtime, Recorder, PausePoints],
@@ -131,7 +131,7 @@ def test_an_editor_whose_edits_are_dropped_is_told(
 @pytest.mark.xfail(
     strict=True,
     reason="ids with structs stored before binding existed are unbound; any user, a viewer "
-    "included, can claim them by awareness (actions/awareness.py:26 binds whatever it is "
+    "included, can claim them by awareness (actions/awareness.py:28 binds whatever it is "
     "sent), and from then on the author's own edits under that id are dropped",
 )
 def test_a_viewer_cannot_take_an_id_that_already_wrote_to_the_scene(

@@ -29,7 +29,7 @@ def slices_stored(aws_tables: dict[str, str]) -> int:
 @pytest.mark.xfail(
     strict=True,
     reason="DurableChunks.add checks max_bytes only once every slice is in "
-    "(durable_chunks.py:68-70), after reading them all back: 4096 frames of 32 KB (128 MB, "
+    "(durable_chunks.py:63-66), after reading them all back: 4096 frames of 32 KB (128 MB, "
     "8x the limit) are stored, queried and joined in one Lambda before the refusal",
 )
 def test_a_message_over_the_size_limit_is_refused_as_it_crosses_it(aws_tables: dict[str, str]) -> None:
@@ -49,7 +49,7 @@ def test_a_message_over_the_size_limit_is_refused_as_it_crosses_it(aws_tables: d
 @pytest.mark.xfail(
     strict=True,
     reason="DurableChunks has no pending limit per connection (Settings.max_pending_chunked "
-    "is only given to the Redis ChunkAssembler, runtime.py:78-83): one connection may "
+    "is only given to the Redis ChunkAssembler, runtime.py:78-87): one connection may "
     "open any number of ids, each holding slices until its TTL",
 )
 def test_a_connection_cannot_open_more_pending_messages_than_the_limit(aws_tables: dict[str, str]) -> None:
