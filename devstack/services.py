@@ -123,17 +123,21 @@ def _assign_all_slots(port: int) -> None:
 
 
 def start_fake_redis() -> Service:
-    """The last resort of `make dev` when no redis-server is installed: fakeredis over TCP."""
-    from fakeredis import TcpFakeServer  # dev dependency, imported only here
-
+    """The last resort of `make dev` when no redis-server is installed: fakeredis over TCP,
+    in its own process (devstack/fake_redis.py says why)."""
     port = free_port()
-    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
-    import threading
-
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    service = Service("fakeredis", f"redis://127.0.0.1:{port}/0")
-    service.stop_hooks.append(server.shutdown)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.fake_redis", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    service = Service("fakeredis", f"redis://127.0.0.1:{port}/0", process)
+    try:
+        wait_for_port(port)
+    except BaseException:
+        service.stop()
+        raise
     return service
 
 

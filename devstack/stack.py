@@ -11,10 +11,12 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from pathlib import Path
 from types import TracebackType
 
-from devstack import services
+from devstack import deployed, faults, services
 from emulator import Emulator, EmulatorConfig, run_in_thread
+from emulator.config import RouteTable
 
 # collab.settings names every variable; the handlers' code dir is not on sys.path here.
 if str(services.FUNCTIONS_DIR) not in sys.path:
@@ -38,6 +40,11 @@ class LocalStack:
     `on_ready`: called once everything runs; the key/values they return are printed by
     `python -m devstack` and kept in `ready_info`.
     `seed_demo`: also run the hooks of devstack/demo.py (its ON_READY list), if it exists.
+    `faults_dir`: let tests stop, crash or overfill execution environments at the handlers'
+    pause points (devstack/faults.py); off by default.
+
+    Each function gets the memory size the CDK app deploys it with (devstack/deployed.py),
+    enforced as Lambda enforces it.
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class LocalStack:
         seed_demo: bool = True,
         redis_cluster: bool = False,
         max_environments: int = 4,
+        faults_dir: Path | None = None,
     ) -> None:
         self.requested_port = port
         self.host = host
@@ -61,6 +69,7 @@ class LocalStack:
             self.on_ready += demo_hooks()
         self.redis_cluster = redis_cluster
         self.max_environments = max_environments
+        self.faults_dir = faults_dir
         self.jwt_secret = secrets.token_urlsafe(48)  # a fresh development secret per run
         self.env: dict[str, str] = {}
         self.ready_info: dict[str, str] = {}
@@ -103,6 +112,8 @@ class LocalStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 **self.extra_env,
             }
+            if self.faults_dir is not None:
+                self.env[faults.FAULT_DIR] = str(self.faults_dir)
             config = EmulatorConfig(
                 routes_file=ROUTES_FILE,
                 code_dir=services.FUNCTIONS_DIR,
@@ -111,6 +122,8 @@ class LocalStack:
                 host=self.host,
                 env=self.env,
                 max_environments=self.max_environments,
+                function_memory=deployed.function_memory(RouteTable.load(ROUTES_FILE).functions),
+                preload=("devstack.faults:install",) if self.faults_dir is not None else (),
             )
             self.emulator = self._resources.enter_context(run_in_thread(config))
             for hook in self.on_ready:
@@ -130,13 +143,11 @@ class LocalStack:
             self._resources.callback(service.stop)
             return service.url, self.redis_cluster
         print(
-            "WARNING: redis-server is not installed; using an in-process fakeredis server, "
-            "one execution environment per function (its TCP server drops connections under "
-            "concurrent scripts). Install redis-server, or set REDIS_URL, for a real Redis.",
+            "WARNING: redis-server is not installed; using fakeredis (a Python imitation, "
+            "slower under load). Install redis-server, or set REDIS_URL, for a real Redis.",
             file=sys.stderr,
             flush=True,
         )
-        self.max_environments = 1
         service = services.start_fake_redis()
         self._resources.callback(service.stop)
         return service.url, False

@@ -35,7 +35,23 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     parser.add_argument("--idle-timeout", type=float, default=600.0, help="seconds (default 600)")
     parser.add_argument("--max-duration", type=float, default=7200.0, help="seconds (default 7200)")
     parser.add_argument("--function-timeout", type=float, default=29.0, help="seconds, unless routes set one")
+    parser.add_argument(
+        "--memory",
+        action="append",
+        default=[],
+        metavar="FUNCTION=MB",
+        help="a function's memory size, over the route table's memorySize (repeat)",
+    )
+    parser.add_argument(
+        "--no-memory-limit", action="store_true", help="report memory use but never end an environment for it"
+    )
     args = parser.parse_args(argv)
+    memory: dict[str, int] = {}
+    for item in args.memory:
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            parser.error(f"--memory needs FUNCTION=MB, got {item!r}")
+        memory[name] = int(value)
     env: dict[str, str] = {}
     for name in args.pass_env:
         if name in os.environ:
@@ -56,6 +72,8 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         idle_timeout=args.idle_timeout,
         max_duration=args.max_duration,
         function_timeout=args.function_timeout,
+        function_memory=memory,
+        enforce_memory=not args.no_memory_limit,
     )
 
 

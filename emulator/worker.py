@@ -134,6 +134,9 @@ def _enter_environment(spec: WorkerSpec) -> None:
     os.environ.update(lambda_variables(spec))
     os.environ.update(spec.env)
     code_dir = os.path.abspath(spec.code_dir)
+    # Relative entries ('' for the current directory) would change meaning at the chdir
+    # below; the emulator's own modules (preload hooks) must stay importable.
+    sys.path[:] = [os.path.abspath(entry) for entry in sys.path]
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)  # Lambda's working directory is the code dir (/var/task)
     # Handler logs must reach the emulator's output promptly, as CloudWatch gets them.

@@ -9,6 +9,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from devstack import services
 from devstack.stack import LocalStack
@@ -44,10 +47,15 @@ def test_clients_converge_and_see_presence_on_a_redis_cluster(
     assert presence["daveSees"] == ["Alice", "Bob"]
 
 
-def test_make_dev_works_without_redis_server(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_make_dev_works_without_redis_server(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setattr(services, "redis_server_binary", lambda: None)  # a machine without it
     with LocalStack(port=0, extra_env=STACK_ENV, seed_demo=False) as fallback:
+        # The usual environments, not one per function: a scene's invocations must not
+        # queue behind each other (on a loaded machine the queue outgrew the resync).
+        assert fallback.max_environments == 4
         for key, value in fallback.env.items():
             if key.startswith("AWS_"):
                 monkeypatch.setenv(key, value)
@@ -57,3 +65,24 @@ def test_make_dev_works_without_redis_server(monkeypatch: pytest.MonkeyPatch) ->
         result = run_scenario("converge", config)
     assert result["errors"] == []
     assert len(set(result["texts"])) == 1 and len(result["texts"][0]) > 30
+    # The handlers' output (their workers write to this test's stdout): the cache never
+    # failed, so no invocation fell back to serving a scene from DynamoDB alone.
+    assert "Connection closed by server" not in capfd.readouterr().out
+
+
+def test_the_fakeredis_fallback_keeps_a_connection_after_an_error_reply() -> None:
+    """fakeredis's TCP server closed a connection after any error reply, and a script's
+    first EVALSHA always gets one (NOSCRIPT): the handlers' client, which never retries,
+    then failed and opened its breaker. devstack/fake_redis.py keeps the connection."""
+    service = services.start_fake_redis()
+    try:
+        client = redis.Redis.from_url(service.url, single_connection_client=True, retry=Retry(NoBackoff(), 0))
+        script = client.register_script("return redis.call('INCR', KEYS[1])")
+        assert script(keys=["n"]) == 1  # EVALSHA: NOSCRIPT, then SCRIPT LOAD and EVALSHA
+        with pytest.raises(redis.ResponseError):
+            client.execute_command("NO-SUCH-COMMAND")
+        assert script(keys=["n"]) == 2
+        assert client.ping()
+        client.close()
+    finally:
+        service.stop()

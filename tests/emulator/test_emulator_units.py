@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from emulator.config import RouteTable, RouteTableError
+from emulator.config import EmulatorConfig, RouteTable, RouteTableError
 from emulator.environments import Outcome
 from emulator.frames import FrameScanner
 from emulator.ids import gateway_id
@@ -178,3 +178,17 @@ def test_gateway_ids_look_like_api_gateways() -> None:
     ids = {gateway_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 16 and i.endswith("=") and i[:-1].isalnum() for i in ids)
+
+
+def test_function_memory_overrides_the_route_table_for_known_functions() -> None:
+    from emulator.__main__ import parse_args
+    from tests.emulator.support import APP_DIR
+
+    config = EmulatorConfig(APP_DIR / "routes.json", APP_DIR, function_memory={"messages": 640})
+    functions = config.route_table().functions
+    assert functions["messages"].memory_mb == 640
+    assert functions["connect"].memory_mb == 128  # the route table's default
+    with pytest.raises(RouteTableError, match="unknown functions"):
+        EmulatorConfig(APP_DIR / "routes.json", APP_DIR, function_memory={"nope": 1}).route_table()
+    cli = parse_args(["--routes", "r.json", "--code", "c", "--memory", "messages=640", "--no-memory-limit"])
+    assert cli.function_memory == {"messages": 640} and not cli.enforce_memory
