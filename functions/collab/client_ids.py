@@ -28,7 +28,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from collab.errors import TooLarge
 from collab.yjs_format import drop_groups, read_update
 
 logger = logging.getLogger(__name__)
@@ -88,16 +87,21 @@ class ClientIds:
         """Of `clients`, the ids bound to other users; the unbound ones are bound to
         `user_id` first. Awareness claims ids too: a client announces its presence before
         it types, so its id is bound before a peer can learn it and forge it. Binding costs
-        a write per new id, so one call binds at most `max_new_ids` (invariant 9)."""
+        a write per new id, so one call binds at most `max_new_ids` (invariant 9); the
+        rest count as foreign for this call and are bound by a later one."""
         clients = list(dict.fromkeys(clients))
         owners = self.owners(scene_id, clients)
         unbound = [client for client in clients if client not in owners]
-        if len(unbound) > self.max_new_ids:
-            raise TooLarge(f"a message may introduce at most {self.max_new_ids} new Yjs client ids")
+        # Past the cap, ids stay unbound and their groups are left out of this message:
+        # the author's next resync sends them again, so many offline sessions get in over
+        # a few resyncs instead of never.
+        deferred = set(unbound[self.max_new_ids :])
         self._pause("bind:read")
-        for client in unbound:
+        for client in unbound[: self.max_new_ids]:
             owners[client] = self.bind(scene_id, client, user_id)
-        return {client for client in clients if owners[client] != user_id}
+        return deferred | {
+            client for client in clients if client not in deferred and owners[client] != user_id
+        }
 
     def owners(self, scene_id: str, clients: Iterable[int]) -> dict[int, str]:
         """The users the given client ids are bound to; unbound ids are left out."""

@@ -84,6 +84,7 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
             dynamodb,
             settings.documents_table,
             max_bytes=settings.max_message_bytes,
+            max_pending=settings.max_pending_chunked,
         ),
         cache=redis,
     )

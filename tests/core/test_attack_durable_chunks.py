@@ -2,14 +2,13 @@
 server: the DynamoDB assembler must bound what one connection stores as the Redis one
 does (invariant 9: caps per message and per connection), or a hostile connection of any
 role (reassembly runs before the role is looked at) buys storage, DynamoDB reads and a
-Lambda's memory with a handful of frames. Strict xfails: they fail on the code as built."""
+Lambda's memory with a handful of frames. Both failed on the first build of it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import boto3
-import pytest
 from botocore.config import Config
 
 from collab.durable_chunks import DurableChunks
@@ -26,12 +25,6 @@ def slices_stored(aws_tables: dict[str, str]) -> int:
     return sum(1 for item in items if item["sk"]["S"].rsplit("#", 1)[1].startswith("p"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DurableChunks.add checks max_bytes only once every slice is in "
-    "(durable_chunks.py:63-66), after reading them all back: 4096 frames of 32 KB (128 MB, "
-    "8x the limit) are stored, queried and joined in one Lambda before the refusal",
-)
 def test_a_message_over_the_size_limit_is_refused_as_it_crosses_it(aws_tables: dict[str, str]) -> None:
     chunks = DurableChunks(client(), aws_tables["DOCUMENTS_TABLE"], max_bytes=1_000)
     refused_at = None
@@ -46,12 +39,6 @@ def test_a_message_over_the_size_limit_is_refused_as_it_crosses_it(aws_tables: d
     assert slices_stored(aws_tables) <= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DurableChunks has no pending limit per connection (Settings.max_pending_chunked "
-    "is only given to the Redis ChunkAssembler, runtime.py:78-87): one connection may "
-    "open any number of ids, each holding slices until its TTL",
-)
 def test_a_connection_cannot_open_more_pending_messages_than_the_limit(aws_tables: dict[str, str]) -> None:
     chunks = DurableChunks(client(), aws_tables["DOCUMENTS_TABLE"])
     limit = Settings.max_pending_chunked

@@ -52,7 +52,14 @@ def test_out_of_order_and_repeated_slices_give_the_text_once(
     assert got == [text]
     for frame in parts:  # late duplicates of a finished id
         assert add(chunks, frame) is None
-    assert leftovers(aws_tables) == ["end"]  # slices and counter deleted; the marker expires
+    # Slices and counter deleted; the end marker and the (now empty) open list expire.
+    assert leftovers(aws_tables) == ["end", "open"]
+    [opened] = [
+        i
+        for i in client().scan(TableName=aws_tables["DOCUMENTS_TABLE"])["Items"]
+        if i["sk"]["S"].endswith("#open")
+    ]
+    assert "ids" not in opened
 
 
 def test_ids_of_different_connections_and_ids_holding_separators_do_not_mix(chunks: DurableChunks) -> None:
