@@ -21,7 +21,6 @@ leaks a slot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import itertools
@@ -50,8 +49,6 @@ INIT_TIMEOUT = 10.0
 # How often an invocation is handed to a fresh environment when the one picked for it
 # dies before taking it (several deaths in a row are a broken handler, not bad luck).
 DELIVERY_ATTEMPTS = 3
-# How long an idle environment gets to exit on its own when the emulator stops.
-STOP_GRACE = 2.0
 _spawn = multiprocessing.get_context("spawn")
 _counter = itertools.count(1)
 
@@ -227,18 +224,14 @@ class ExecutionEnvironment:
         if process is not None:
             process.kill()  # a no-op once the process has been reaped
 
-    def close(self, graceful: bool = False) -> None:
-        """Forget the worker: ask it to exit (graceful, for an idle one), else kill it."""
+    def close(self) -> None:
+        """Forget the worker, killing it if it still runs."""
         with self._lock:
             process, self._process = self._process, None
             conn, self._conn = self._conn, None
             if self._ending is None:
                 self._ending = SHUTDOWN
         if process is not None:
-            if graceful and conn is not None and process.is_alive():
-                with contextlib.suppress(OSError, ValueError):  # it may be dying already
-                    conn.send(None)
-                process.join(STOP_GRACE)
             if process.is_alive():
                 process.kill()
             process.join(5)
@@ -435,17 +428,17 @@ class FunctionPool:
         return dataclasses.replace(self._template, environment_id=environment_id)
 
     def stop(self) -> None:
-        """End every environment (idle ones are asked to exit first); from any thread.
-        Invocations still waiting get a crash outcome; later ones too."""
+        """End every environment at once, idle or busy (Lambda's shutdown phase kills the
+        runtime too); from any thread. Waiting and later invocations get a crash outcome."""
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
             busy = list(self._busy)
             waiters, self._waiters = self._waiters, []
-        for env in busy:
-            env.end(SHUTDOWN)
+        for env in busy + idle:
+            env.end(SHUTDOWN)  # the busy ones' threads close them
         for env in idle:
-            env.close(graceful=True)
+            env.close()
         loop = self._loop
         for waiter in waiters:
             if loop is not None and not loop.is_closed():

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from devstack import deployed
 from devstack.faults import Faults
 from devstack.stack import ROUTES_FILE, LocalStack
 from emulator.config import RouteTable
-from emulator.memory import can_measure
+from emulator.memory import MIB, can_measure, peak_resident_bytes
 from tests.e2e.conftest import E2E_DIR, STACK_ENV, Scene
 from tests.e2e.wsclient import (
     Message,
@@ -44,6 +43,7 @@ from tests.e2e.wsclient import (
 BEFORE_WRITE = "append:start"
 AFTER_WRITE = "append:durable-written"
 WAIT = 60.0  # generous: a loaded 2-core machine starts environments slowly
+needs_proc = pytest.mark.skipif(not can_measure(), reason="memory is measured in /proc (Linux)")
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +243,7 @@ def test_a_handler_calling_os_exit(
     scene_converges(open_client, alice, bob)
 
 
-@pytest.mark.skipif(not can_measure(), reason="memory is measured in /proc (Linux)")
+@needs_proc
 def test_a_handler_going_over_its_deployed_memory(
     stack: LocalStack, open_client: Opener, faults: Faults, invocations: pytest.LogCaptureFixture
 ) -> None:
@@ -259,6 +259,7 @@ def test_a_handler_going_over_its_deployed_memory(
     scene_converges(open_client, alice, bob)
 
 
+@needs_proc
 def test_normal_handlers_fit_their_deployed_memory(stack: LocalStack, open_client: Opener) -> None:
     """Calibration: what the other tests ran never came near the settings."""
     pair(open_client)
@@ -266,8 +267,8 @@ def test_normal_handlers_fit_their_deployed_memory(stack: LocalStack, open_clien
     memory = deployed.function_memory(RouteTable.load(ROUTES_FILE).functions)
     for env in stack.emulator.lambdas.environments():
         assert env.pid is not None
-        peak = int(Path(f"/proc/{env.pid}/status").read_text().split("VmHWM:")[1].split()[0]) // 1024
-        assert peak < memory[env.function] / 2, (env, peak)
+        peak = peak_resident_bytes(env.pid)
+        assert peak is not None and peak < memory[env.function] * MIB / 2, (env, peak)
 
 
 # --------------------------------------------------------------------- real yjs clients
