@@ -147,8 +147,9 @@ class ExecutionEnvironment:
         self.end(OUT_OF_MEMORY)
 
     # -- life ------------------------------------------------------------------------------
-    def start(self) -> tuple[str, Any]:
-        """Spawn and run the init phase: ("ready", init_ms) or ("init_error", error)."""
+    def start(self, request_id: str = "-") -> tuple[str, Any]:
+        """Spawn and run the init phase: ("ready", init_ms) or ("init_error", error);
+        `request_id` is the invocation that waits for it (Lambda's messages name it)."""
         parent, child = _spawn.Pipe()
         process = _spawn.Process(
             target=worker_main, args=(child, self.spec), name=f"lambda-{self.id}", daemon=True
@@ -157,7 +158,7 @@ class ExecutionEnvironment:
             if self._ending is not None:  # stopped before it started
                 parent.close()
                 child.close()
-                return ("init_error", exit_error("-", "signal: killed"))
+                return ("init_error", exit_error(request_id, "signal: killed"))
             self._conn, self._process = parent, process
             process.start()
         child.close()
@@ -171,7 +172,7 @@ class ExecutionEnvironment:
             self.close()
             return ("init_error", {"errorType": "Sandbox.Timedout", "errorMessage": "Init phase timed out"})
         if reply is _DIED:
-            return ("init_error", self._death("-"))
+            return ("init_error", self._death(request_id))
         kind, payload = reply
         if kind != "ready":
             self.close()
@@ -195,7 +196,8 @@ class ExecutionEnvironment:
             taken = self._receive(deadline)
             if taken is _DIED:
                 return self._undelivered(request_id)
-            reply: Any = taken if taken is _TIMED_OUT else self._receive(deadline)
+            # Normally ("started",); anything else (a timeout) stands for the answer.
+            reply: Any = self._receive(deadline) if taken == ("started",) else taken
             if reply is _DIED:
                 death = self._death(request_id)
                 return ("out_of_memory" if death["errorType"] == "Runtime.OutOfMemory" else "crash", death)
@@ -346,7 +348,7 @@ class FunctionPool:
         started = time.perf_counter()
         init_ms: float | None = None
         if cold:
-            kind, payload = env.start()
+            kind, payload = env.start(request_id)
             if kind != "ready":
                 return _Attempt("init_error", payload, (time.perf_counter() - started) * 1000, cold, None)
             init_ms = float(payload)

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,6 +90,17 @@ def pids(stack: LocalStack, function: str | None = None) -> list[int]:
     return [env.pid for env in stack.emulator.lambdas.environments(function) if env.pid is not None]
 
 
+def idle_pids(stack: LocalStack, function: str | None = None) -> list[int]:
+    """The environments' pids once none is busy (a reply can reach a client before its
+    invocation has returned; a $disconnect of an earlier test may still run)."""
+    assert stack.emulator is not None
+    deadline = time.monotonic() + WAIT
+    while any(env.busy for env in stack.emulator.lambdas.environments(function)):
+        assert time.monotonic() < deadline, "environments stayed busy"
+        time.sleep(0.01)
+    return pids(stack, function)
+
+
 def kill(victims: list[int]) -> None:
     assert victims, "nothing to kill"
     for pid in victims:
@@ -161,7 +173,7 @@ def scene_converges(open_client: Opener, alice: WsClient, bob: WsClient) -> None
 
 def test_killing_an_idle_messages_environment_loses_nothing(stack: LocalStack, open_client: Opener) -> None:
     alice, bob = pair(open_client)
-    kill(pids(stack, "messages")[:1])
+    kill(idle_pids(stack, "messages")[:1])
     mark = alice.mark()
     alice.edit("typed after one idle environment died\n")
     bob.wait_text(alice.current_text(), timeout=WAIT)
@@ -170,7 +182,7 @@ def test_killing_an_idle_messages_environment_loses_nothing(stack: LocalStack, o
 
 def test_killing_every_idle_environment_loses_nothing(stack: LocalStack, open_client: Opener) -> None:
     alice, bob = pair(open_client)
-    kill(pids(stack))  # authorizer, connect, messages, disconnect: all idle now
+    kill(idle_pids(stack))  # authorizer, connect, messages, disconnect
     mark = alice.mark()
     alice.edit("typed after every environment died\n")
     bob.wait_text(alice.current_text(), timeout=WAIT)
