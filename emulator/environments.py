@@ -21,6 +21,7 @@ leaks a slot.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import itertools
@@ -306,7 +307,9 @@ class FunctionPool:
         self._lock = threading.Lock()
         self._idle: list[ExecutionEnvironment] = []
         self._busy: set[ExecutionEnvironment] = set()
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: collections.deque[asyncio.Future[tuple[ExecutionEnvironment, bool] | None]] = (
+            collections.deque()
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -375,55 +378,77 @@ class FunctionPool:
 
     async def _acquire(self, loop: asyncio.AbstractEventLoop) -> tuple[ExecutionEnvironment, bool] | None:
         """A free warm environment (most recently used first: like Lambda, keep few
-        environments hot), else a new one while under the limit, else wait. None once
-        the pool is stopped."""
-        while True:
-            dead: list[ExecutionEnvironment] = []
-            lease: tuple[ExecutionEnvironment, bool] | None = None
-            waiter: asyncio.Future[None] | None = None
+        environments hot), else a new one while under the limit, else wait in line. None
+        once the pool is stopped.
+
+        Waiters form a queue and each freed environment (or slot) is handed to the one at
+        its head, so a release costs the same however long the backlog is. (Waking every
+        waiter on every release cost the whole backlog each time: with hundreds of
+        messages queued the event loop did nothing else, and a resync waited minutes.)"""
+        dead: list[ExecutionEnvironment] = []
+        with self._lock:
+            if self._closed:
+                return None
+            # Nobody overtakes an invocation that already waits.
+            lease = None if self._waiters else self._lease_locked(dead)
+            waiter: asyncio.Future[tuple[ExecutionEnvironment, bool] | None] | None = None
+            if lease is None:
+                waiter = loop.create_future()
+                self._waiters.append(waiter)
+        for env in dead:
+            env.close()  # already exited: this only reaps it
+        if lease is not None:
+            return lease
+        assert waiter is not None
+        try:
+            return await waiter
+        except asyncio.CancelledError:
             with self._lock:
-                if self._closed:
-                    return None
-                while self._idle:
-                    env = self._idle.pop()
-                    if env.alive:
-                        lease = (env, False)
-                        break
-                    dead.append(env)  # died while idle: forget it
-                if lease is None and len(self._busy) + len(self._idle) < self._max:
-                    lease = (ExecutionEnvironment(self._new_spec(), self._guard), True)
-                if lease is not None:
-                    self._busy.add(lease[0])
-                else:
-                    waiter = loop.create_future()
-                    self._waiters.append(waiter)
-            for env in dead:
-                env.close()  # already exited: this only reaps it
-            if lease is not None:
-                return lease
-            assert waiter is not None
-            try:
-                await waiter
-            finally:
-                with self._lock:
-                    if waiter in self._waiters:
-                        self._waiters.remove(waiter)
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+            # Handed an environment in the instant before the cancel: pass it on.
+            if waiter.done() and not waiter.cancelled() and (handed := waiter.result()) is not None:
+                self._release(handed[0])
+            raise
+
+    def _lease_locked(self, dead: list[ExecutionEnvironment]) -> tuple[ExecutionEnvironment, bool] | None:
+        """Under the lock: take an idle live environment or a free slot, marking it busy;
+        idle environments found dead go to `dead` (the caller closes them)."""
+        while self._idle:
+            env = self._idle.pop()
+            if env.alive:
+                self._busy.add(env)
+                return (env, False)
+            dead.append(env)  # died while idle: forget it
+        if len(self._busy) < self._max:
+            env = ExecutionEnvironment(self._new_spec(), self._guard)
+            self._busy.add(env)
+            return (env, True)
+        return None
 
     def _release(self, env: ExecutionEnvironment, _done: object = None) -> None:
-        """On the event loop, when the invocation's thread is done with `env`."""
+        """On the event loop, when the invocation's thread is done with `env`: it (or its
+        slot) goes to the first waiter still waiting."""
+        dead: list[ExecutionEnvironment] = []
         with self._lock:
             self._busy.discard(env)
             keep = not self._closed and env.alive
             if keep:
                 self._idle.append(env)
-            waiters, self._waiters = self._waiters, []
+            while self._waiters and not self._closed:
+                waiter = self._waiters[0]
+                if waiter.done():  # cancelled: its task removes nothing more
+                    self._waiters.popleft()
+                    continue
+                lease = self._lease_locked(dead)
+                if lease is None:
+                    break
+                self._waiters.popleft()
+                waiter.set_result(lease)
         if not keep:
             env.close()
-        # Every waiter looks again (a slot or an environment is free); waking all of them
-        # means a waiter cancelled after being woken cannot swallow the wake-up.
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        for other in dead:
+            other.close()
 
     def _new_spec(self) -> WorkerSpec:
         environment_id = f"{self._template.function_name}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
@@ -436,7 +461,8 @@ class FunctionPool:
             self._closed = True
             idle, self._idle = self._idle, []
             busy = list(self._busy)
-            waiters, self._waiters = self._waiters, []
+            waiters = list(self._waiters)
+            self._waiters.clear()
         for env in busy + idle:
             env.end(SHUTDOWN)  # the busy ones' threads close them
         for env in idle:
@@ -447,7 +473,7 @@ class FunctionPool:
                 loop.call_soon_threadsafe(_wake, waiter)
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
+def _wake(waiter: asyncio.Future[tuple[ExecutionEnvironment, bool] | None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
