@@ -65,3 +65,31 @@ def test_a_backlog_far_over_the_environments_drains_at_the_handlers_pace(tmp_pat
         f"first quarter {head:.2f} s, last quarter {tail:.2f} s"
     )
     assert head <= MAX_SLOWDOWN * tail, (head, tail)
+
+
+def test_a_waiter_cancelled_in_line_does_not_take_the_freed_environment(tmp_path: Path) -> None:
+    async def scenario(lambdas: Lambdas) -> None:
+        name = uuid.uuid4().hex
+        held = asyncio.create_task(lambdas.invoke("work", {"do": "hold", "name": name}))
+        while not (tmp_path / f"hold-{name}.json").exists():
+            await asyncio.sleep(0.01)
+        # The gateway cancels nothing today, but a caller may: the one behind must still run.
+        first = asyncio.create_task(lambdas.invoke("work", {}))
+        second = asyncio.create_task(lambdas.invoke("work", {}))
+        await asyncio.sleep(0)
+        first.cancel()
+        (tmp_path / f"go-{name}").write_text("")
+        assert (await held).ok
+        outcome = await asyncio.wait_for(second, DRAIN_TIMEOUT)
+        assert outcome.ok and not outcome.cold_start
+        assert first.cancelled()
+        assert len(lambdas.environments("work")) == 1
+
+    async def main() -> None:
+        lambdas = Lambdas(WORK, APP_DIR, {"RECORD_DIR": str(tmp_path)}, 1, "us-east-1", "1")
+        try:
+            await scenario(lambdas)
+        finally:
+            lambdas.stop()
+
+    asyncio.run(main())
