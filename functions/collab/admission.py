@@ -25,14 +25,7 @@ def admit(rooms: Rooms, access: SceneAccess, caller: Caller) -> bool:
     if not caller.role:
         # No access: every message is refused and the connection closed; nothing to revoke.
         return True
-    member = Member(
-        caller.connection_id,
-        caller.user_id,
-        caller.user_name,
-        caller.role,
-        caller.connected_at,
-        token_expires_at=caller.expires_at,
-    )
+    member = Member.of(caller)
     rooms.admit(caller.scene_id, member)
     if access.get_role(caller.scene_id, caller.user_id) == caller.role:
         return True

@@ -26,6 +26,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from collab.caller import Caller
+
 ROLE_RANK = {"viewer": 1, "editor": 2, "owner": 3}
 
 
@@ -39,6 +41,18 @@ class Member:
     token_expires_at: int = 0  # the token's exp (epoch seconds); 0 when unknown
     # The role was checked after the row existed (by `$connect`, or by a sync).
     verified: bool = field(default=False, compare=False)
+
+    @classmethod
+    def of(cls, caller: Caller) -> Member:
+        """The caller's connection as a row: identity, role and token expiry."""
+        return cls(
+            caller.connection_id,
+            caller.user_id,
+            caller.user_name,
+            caller.role,
+            caller.connected_at,
+            token_expires_at=caller.expires_at,
+        )
 
     def public(self) -> dict[str, str]:
         """What peers see of a participant (DESIGN §2)."""

@@ -16,7 +16,7 @@ from collab import protocol, runtime, session
 from collab.awareness import MAX_IDS_PER_CONNECTION, AwarenessEntry, encode_update
 from collab.client_ids import CLIENT_PREFIX
 from tests.support.pause import PausePoints
-from tests.support.rig import Recorder, build_rig, caller, sync_frame, text_seen_by, update_frame
+from tests.support.rig import Recorder, build_rig, caller, sync_frame, text_seen_by, typed, update_frame
 
 
 @pytest.fixture
@@ -41,12 +41,6 @@ def bindings(rt: runtime.Runtime, scene: str) -> list[dict[str, Any]]:
         ConsistentRead=True,
     )["Items"]
     return items
-
-
-def typed(text: str, client_id: int) -> bytes:
-    doc: Doc = Doc(client_id=client_id)
-    doc.get("t", type=Text).insert(0, text)
-    return doc.get_update()
 
 
 def test_a_viewer_cannot_write_unbounded_permanent_client_id_bindings(

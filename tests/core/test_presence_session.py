@@ -13,9 +13,17 @@ import pytest
 
 from collab import awareness as awareness_codec
 from collab import protocol, runtime, session
-from collab.awareness import AwarenessEntry
 from tests.support.pause import PausePoints
-from tests.support.rig import Recorder, an_update, build_rig, caller, sync_frame, text_seen_by, update_frame
+from tests.support.rig import (
+    Recorder,
+    an_update,
+    awareness_frame,
+    build_rig,
+    caller,
+    sync_frame,
+    text_seen_by,
+    update_frame,
+)
 
 
 @pytest.fixture
@@ -23,13 +31,6 @@ def rig(
     redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]
 ) -> tuple[runtime.Runtime, Recorder, PausePoints]:
     return build_rig(redis_url_and_mode, aws_tables)
-
-
-def awareness_frame(*entries: tuple[int, int, Any]) -> str:
-    update = awareness_codec.encode_update(AwarenessEntry(c, k, json.dumps(s)) for c, k, s in entries)
-    return json.dumps(
-        {"action": "awareness", "data": protocol.encode_base64(protocol.awareness_message(update))}
-    )
 
 
 def cursors_seen(messages: list[dict[str, Any]]) -> dict[int, str]:

@@ -6,19 +6,25 @@ never compacted into a snapshot, and the operator is told."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 
 import pytest
-from pycrdt import Doc, Text
 
-from collab import compaction, protocol, runtime, session
-from collab.awareness import AwarenessEntry, encode_update
+from collab import compaction, runtime, session
 from collab.durable_log import LOG_PREFIX
 from tests.support.pause import PausePoints
-from tests.support.rig import Recorder, build_rig, caller, sync_frame, text_seen_by, update_frame
+from tests.support.rig import (
+    Recorder,
+    awareness_frame,
+    build_rig,
+    caller,
+    sync_frame,
+    text_seen_by,
+    typed,
+    update_frame,
+)
 
 F1_UPDATE = bytes([0x01, 0x01, 0x2A, 0x00, 0x07, 0x01, 0x05]) + b"scene" + bytes([0x09, 0x00])
 
@@ -28,19 +34,6 @@ def rig(
     redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]
 ) -> tuple[runtime.Runtime, Recorder, PausePoints]:
     return build_rig(redis_url_and_mode, aws_tables)
-
-
-def typed(text: str, client_id: int) -> bytes:
-    doc = Doc(client_id=client_id)
-    doc.get("t", type=Text).insert(0, text)
-    return doc.get_update()
-
-
-def awareness_frame(client_id: int, clock: int, state: object) -> str:
-    update = encode_update([AwarenessEntry(client_id, clock, json.dumps(state))])
-    return json.dumps(
-        {"action": "awareness", "data": protocol.encode_base64(protocol.awareness_message(update))}
-    )
 
 
 def test_structs_forged_under_another_users_client_id_are_dropped(
@@ -74,10 +67,10 @@ def test_awareness_claims_a_client_id_before_a_peer_can_learn_it(
     ann, mal = caller(scene, "ann=", "ann"), caller(scene, "mal=", "mal")
     for who in (ann, mal):
         session.handle_message(rt, who, sync_frame())
-    session.handle_message(rt, ann, awareness_frame(777, 1, {"user": "Ann"}))  # on open
+    session.handle_message(rt, ann, awareness_frame((777, 1, {"user": "Ann"})))  # on open
     # Mallory saw the id in the broadcast and writes with it before Ann types.
     session.handle_message(rt, mal, update_frame(typed("forged", 777)))
-    session.handle_message(rt, mal, awareness_frame(777, 5, {"user": "not Ann"}))
+    session.handle_message(rt, mal, awareness_frame((777, 5, {"user": "not Ann"})))
     session.handle_message(rt, ann, update_frame(typed("mine", 777)))
     late = caller(scene, "late=", "ann")
     session.handle_message(rt, late, sync_frame())

@@ -11,6 +11,7 @@ from typing import Any
 from pycrdt import Doc, Text
 
 from collab import protocol, runtime
+from collab.awareness import AwarenessEntry, encode_update
 from collab.caller import Caller
 from collab.settings import Settings
 from tests.support.pause import PausePoints
@@ -86,3 +87,18 @@ def an_update(text: str, doc: Doc | None = None) -> bytes:
     text_type = doc.get("t", type=Text)
     text_type.insert(len(text_type), text)
     return doc.get_update(before)
+
+
+def typed(text: str, client_id: int) -> bytes:
+    """`text` typed into Y.Text "t" of a new doc with that Yjs client id, as an update."""
+    doc = Doc(client_id=client_id)
+    doc.get("t", type=Text).insert(0, text)
+    return doc.get_update()
+
+
+def awareness_frame(*entries: tuple[int, int, Any]) -> str:
+    """An `awareness` frame of (client id, clock, state) entries; state None removes."""
+    update = encode_update(AwarenessEntry(c, k, json.dumps(state)) for c, k, state in entries)
+    return json.dumps(
+        {"action": "awareness", "data": protocol.encode_base64(protocol.awareness_message(update))}
+    )

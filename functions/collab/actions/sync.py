@@ -33,14 +33,7 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
     if message.kind != protocol.SYNC_STEP1:
         raise BadRequest("sync carries a SyncStep1 [0,0,stateVector] only")
     _check_state_vector(message.payload)  # before anything is written: no member from bad input
-    member = Member(
-        caller.connection_id,
-        caller.user_id,
-        caller.user_name,
-        caller.role,
-        caller.connected_at,
-        token_expires_at=caller.expires_at,
-    )
+    member = Member.of(caller)
     roster = rt.rooms.roster(caller.scene_id)
     if roster.expired:
         expel_expired(rt, caller, [m for m in roster.expired if m.connection_id != caller.connection_id])
