@@ -100,23 +100,32 @@ class Rooms:
         expression_values = {f":{name}": value for name, value in values.items()}
         expression_values[":now"] = {"N": str(int(now * 1000))}
         expression_values[":token"] = {"S": token}
-        new = self._db.update_item(
-            TableName=self._table,
-            Key=_key(scene_id, member.connection_id),
-            UpdateExpression="SET "
-            + ", ".join(
-                [
-                    *assignments,
-                    "joinedAt = if_not_exists(joinedAt, :now)",
-                    "joinToken = if_not_exists(joinToken, :token)",
-                ]
-            ),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=expression_values,
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
-        # A retry of our own successful update finds our token: still the first.
-        return Joined(first=new["joinToken"]["S"] == token, verified="admittedAt" in new)
+        try:
+            new = self._db.update_item(
+                TableName=self._table,
+                Key=_key(scene_id, member.connection_id),
+                UpdateExpression="SET " + ", ".join([*assignments, "joinedAt = :now", "joinToken = :token"]),
+                # Only the first join writes: the one that announces. (A condition, not
+                # if_not_exists: moto, the local stack's DynamoDB, applies concurrent
+                # unconditional updates without isolation.)
+                ConditionExpression="attribute_not_exists(joinToken)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=expression_values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )["Attributes"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old = error.response.get("Item")
+            if old is None:  # no ALL_OLD in the error: read the row that won
+                old = self._db.get_item(
+                    TableName=self._table, Key=_key(scene_id, member.connection_id), ConsistentRead=True
+                ).get("Item", {})
+            # Botocore's retry of our own successful join finds our token: still the first.
+            ours = old.get("joinToken", {}).get("S") == token
+            return Joined(first=ours, verified="admittedAt" in old)
+        return Joined(first=True, verified="admittedAt" in new)
 
     def mark_verified(self, scene_id: str, connection_id: str, now: float | None = None) -> None:
         """The role was checked after the row existed (a connection `$connect` did not admit)."""

@@ -158,8 +158,12 @@ def test_a_member_whose_token_expired_receives_nothing_more_and_is_closed(
     for who in (ann, erin, bob):
         session.handle_message(rt, who, sync_frame())
     # Erin's token expires while she only listens (her row carries the token's exp).
-    expired = Member("erin=", "erin", "Erin", "editor", token_expires_at=1_000)
-    rt.rooms.join(scene, expired)  # rewrites her row's exp, as a row with an old token
+    boto3.client("dynamodb").update_item(
+        TableName=rt.settings.connections_table,
+        Key={"sceneId": {"S": scene}, "connectionId": {"S": "erin="}},
+        UpdateExpression="SET tokenExpiresAt = :past",
+        ExpressionAttributeValues={":past": {"N": "1000"}},
+    )
     before = len(recorder.sent["erin="])
     session.handle_message(rt, ann, update_frame(an_update("EXT. ROOF")))
     erins = recorder.sent["erin="][before:]
