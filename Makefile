@@ -57,6 +57,7 @@ layer: setup-python
 
 bench: setup
 	$(PY) -m bench.run
+	$(PY) -m bench.openloop
 
 clean:
 	rm -rf $(VENV) client/node_modules tests/e2e/node_modules infra/node_modules cdk.out layers/build
