@@ -64,6 +64,8 @@ function openMessage(data: string, expected: number): decoding.Decoder {
 
 export interface AppliedSync {
   type: SyncMessageType;
+  /** The message's payload: a state vector (SyncStep1) or an update (SyncStep2, Update). */
+  payload: Uint8Array;
   /** The `data` of the `update` to send back: our SyncStep2 answering the server's SyncStep1. */
   reply?: string;
 }
@@ -75,16 +77,20 @@ export interface AppliedSync {
  */
 export function applySyncData(data: string, doc: Y.Doc, origin: unknown): AppliedSync {
   const decoder = openMessage(data, MESSAGE_SYNC);
+  // Read the payload on a copy of the decoder first: readSyncMessage consumes it.
+  const peek = decoding.clone(decoder);
+  decoding.readVarUint(peek); // the sync message type, returned by readSyncMessage below
+  const payload = decoding.readVarUint8Array(peek);
   const encoder = encoding.createEncoder();
   encoding.writeVarUint(encoder, MESSAGE_SYNC);
   const type = syncProtocol.readSyncMessage(decoder, encoder, doc, origin) as SyncMessageType;
-  if (type !== syncProtocol.messageYjsSyncStep1) return { type };
+  if (type !== syncProtocol.messageYjsSyncStep1) return { type, payload };
   const reply = encoding.toUint8Array(encoder);
   const replyDecoder = decoding.createDecoder(reply);
   decoding.readVarUint(replyDecoder); // MESSAGE_SYNC
   decoding.readVarUint(replyDecoder); // messageYjsSyncStep2
   const update = decoding.readVarUint8Array(replyDecoder);
-  return isEmptyUpdate(update) ? { type } : { type, reply: toBase64(reply) };
+  return isEmptyUpdate(update) ? { type, payload } : { type, payload, reply: toBase64(reply) };
 }
 
 /** Applies a server awareness message; `origin` marks the change as remote. */

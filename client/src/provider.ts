@@ -8,6 +8,7 @@
 
 import { ObservableV2 } from 'lib0/observable';
 import * as awarenessProtocol from 'y-protocols/awareness';
+import { decodeStateVector, decodeUpdate } from 'yjs';
 import type * as Y from 'yjs';
 
 import { backoffDelay } from './backoff.js';
@@ -24,7 +25,18 @@ import {
   type ServerMessage,
 } from './framing.js';
 import { ParticipantRoster } from './participants.js';
-import { applyAwarenessData, applySyncData, awarenessData, SYNC_STEP2, syncStep1Data, updateData } from './payloads.js';
+import {
+  applyAwarenessData,
+  applySyncData,
+  awarenessData,
+  SYNC_STEP1,
+  SYNC_STEP2,
+  syncStep1Data,
+  updateData,
+} from './payloads.js';
+import { browserOffline, fetchProbe, probeUrl, refusalMessage, type ReachabilityProbe } from './refusals.js';
+import { SavedState } from './savedState.js';
+import { sceneIdProblem } from './sceneId.js';
 import {
   defaultWebSocket,
   OPEN,
@@ -33,11 +45,20 @@ import {
   type WebSocketLike,
 } from './websocket.js';
 
-export type ConnectionStatus = 'connecting' | 'connected' | 'synced' | 'offline' | 'error';
+/**
+ * `error`: the server refused access (`forbidden`) or the scene id is invalid;
+ * `unauthorized`: the upgrade was refused several times in a row while the server was
+ * reachable (a bad or expired token, a token for another scene). Neither reconnects by itself.
+ */
+export type ConnectionStatus = 'connecting' | 'connected' | 'synced' | 'offline' | 'error' | 'unauthorized';
 
 /** What went wrong with a connection: a socket error, no token, or the server's refusal. */
 export interface ConnectionError {
-  /** `forbidden` (no access: the provider stopped), `socket_error`, `token_unavailable`. */
+  /**
+   * The provider stopped on: `forbidden` (no access), `unauthorized` (upgrades refused),
+   * `invalid_scene_id` (not sent at all). It keeps retrying after: `socket_error`,
+   * `token_unavailable` (`getToken` threw).
+   */
   code: string;
   message: string;
   cause?: unknown;
@@ -75,6 +96,24 @@ export interface ApiGatewayProviderOptions {
   silenceTimeout?: number;
   /** Where the JWT goes: `query` (default) or `subprotocol` (`['collab.v1', token]`). */
   tokenTransport?: TokenTransport;
+  /**
+   * Stop with status `unauthorized` after this many upgrades in a row closed before they
+   * opened, if the server still answers HTTP (default 4; 0: retry for ever). A browser
+   * sees a refusal (401) and a network failure alike; while `navigator.onLine` is false
+   * a failed attempt is not counted.
+   */
+  maxRefusedUpgrades?: number;
+  /**
+   * Asked, once the refusals reach `maxRefusedUpgrades`, whether the endpoint answers
+   * HTTP at all (given the URL with http(s) for ws(s)); false means a network failure and
+   * the provider keeps retrying. Default: a `no-cors` fetch. `false`: no probe, every such
+   * close counts as a refusal.
+   */
+  probeServer?: ReachabilityProbe | false;
+  /** Ask the server whether local edits are stored this long after the last one, in ms (default 1,000). */
+  savedCheckDelay?: number;
+  /** ...but no later than this after the first unchecked edit while typing goes on, in ms (default 10,000). */
+  savedCheckMaxWait?: number;
 }
 
 export interface ProviderEvents {
@@ -83,6 +122,10 @@ export interface ProviderEvents {
   'connection-error': (error: ConnectionError, provider: ApiGatewayProvider) => void;
   'connection-close': (event: CloseEventLike | null, provider: ApiGatewayProvider) => void;
   participants: (participants: readonly Participant[], provider: ApiGatewayProvider) => void;
+  /** Whether every local edit is stored durably on the server; on every change. */
+  saved: (saved: boolean, provider: ApiGatewayProvider) => void;
+  /** The role the server's `connected` message gave; on every change. */
+  role: (role: Role, provider: ApiGatewayProvider) => void;
   'server-error': (error: ServerError, provider: ApiGatewayProvider) => void;
   /** A server frame this client could not understand; it was dropped. */
   'protocol-error': (error: Error, provider: ApiGatewayProvider) => void;
@@ -92,6 +135,15 @@ const DEFAULT_RESYNC_INTERVAL = 45_000;
 const DEFAULT_PING_INTERVAL = 5 * 60_000;
 const DEFAULT_MAX_BACKOFF = 10_000;
 const DEFAULT_INITIAL_BACKOFF = 200;
+const DEFAULT_MAX_REFUSED_UPGRADES = 4;
+const DEFAULT_SAVED_CHECK_DELAY = 1_000;
+const DEFAULT_SAVED_CHECK_MAX_WAIT = 10_000;
+
+/** A refusal stops reconnecting until `connect()`; its status is shown meanwhile. */
+interface Refusal {
+  error: ConnectionError;
+  status: 'error' | 'unauthorized';
+}
 
 type AwarenessChange = { added: number[]; updated: number[]; removed: number[] };
 
@@ -113,6 +165,8 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   status: ConnectionStatus = 'offline';
   /** Failed attempts since the server last admitted this client; drives the backoff. */
   unsuccessfulReconnects = 0;
+  /** Upgrades in a row that closed before they opened (refused, or no network). */
+  refusedUpgrades = 0;
 
   /** From the server's `connected` message of the current connection. */
   role: Role | null = null;
@@ -126,7 +180,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   private _synced = false;
   private destroyed = false;
   /** Set when the server refused access: no reconnect until `connect()` is called again. */
-  private refusal: ConnectionError | null = null;
+  private refusal: Refusal | null = null;
   /** The server answered `connected` on the current socket (it knows our role). */
   private admitted = false;
   /** Bumped by every connect and disconnect, so a token that arrives late is dropped. */
@@ -148,6 +202,19 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   private readonly silenceTimeout: number;
   private readonly unloadTarget: Pick<Window, 'addEventListener' | 'removeEventListener'> | null;
   private stateBeforeHide: Record<string, unknown> | null = null;
+  private readonly maxRefusedUpgrades: number;
+  private readonly probe: ReachabilityProbe | null;
+  /** The token of the latest attempt, for the reason given with `unauthorized`. */
+  private lastToken: string | null = null;
+  private readonly savedState = new SavedState();
+  private lastSaved = true;
+  private readonly savedCheckDelay: number;
+  private readonly savedCheckMaxWait: number;
+  private savedCheckTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The latest a pending check may fire: the first unchecked edit + savedCheckMaxWait. */
+  private savedCheckDueBy = 0;
+  /** Checks in a row that found edits still missing; spaces the next one out. */
+  private savedCheckRetries = 0;
 
   constructor(serverUrl: string, sceneId: string, doc: Y.Doc, options: ApiGatewayProviderOptions = {}) {
     super();
@@ -165,7 +232,13 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.resyncInterval = options.resyncInterval ?? DEFAULT_RESYNC_INTERVAL;
     this.pingInterval = options.pingInterval ?? DEFAULT_PING_INTERVAL;
     this.silenceTimeout = options.silenceTimeout ?? defaultSilenceTimeout(this.resyncInterval, this.pingInterval);
+    this.maxRefusedUpgrades = options.maxRefusedUpgrades ?? DEFAULT_MAX_REFUSED_UPGRADES;
+    this.probe = options.probeServer === false ? null : (options.probeServer ?? fetchProbe);
+    this.savedCheckDelay = options.savedCheckDelay ?? DEFAULT_SAVED_CHECK_DELAY;
+    this.savedCheckMaxWait = options.savedCheckMaxWait ?? DEFAULT_SAVED_CHECK_MAX_WAIT;
 
+    this.savedState.recordExisting(doc);
+    this.lastSaved = this.savedState.saved;
     this.doc.on('update', this.onDocUpdate);
     this.awareness.on('update', this.onAwarenessUpdate);
     this.unloadTarget = typeof window !== 'undefined' && typeof window.addEventListener === 'function' ? window : null;
@@ -186,11 +259,31 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     if (state) this.setStatus('synced');
   }
 
+  /**
+   * Local edits (transactions) not yet known to be stored durably on the server. A
+   * viewer's edits are never sent, so never counted.
+   */
+  get unsyncedChanges(): number {
+    return this.savedState.unsyncedChanges;
+  }
+
+  /** Every local edit is stored durably on the server (`unsyncedChanges === 0`). */
+  get saved(): boolean {
+    return this.savedState.saved;
+  }
+
   /** Connect, or reconnect after `disconnect()` or a refusal. */
   connect(): void {
     if (this.destroyed) return;
+    const problem = sceneIdProblem(this.sceneId);
+    if (problem !== null) {
+      // The server would refuse it with the same 401 as a bad token: say why, send nothing.
+      this.stop({ error: { code: 'invalid_scene_id', message: problem }, status: 'error' });
+      return;
+    }
     this.shouldConnect = true;
     this.refusal = null;
+    this.refusedUpgrades = 0;
     if (this.ws !== null || this.wsconnecting) return;
     this.clearReconnectTimer();
     void this.openSocket();
@@ -202,6 +295,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.generation += 1;
     this.wsconnecting = false;
     this.clearReconnectTimer();
+    this.clearSavedCheck();
     const ws = this.ws;
     if (ws !== null) {
       // Tell the others we left without dropping our own state: it comes back on connect.
@@ -246,6 +340,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
       return;
     }
     if (generation !== this.generation || !this.shouldConnect) return;
+    this.lastToken = token;
     const target = connectTarget(this.serverUrl, this.sceneId, token, this.params, this.tokenTransport);
     let ws: WebSocketLike;
     try {
@@ -258,7 +353,9 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
       return;
     }
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       if (this.ws === ws) this.onOpen();
     };
     ws.onmessage = (event) => {
@@ -270,13 +367,14 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
       }
     };
     ws.onclose = (event) => {
-      if (this.ws === ws) this.onClose(ws, event);
+      if (this.ws === ws) this.onClose(ws, event, opened);
     };
   }
 
   private onOpen(): void {
     this.wsconnecting = false;
     this.wsconnected = true;
+    this.refusedUpgrades = 0;
     this.lastMessageAt = Date.now();
     this.setStatus('connected');
     this.sendSync();
@@ -293,9 +391,43 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.startTimers();
   }
 
-  private onClose(ws: WebSocketLike, event: CloseEventLike): void {
+  private onClose(ws: WebSocketLike, event: CloseEventLike, opened = true): void {
     this.socketGone(ws, event);
-    if (this.shouldConnect) this.scheduleReconnect();
+    if (!this.shouldConnect) return;
+    if (!opened && this.maxRefusedUpgrades > 0 && !browserOffline()) {
+      this.refusedUpgrades += 1;
+      if (this.refusedUpgrades >= this.maxRefusedUpgrades) {
+        void this.confirmRefusal();
+        return;
+      }
+    }
+    this.scheduleReconnect();
+  }
+
+  /**
+   * Enough upgrades in a row closed before opening: stop with `unauthorized` if the
+   * server answers HTTP (so they were refusals), else keep retrying (the network failed;
+   * the next failed attempt asks again).
+   */
+  private async confirmRefusal(): Promise<void> {
+    const generation = this.generation;
+    const reachable = this.probe === null ? true : await this.probe(probeUrl(this.serverUrl));
+    if (generation !== this.generation || !this.shouldConnect || this.ws !== null) return;
+    if (!reachable) {
+      this.scheduleReconnect();
+      return;
+    }
+    const message = refusalMessage(this.refusedUpgrades, this.lastToken);
+    this.stop({ error: { code: 'unauthorized', message }, status: 'unauthorized' });
+  }
+
+  /** Stop reconnecting, show the refusal's status and say why. */
+  private stop(refusal: Refusal): void {
+    this.refusal = refusal;
+    this.shouldConnect = false;
+    this.clearReconnectTimer();
+    this.setStatus(refusal.status);
+    this.emit('connection-error', [refusal.error, this]);
   }
 
   /** Forget everything that belonged to the connection that just ended. */
@@ -306,6 +438,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.wsconnecting = false;
     this.admitted = false;
     this.stopTimers();
+    this.clearSavedCheck();
     this.reassembler.clear();
     // Without a connection, remote cursors would freeze where they were: drop them; the
     // next sync brings back the current ones.
@@ -316,7 +449,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     if (hadParticipants) this.emitParticipants();
     this.synced = false;
     this.emit('connection-close', [event, this]);
-    this.setStatus(this.refusal === null ? 'offline' : 'error');
+    this.setStatus(this.refusal === null ? 'offline' : this.refusal.status);
   }
 
   private scheduleReconnect(): void {
@@ -405,21 +538,39 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
       case 'update': {
         const applied = applySyncData(message.data, this.doc, this);
         if (applied.reply !== undefined && this.mayWrite()) this.send({ action: 'update', data: applied.reply });
-        if (applied.type === SYNC_STEP2) this.synced = true;
+        if (applied.type === SYNC_STEP2) {
+          // The server's whole delete set, as stored: our deletions in it are durable.
+          if (this.savedState.awaitsDeletions) this.savedState.confirmDeleteSet(decodeUpdate(applied.payload).ds);
+          this.savedChanged();
+          this.synced = true;
+        } else if (applied.type === SYNC_STEP1) {
+          // The server's durable state vector (only ever the answer to our `sync`).
+          this.savedState.confirmStateVector(decodeStateVector(applied.payload));
+          this.savedChanged();
+          this.retrySavedCheck();
+        }
         return;
       }
       case 'awareness':
         applyAwarenessData(message.data, this.awareness, this);
         return;
-      case 'connected':
+      case 'connected': {
         this.admitted = true;
         this.unsuccessfulReconnects = 0;
+        const roleChanged = this.role !== message.role;
         this.role = message.role;
+        if (message.role === 'viewer') {
+          // A viewer's edits are never sent: none of them will ever be stored.
+          this.savedState.clear();
+          this.savedChanged();
+        }
+        if (roleChanged) this.emit('role', [message.role, this]);
         this.connectionId = message.connectionId;
         this.user = message.user;
         this.roster.replace(message.participants);
         this.emitParticipants();
         return;
+      }
       case 'participant-joined':
         this.roster.join(message.participant);
         this.emitParticipants();
@@ -444,9 +595,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     if (code === 'forbidden' && !this.admitted) {
       // The answer to our first message: the token is valid but has no access to the
       // scene. Retrying cannot help, so stop and say why.
-      this.refusal = { code, message };
-      this.shouldConnect = false;
-      this.emit('connection-error', [this.refusal, this]);
+      this.stop({ error: { code, message }, status: 'error' });
       this.socketGone(ws, null);
       closeQuietly(ws);
     } else if (code === 'token_expired') {
@@ -465,9 +614,62 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     return this.admitted && this.role !== 'viewer';
   }
 
-  private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin !== this && this.mayWrite()) this.send({ action: 'update', data: updateData(update) });
+  private readonly onDocUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, transaction: Y.Transaction): void => {
+    if (origin === this) return;
+    const viewer = this.admitted && this.role === 'viewer';
+    if (!viewer && this.savedState.record(transaction)) {
+      this.savedChanged();
+      this.scheduleSavedCheck();
+    }
+    if (this.mayWrite()) this.send({ action: 'update', data: updateData(update) });
   };
+
+  /**
+   * Ask the server for its state a while after the last local edit (a `sync`: its answer
+   * says what it has stored), not once per keystroke: `savedCheckDelay` after the last
+   * edit, and no later than `savedCheckMaxWait` after the first unchecked one.
+   */
+  private scheduleSavedCheck(): void {
+    this.savedCheckRetries = 0;
+    if (!this.mayWrite()) return; // the sync on (re)connect asks, and its answer retries
+    const now = Date.now();
+    if (this.savedCheckTimer === null) this.savedCheckDueBy = now + this.savedCheckMaxWait;
+    this.armSavedCheck(Math.max(0, Math.min(this.savedCheckDelay, this.savedCheckDueBy - now)));
+  }
+
+  /**
+   * The server's answer left edits unconfirmed (it loaded its state before an update we
+   * sent was stored, or our answer to its SyncStep1 is on its way): ask again, each time
+   * twice as late, until the periodic resync would ask anyway.
+   */
+  private retrySavedCheck(): void {
+    if (this.savedState.saved || this.savedCheckTimer !== null || !this.mayWrite()) return;
+    const delay = this.savedCheckDelay * 2 ** this.savedCheckRetries;
+    if (this.resyncInterval > 0 && delay >= this.resyncInterval) return;
+    this.savedCheckRetries += 1;
+    this.armSavedCheck(delay);
+  }
+
+  private armSavedCheck(delay: number): void {
+    this.clearSavedCheck();
+    this.savedCheckTimer = setTimeout(() => {
+      this.savedCheckTimer = null;
+      if (!this.savedState.saved) this.sendSync();
+    }, delay);
+  }
+
+  private clearSavedCheck(): void {
+    if (this.savedCheckTimer !== null) clearTimeout(this.savedCheckTimer);
+    this.savedCheckTimer = null;
+  }
+
+  private savedChanged(): void {
+    const saved = this.savedState.saved;
+    if (saved === this.lastSaved) return;
+    this.lastSaved = saved;
+    if (saved) this.savedCheckRetries = 0;
+    this.emit('saved', [saved, this]);
+  }
 
   private readonly onAwarenessUpdate = ({ added, updated, removed }: AwarenessChange, origin: unknown): void => {
     if (origin === this) return;

@@ -10,7 +10,7 @@ export interface CollaborationStatusIndicatorProps {
   participantCount?: number;
   /** Shown as a button while offline or in error. */
   onReconnect?: () => void;
-  /** Its message is shown while in error (e.g. no access to the scene). */
+  /** Its message is shown while in error or unauthorized (e.g. no access to the scene). */
   error?: ConnectionError | null;
   className?: string;
 }
@@ -49,7 +49,7 @@ export function CollaborationStatusIndicator({
   className,
 }: CollaborationStatusIndicatorProps) {
   const { color, label } = STATUS_APPEARANCE[status];
-  const detail = status === 'error' && error ? `: ${error.message || error.code}` : '';
+  const detail = (status === 'error' || status === 'unauthorized') && error ? `: ${error.message || error.code}` : '';
   const people = participantCount === undefined ? '' : `, ${participantsText(participantCount)}`;
   return (
     <div className={className} style={containerStyle} data-status={status}>

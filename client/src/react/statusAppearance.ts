@@ -13,9 +13,10 @@ export const STATUS_APPEARANCE: Record<ConnectionStatus, StatusAppearance> = {
   connecting: { color: '#b45309', label: 'Connecting' },
   offline: { color: '#6b7280', label: 'Offline' },
   error: { color: '#b91c1c', label: 'Connection error' },
+  unauthorized: { color: '#b91c1c', label: 'Not authorized' },
 };
 
-/** Offline and error are the states a person can do something about. */
+/** The states a person can do something about: the provider waits or has stopped. */
 export function canReconnect(status: ConnectionStatus): boolean {
-  return status === 'offline' || status === 'error';
+  return status === 'offline' || status === 'error' || status === 'unauthorized';
 }

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Awareness } from 'y-protocols/awareness';
 import * as Y from 'yjs';
 
-import type { Participant } from '../framing.js';
+import type { Participant, Role } from '../framing.js';
 import {
   ApiGatewayProvider,
   type ApiGatewayProviderOptions,
@@ -37,6 +37,18 @@ export interface UseYjsCollaborationResult {
   /** The last connection error; cleared once synced again. */
   connectionError: ConnectionError | null;
   participants: readonly Participant[];
+  /**
+   * Every local edit is stored durably on the server (true with no edits, and always for
+   * a viewer, whose edits are never sent). Changes only between "all saved" and "not",
+   * so typing does not re-render per keystroke; `provider.unsyncedChanges` has the count.
+   */
+  saved: boolean;
+  /**
+   * `owner`, `editor` or `viewer`, from the server's `connected` message; kept while the
+   * provider is offline, null before its first connection. Until it is known, treat the
+   * editor as read-only if a viewer's typing must not appear to work.
+   */
+  role: Role | null;
   /** Drop the connection and connect again now (also after a refusal). */
   reconnect: () => void;
 }
@@ -73,6 +85,8 @@ export function useYjsCollaboration(options: UseYjsCollaborationOptions): UseYjs
   const [syncStatus, setSyncStatus] = useState<ConnectionStatus>('offline');
   const [connectionError, setConnectionError] = useState<ConnectionError | null>(null);
   const [participants, setParticipants] = useState<readonly Participant[]>([]);
+  const [saved, setSaved] = useState(true);
+  const [role, setRole] = useState<Role | null>(null);
 
   useEffect(() => {
     if (!sceneId) return undefined;
@@ -110,9 +124,15 @@ export function useYjsCollaboration(options: UseYjsCollaborationOptions): UseYjs
       callbacks.current.onError?.(error);
     };
     const onParticipants = (list: readonly Participant[]) => setParticipants(list);
+    const onSaved = (isSaved: boolean) => setSaved(isSaved);
+    const onRole = (newRole: Role) => setRole(newRole);
     instance.on('status', onStatus);
     instance.on('connection-error', onConnectionError);
     instance.on('participants', onParticipants);
+    instance.on('saved', onSaved);
+    instance.on('role', onRole);
+    // Edits made while no provider ran (a pause, a new url) are already in the doc.
+    setSaved(instance.saved);
     providerRef.current = instance;
     setProvider(instance);
     instance.connect();
@@ -122,6 +142,7 @@ export function useYjsCollaboration(options: UseYjsCollaborationOptions): UseYjs
       setProvider(null);
       setSyncStatus('offline');
       setParticipants([]);
+      setRole(null);
     };
   }, [sceneDoc, url, enabled, hasCredentials, credentials, callbacks, providerOptions]);
 
@@ -140,6 +161,8 @@ export function useYjsCollaboration(options: UseYjsCollaborationOptions): UseYjs
     syncStatus,
     connectionError,
     participants,
+    saved,
+    role,
     reconnect,
   };
 }

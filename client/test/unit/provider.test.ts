@@ -215,7 +215,8 @@ describe('ApiGatewayProvider: reconnecting', () => {
   it('fetches a fresh token and retries with backoff after a refused upgrade', async () => {
     let calls = 0;
     const getToken = vi.fn(async () => `jwt-${++calls}`);
-    const { statuses } = start({ getToken, maxBackoffTime: 1_000 });
+    // maxRefusedUpgrades 0: retry for ever, so only the backoff is at work here.
+    const { statuses } = start({ getToken, maxBackoffTime: 1_000, maxRefusedUpgrades: 0 });
     await settle();
     setup.last().refuseUpgrade();
     expect(statuses.at(-1)).toBe('offline');
