@@ -607,14 +607,16 @@ async def main_async(args: argparse.Namespace) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    # What the stack runs: uncommitted changes there mean the commit is not what was measured.
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "functions", "emulator", "devstack"],
+        ["git", "status", "--porcelain", "--", "functions", "emulator", "devstack", "bench"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-    ).stdout.strip()
+    ).stdout.split("\n")
+    dirty = [line[3:] for line in dirty if line.strip()]
     print(
-        f"open-loop benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}{' + uncommitted changes in functions/emulator/devstack' if dirty else ''}\n"
+        f"open-loop benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}{' + uncommitted: ' + ', '.join(dirty) if dirty else ''}\n"
         f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, "
         f"Python {sys.version.split()[0]}, Node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}\n"
         f"one writer, fixed schedule for {args.duration:g} s per cell; lost = not arrived {args.grace:g} s after the last send; "
