@@ -8,6 +8,7 @@ import {
   type UseYjsCollaborationOptions,
   type UseYjsCollaborationResult,
 } from '../../src/react/index.js';
+import { StoredScene } from './providerHarness.js';
 import { scriptedSockets, type ScriptedSocket } from './scriptedSocket.js';
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
@@ -143,6 +144,53 @@ describe('useYjsCollaboration', () => {
     expect(first.doc?.isDestroyed).toBe(true);
     expect(result.doc).not.toBe(first.doc);
     expect(setup.last().url).toContain('sceneId=scene-2');
+  });
+
+  it('returns the role and whether every local edit is saved', async () => {
+    await render({ authToken: 'jwt-1', providerOptions: { WebSocketPolyfill: setup.WebSocketPolyfill, savedCheckDelay: 5 } });
+    expect(result.role).toBeNull();
+    expect(result.saved).toBe(true);
+    let scene: StoredScene | undefined;
+    await server((socket) => {
+      socket.open();
+      scene = new StoredScene(socket, 'owner');
+      scene.answerSyncs();
+    });
+    expect(result.role).toBe('owner');
+    await act(async () => {
+      result.doc?.getText('scene').insert(0, 'FADE IN:');
+    });
+    expect(result.saved).toBe(false);
+    await act(async () => {
+      // The provider asks (a `sync`) savedCheckDelay after the edit.
+      while (scene?.syncs() !== 2) await new Promise((resolve) => setTimeout(resolve, 1));
+    });
+    await server(() => {
+      scene?.store();
+      scene?.answerSyncs();
+    });
+    expect(result.saved).toBe(true);
+    expect(scene?.doc.getText('scene').toString()).toBe('FADE IN:');
+  });
+
+  it('is saved for a viewer whatever it types, and says it is a viewer', async () => {
+    await render({ authToken: 'jwt-1' });
+    await server((socket) => {
+      socket.open();
+      new StoredScene(socket, 'viewer').answerSyncs();
+    });
+    expect(result.role).toBe('viewer');
+    await act(async () => {
+      result.doc?.getText('scene').insert(0, 'a viewer types');
+    });
+    expect(result.saved).toBe(true);
+  });
+
+  it('counts edits made while disabled as unsaved once enabled', async () => {
+    await render({ authToken: 'jwt-1', enabled: false });
+    result.doc?.getText('scene').insert(0, 'offline draft');
+    await render({ authToken: 'jwt-1', enabled: true });
+    expect(result.saved).toBe(false);
   });
 
   it('takes the cursor away when the page is hidden for good', async () => {
