@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -57,19 +58,28 @@ SYSTEM_NAMES = {"ours": "ours", "yws": "y-websocket-server", "pycrdt": "pycrdt-w
 
 # -- the anchors' installation ---------------------------------------------------------------
 def _stale(stamp: Path, *inputs: Path) -> bool:
-    return not stamp.exists() or any(p.stat().st_mtime > stamp.stat().st_mtime for p in inputs)
+    """The stamp holds the hash of the manifests it was installed from (not their mtimes: a
+    fresh clone or worktree has new mtimes and the same pins)."""
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()
+    return not (stamp.exists() and stamp.read_text().strip() == digest)
+
+
+def _stamp(stamp: Path, *inputs: Path) -> None:
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest() + "\n")
 
 
 def ensure_anchors(systems: Iterable[str]) -> None:
     """Install the anchors from their pinned manifests into bench/anchors (once)."""
     if "yws" in systems:
         stamp = ANCHORS / "node_modules" / ".installed"
-        if _stale(stamp, ANCHORS / "package.json", ANCHORS / "package-lock.json"):
+        manifests = (ANCHORS / "package.json", ANCHORS / "package-lock.json")
+        if _stale(stamp, *manifests):
             # With the optional packages: the server imports y-leveldb even when persistence
             # is off (it is off here: no YPERSISTENCE); leveldown loads its shipped prebuild.
             npm = ["npm", "ci", "--no-audit", "--no-fund"]
             subprocess.run(npm, cwd=ANCHORS, check=True, stdout=sys.stderr)
-            stamp.touch()
+            _stamp(stamp, *manifests)
     if "pycrdt" in systems:
         stamp = ANCHOR_VENV / ".installed"
         if _stale(stamp, ANCHORS / "requirements.txt"):
@@ -77,7 +87,7 @@ def ensure_anchors(systems: Iterable[str]) -> None:
             subprocess.run([base, "-m", "venv", str(ANCHOR_VENV)], check=True)
             pip = [str(ANCHOR_VENV / "bin" / "pip"), "install", "-q", "-r", "requirements.txt"]
             subprocess.run(pip, cwd=ANCHORS, check=True, stdout=sys.stderr)
-            stamp.touch()
+            _stamp(stamp, ANCHORS / "requirements.txt")
 
 
 # -- a Node fleet of clients (bench/openloop/fleet.mjs) -------------------------------------
