@@ -26,14 +26,14 @@ def parse_role(value: object) -> Role | None:
 
 
 class SceneAccess:
-    """The access table. `dynamodb` is a boto3 DynamoDB client; by default one from the
+    """The access table. `dynamodb` is a botocore (or boto3) DynamoDB client; by default one from the
     normal credential chain (AWS_ENDPOINT_URL_DYNAMODB points it at moto locally)."""
 
     def __init__(self, table_name: str, dynamodb: Any = None) -> None:
         if dynamodb is None:
-            import boto3
+            from collab import aws_clients
 
-            dynamodb = boto3.client("dynamodb")
+            dynamodb = aws_clients.client("dynamodb")
         self.table_name = table_name
         self.dynamodb = dynamodb
 

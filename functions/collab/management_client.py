@@ -99,9 +99,10 @@ class SigningIdentity:
         emulator does not check; API Gateway refuses it with a 403 that is logged)."""
         with self._lock:
             if not self._resolved:
-                import botocore.session  # already loaded by the handlers' boto3 clients
+                # The session the handlers' clients came from: its chain is resolved once.
+                from collab import aws_clients
 
-                self._credentials = botocore.session.get_session().get_credentials()
+                self._credentials = aws_clients.session().get_credentials()
                 self._resolved = True
             if self._credentials is None:
                 return None

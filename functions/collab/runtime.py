@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import boto3
 from botocore.config import Config
 
+from collab import aws_clients
 from collab.access import SceneAccess
 from collab.awareness import AwarenessStore
 from collab.blobs import BlobStore
@@ -52,8 +52,9 @@ class Runtime:
 
 def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
     aws_config = Config(retries={"max_attempts": 3, "mode": "standard"}, tcp_keepalive=True)
-    dynamodb = boto3.client("dynamodb", config=aws_config)
-    s3 = boto3.client("s3", config=aws_config)
+    dynamodb = aws_clients.client("dynamodb", config=aws_config)
+    # Built on the first payload over a DynamoDB item: most environments never need it.
+    s3 = aws_clients.LazyClient("s3", config=aws_config)
     redis = connect(settings.redis_url, settings.redis_cluster)
     log = DurableLog(dynamodb, settings.documents_table, BlobStore(s3, settings.snapshot_bucket))
     documents = Documents(

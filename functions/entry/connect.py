@@ -8,10 +8,9 @@ import os
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 
-from collab import settings
+from collab import aws_clients, settings
 from collab.access import SceneAccess
 from collab.admission import admit, refused
 from collab.auth.handshake import connect_response
@@ -29,7 +28,7 @@ def _dependencies() -> tuple[Rooms, SceneAccess]:
     if not table:
         raise MissingSetting(settings.CONNECTIONS_TABLE)
     ttl = int(os.environ.get(settings.CONNECTION_TTL_SECONDS) or Settings.connection_ttl_seconds)
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = aws_clients.client("dynamodb")
     return Rooms(dynamodb, table, ttl), SceneAccess.from_env(dynamodb=dynamodb)
 
 

@@ -1,0 +1,70 @@
+"""The AWS SDK clients of the handlers: botocore's, from one session per process.
+
+Why botocore and not boto3: a boto3 client is a botocore client (same class, same calls,
+same credential chain, same AWS_ENDPOINT_URL_<SERVICE> overrides), and the handlers use
+nothing boto3 adds (resources, the S3 transfer manager). Importing boto3 still costs a cold
+environment s3transfer, multiprocessing and concurrent.futures, and its default session
+does extra set-up per client (docs/benchmarks.md, "Cold start", has the figures).
+
+One session: its loader caches what every client reads (endpoint rules, partitions,
+retry defaults), so the second client of an environment builds faster than the first, and
+collab.management_client signs with the same resolved credentials.
+
+`LazyClient` builds its client on first use, for a service that only some invocations
+call: S3 holds only payloads over a DynamoDB item (collab.blobs), which most environments
+never see, and its client is the most expensive to build (S3's model is the largest).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import botocore.session
+from botocore.config import Config
+
+_session: botocore.session.Session | None = None
+# botocore sessions are not thread-safe while building clients; clients are.
+_lock = threading.Lock()
+
+
+def session() -> botocore.session.Session:
+    global _session
+    with _lock:
+        if _session is None:
+            _session = botocore.session.get_session()
+        return _session
+
+
+def client(service: str, config: Config | None = None) -> Any:
+    """A client of `service` in the environment's region (AWS_REGION on Lambda)."""
+    shared = session()
+    with _lock:
+        return shared.create_client(service, config=config)
+
+
+_OWN = frozenset({"_service", "_config", "_client", "_build_lock"})
+
+
+class LazyClient:
+    """A client built on its first attribute access (a call, `.exceptions`, `.meta`)."""
+
+    def __init__(self, service: str, config: Config | None = None) -> None:
+        self._service = service
+        self._config = config
+        self._client: Any = None
+        self._build_lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._client is not None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what this object lacks, i.e. the client's own attributes.
+        if name in _OWN:  # not set yet (a copy, or a failed __init__): no recursion
+            raise AttributeError(name)
+        if self._client is None:
+            with self._build_lock:
+                if self._client is None:
+                    self._client = client(self._service, self._config)
+        return getattr(self._client, name)
