@@ -6,24 +6,33 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := infra/node_modules/.bin/cdk
 
-.PHONY: dev test setup setup-python setup-node setup-infra lint typecheck pytest client-test synth layer bench clean
+.PHONY: dev test setup setup-local setup-python setup-node setup-client setup-infra lint typecheck pytest client-test synth layer bench clean
 
-dev: setup
+# The local stack needs only requirements-local.txt and the client (which builds the demo
+# page); the tests, the CDK app and the linters are installed by `make test`/`make synth`.
+dev: setup-local
 	$(PY) -m devstack
 
 test: setup lint typecheck pytest client-test
 
 setup: setup-python setup-node
 
-setup-python: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+setup-local: $(VENV)/.installed-local setup-client
+
+# Two markers in one .venv: the local stack's packages, then the rest on top for `make test`.
+$(VENV)/.installed-local: requirements.txt requirements-local.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	test -x $(PY) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip; }
+	$(PY) -m pip install -q -r requirements-local.txt
+	touch $@
+
+setup-python: $(VENV)/.installed
+$(VENV)/.installed: $(VENV)/.installed-local requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-setup-node: client/node_modules/.installed tests/e2e/node_modules/.installed
+setup-node: setup-client tests/e2e/node_modules/.installed
+setup-client: client/node_modules/.installed
 client/node_modules/.installed: client/package.json client/package-lock.json
 	cd client && npm ci --no-audit --no-fund
 	touch $@

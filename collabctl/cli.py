@@ -1,14 +1,15 @@
-"""The command line: `python -m collabctl {grant,revoke,grants,participants,token} ...`.
+"""The command line: `python -m collabctl {grant,revoke,grants,participants,token,scene} ...`.
 
-Table names come from flags or from ACCESS_TABLE / CONNECTIONS_TABLE; AWS credentials,
-region and endpoints from boto3's normal chain (AWS_ENDPOINT_URL_DYNAMODB for moto).
+Where commands go (collabctl/target.py): table names from flags or ACCESS_TABLE /
+CONNECTIONS_TABLE, AWS credentials, region and endpoints from boto3's usual chain; with
+none of that in the environment, the running `make dev` of this checkout (its state
+file, collabctl/local_state.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -25,18 +26,20 @@ from collab.settings import MissingSetting, Settings
 from collabctl.connections import close_user_connections, stale_connections
 from collabctl.devtoken import mint_dev_token
 from collabctl.scenes import register as register_scene_commands
+from collabctl.target import MANAGEMENT_URL, CommandError, Target
 
 DESCRIPTION = "Scene access, participants and development tokens of the collaboration backend."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.target = Target.resolve()
     try:
         return int(args.run(args))
-    except (MissingSetting, InvalidSetting, ValueError, BotoCoreError, ClientError) as error:
+    except (CommandError, MissingSetting, InvalidSetting, ValueError, BotoCoreError, ClientError) as error:
         # A missing setting, no such table, no credentials: the user's to fix, so say
-        # which, without a traceback.
-        print(f"collabctl: error: {error}", file=sys.stderr)
+        # which (and where), without a traceback.
+        print(f"collabctl: error: {args.target.explain(error)}", file=sys.stderr)
         return 1
 
 
@@ -57,7 +60,8 @@ def parser() -> argparse.ArgumentParser:
     management.add_argument(
         "--management-endpoint",
         help=f"the API's https://{{api}}.execute-api.{{region}}.amazonaws.com/{{stage}}; "
-        f"default: ${settings.MANAGEMENT_ENDPOINT}",
+        f"default: ${settings.MANAGEMENT_ENDPOINT} (or ${MANAGEMENT_URL}, as `make dev` prints it), "
+        "else the local stack's",
     )
 
     grant = commands.add_parser(
@@ -65,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
         parents=[scene, access, connections, management],
         help="give a user a role in a scene; a lower role closes their open connections",
     )
-    grant.add_argument("--user", required=True)
+    grant.add_argument("--user", required=True, type=user_id, help="the user id (the token's sub)")
     grant.add_argument("--role", required=True, choices=ROLES)
     grant.set_defaults(run=run_grant)
 
@@ -74,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
         parents=[scene, access, connections, management],
         help="remove a user's access to a scene and close their open connections to it",
     )
-    revoke.add_argument("--user", required=True)
+    revoke.add_argument("--user", required=True, type=user_id, help="the user id (the token's sub)")
     revoke.set_defaults(run=run_revoke)
 
     grants = commands.add_parser(
@@ -88,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
     participants.set_defaults(run=run_participants)
 
     token = commands.add_parser("token", help="mint an HS256 development token")
-    token.add_argument("--user", required=True, help="the token's sub")
+    token.add_argument("--user", required=True, type=user_id, help="the user id (the token's sub)")
     token.add_argument("--scene", type=scene_id, help="restrict the token to this scene")
     token.add_argument("--name", help="display name (the name claim)")
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default: 3600)")
@@ -108,41 +112,55 @@ def scene_id(value: str) -> str:
     return value
 
 
+def user_id(value: str) -> str:
+    # The authorizer refuses a token with an empty sub, and no grant can match one.
+    if not value.strip():
+        raise argparse.ArgumentTypeError("a user id must not be empty")
+    return value
+
+
 def run_grant(args: argparse.Namespace) -> int:
     _access(args).grant(args.scene, args.user, args.role)
     # A lower role applies at once: connections opened with a higher one are closed.
     closed = _close(args, above=args.role, what=f"granted {args.role}")
-    print(
-        f"granted {args.role} on {args.scene} to {args.user}"
-        + (f"; closed {closed} connection(s)" if closed else "")
-    )
+    closing = f"; closed {_connections(closed)} opened with a higher role (a reconnect gets {args.role})"
+    print(f"granted {args.role} on {args.scene} to {args.user}" + (closing if closed else ""))
     return 0
 
 
 def run_revoke(args: argparse.Namespace) -> int:
     had_access = _access(args).revoke(args.scene, args.user)
     closed = _close(args, above=None, what="access revoked")
-    state = "revoked" if had_access else "had no access:"
-    print(f"{state} {args.user} on {args.scene}; closed {closed} connection(s)")
+    if had_access:
+        done = f"revoked {args.user}'s access to {args.scene}; "
+        done += f"closed {_connections(closed)}" if closed else f"{args.user} had no open connections"
+    elif closed:
+        done = f"{args.user} had no access to {args.scene}; closed {_connections(closed)}"
+    else:
+        done = f"{args.user} had no access to {args.scene} and no open connections: nothing changed"
+    print(done)
     return 0
+
+
+def _connections(count: int) -> str:
+    return f"{count} open connection" + ("" if count == 1 else "s")
 
 
 def _close(args: argparse.Namespace, above: str | None, what: str) -> int:
     """Close the user's connections a revoke (above=None) or a lower role outdates."""
-    table = args.connections_table or os.environ.get(settings.CONNECTIONS_TABLE)
-    if not table:
-        if above is not None:
-            return 0  # a plain grant needs no connections table
-        raise MissingSetting(settings.CONNECTIONS_TABLE)
+    target: Target = args.target
+    if above is not None and not target.get(settings.CONNECTIONS_TABLE, args.connections_table):
+        return 0  # a plain grant needs no connections table
     rooms = _rooms(args)
-    endpoint = args.management_endpoint or os.environ.get(settings.MANAGEMENT_ENDPOINT)
+    endpoint = target.management_endpoint(args.management_endpoint)
     if endpoint:
-        management = _client("apigatewaymanagementapi", endpoint_url=endpoint)
+        management = target.client("apigatewaymanagementapi", endpoint_url=endpoint)
         return len(close_user_connections(rooms, args.scene, args.user, management, above=above))
     if stale_connections(rooms, args.scene, args.user, above):
-        raise ValueError(
+        raise CommandError(
             f"{what}, but {args.user} still has open connections with the old role: set "
-            f"{settings.MANAGEMENT_ENDPOINT} or --management-endpoint to close them"
+            f"{settings.MANAGEMENT_ENDPOINT} (the API's https://{{api}}.execute-api.{{region}}."
+            f"amazonaws.com/{{stage}}) or pass --management-endpoint to close them"
         )
     return 0
 
@@ -150,24 +168,30 @@ def _close(args: argparse.Namespace, above: str | None, what: str) -> int:
 def run_grants(args: argparse.Namespace) -> int:
     grants = _access(args).list_grants(args.scene)
     _print(grants, args.json, lambda g: [g.user_id, g.role])
+    if not grants and not args.json:
+        print(f"nobody has access to {args.scene}", file=sys.stderr)
     return 0
 
 
 def run_participants(args: argparse.Namespace) -> int:
     members = _rooms(args).members(args.scene)
     _print(members, args.json, lambda m: [m.connection_id, m.user_id, m.user_name, m.role or "-"])
+    if not members and not args.json:
+        # Stdout stays empty for scripts; a person is told that was the answer.
+        print(f"nobody is connected to {args.scene}", file=sys.stderr)
     return 0
 
 
 def run_token(args: argparse.Namespace) -> int:
+    target: Target = args.target
     token = mint_dev_token(
-        _setting(args.secret, settings.JWT_SECRET),
+        target.required(settings.JWT_SECRET, args.secret, "--secret"),
         args.user,
         args.scene,
         args.name,
         args.ttl,
-        issuer=args.issuer or os.environ.get(settings.JWT_ISSUER) or None,
-        audience=args.audience or os.environ.get(settings.JWT_AUDIENCE) or None,
+        issuer=target.get(settings.JWT_ISSUER, args.issuer) or None,
+        audience=target.get(settings.JWT_AUDIENCE, args.audience) or None,
     )
     print(token)
     return 0
@@ -182,24 +206,14 @@ def _print(records: Sequence[Any], as_json: bool, columns: Callable[[Any], list[
         print("\t".join(columns(record)))
 
 
-def _setting(flag: str | None, name: str) -> str:
-    value = flag or os.environ.get(name, "")
-    if not value:
-        raise MissingSetting(name)
-    return value
-
-
 def _access(args: argparse.Namespace) -> SceneAccess:
-    return SceneAccess(_setting(args.access_table, settings.ACCESS_TABLE), _client("dynamodb"))
+    target: Target = args.target
+    table = target.required(settings.ACCESS_TABLE, args.access_table, "--access-table")
+    return SceneAccess(table, target.client("dynamodb"))
 
 
 def _rooms(args: argparse.Namespace) -> Rooms:
-    table = _setting(args.connections_table, settings.CONNECTIONS_TABLE)
+    target: Target = args.target
+    table = target.required(settings.CONNECTIONS_TABLE, args.connections_table, "--connections-table")
     # Only read here: the TTL matters to joins, which the handlers make.
-    return Rooms(_client("dynamodb"), table, Settings.connection_ttl_seconds)
-
-
-def _client(service: str, **options: Any) -> Any:
-    import boto3  # imported on use: `token` makes no AWS call
-
-    return boto3.client(service, **options)
+    return Rooms(target.client("dynamodb"), table, Settings.connection_ttl_seconds)

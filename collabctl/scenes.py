@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -224,7 +223,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    redis_url = args.redis_url or os.environ.get(settings.REDIS_URL, "")
+    redis_url = args.target.get(settings.REDIS_URL, args.redis_url)
     if not redis_url and not args.skip_cache:
         # Checked before anything is changed: removing only the durable copy looks like a
         # fix while every sync still serves the cached one.
@@ -243,7 +242,7 @@ def run_remove(args: argparse.Namespace) -> int:
             f"without client groups: {clients}"
         )
     if redis_url and not args.skip_cache:
-        cluster = args.redis_cluster or os.environ.get(settings.REDIS_CLUSTER, "").strip().lower() in {
+        cluster = args.redis_cluster or args.target.get(settings.REDIS_CLUSTER).strip().lower() in {
             "1",
             "true",
             "yes",
@@ -266,12 +265,9 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def _durable_log(args: argparse.Namespace) -> tuple[DurableLog, Any, str, BlobStore]:
-    import boto3  # on use, as cli.py does
-
-    table = args.documents_table or os.environ.get(settings.DOCUMENTS_TABLE, "")
-    if not table:
-        raise settings.MissingSetting(settings.DOCUMENTS_TABLE)
-    bucket = args.snapshot_bucket or os.environ.get(settings.SNAPSHOT_BUCKET) or None
-    dynamodb = boto3.client("dynamodb")
-    blobs = BlobStore(boto3.client("s3"), bucket)
+    target = args.target  # collabctl/target.py: flags, the environment or the local stack
+    table = target.required(settings.DOCUMENTS_TABLE, args.documents_table, "--documents-table")
+    bucket = target.get(settings.SNAPSHOT_BUCKET, args.snapshot_bucket) or None
+    dynamodb = target.client("dynamodb")
+    blobs = BlobStore(target.client("s3"), bucket)
     return DurableLog(dynamodb, table, blobs), dynamodb, table, blobs

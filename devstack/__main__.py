@@ -1,6 +1,9 @@
 """`python -m devstack` (what `make dev` runs): start the local stack, print how to reach
 it, one KEY=VALUE per line and then READY (or one JSON line with --json), and run until
-SIGINT/SIGTERM, then stop everything it started."""
+SIGINT/SIGTERM, then stop everything it started.
+
+Once ready it also writes .devstack/state.json (collabctl/local_state.py), which collabctl
+reads so that its commands reach this stack with nothing exported; stopping removes it."""
 
 from __future__ import annotations
 
@@ -9,7 +12,17 @@ import json
 import signal
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from collabctl.local_state import (
+    OFF,
+    STATE_FILE_ENV,
+    display_path,
+    remove_state,
+    state_file_path,
+    write_state,
+)
 
 if TYPE_CHECKING:
     from devstack.stack import LocalStack
@@ -17,10 +30,20 @@ if TYPE_CHECKING:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    parser.add_argument("--port", type=int, help="emulator port, if free (default 8787); 0 for any free port")
+    parser.add_argument(
+        "--port",
+        type=int,
+        help="the emulator's port (WebSocket and Management API), if free (default 8787); 0 for a free "
+        "port (moto and Redis always take free ports)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object line instead")
     parser.add_argument("--redis-cluster", action="store_true", help="run redis-server as a one-node cluster")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo scene and page")
+    parser.add_argument(
+        "--state-file",
+        help=f"where collabctl finds this stack (default: ${STATE_FILE_ENV}, else "
+        f"{display_path(state_file_path({}) or Path())}; '{OFF}': write none)",
+    )
     return parser.parse_args(argv)
 
 
@@ -45,10 +68,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     port = DEFAULT_PORT if args.port is None else args.port
+    state_file = state_file_path({STATE_FILE_ENV: args.state_file} if args.state_file else None)
     stack = LocalStack(port=port, redis_cluster=args.redis_cluster, seed_demo=not args.no_demo)
     try:
         stack.start()
         info = ready_info(stack)
+        if state_file is not None:
+            # Before READY: whoever waits for READY can run collabctl right away.
+            write_state(state_file, stack.env, info)
         if args.json:
             print(json.dumps({**info, "READY": True}), flush=True)
         else:
@@ -63,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         # shutdown short and leave services behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if state_file is not None:
+            remove_state(state_file)  # first: collabctl must not aim at a stack going away
         stack.stop()
 
 
