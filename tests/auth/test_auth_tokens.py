@@ -272,6 +272,37 @@ def test_secret_from_secrets_manager(moto: str, hs256_token: Callable[..., str])
     rejects(config, hs256_token(aud=None, iss=None), "iss")
 
 
+def test_a_rotated_secret_is_used_once_the_cached_one_is_older_than_the_max_age(
+    moto: str, hs256_token: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    name = f"/collab/test/jwt-rotated-{time.time_ns()}"
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name=name, Value=SECRET, Type="SecureString")
+    config = AuthConfig.from_env({"AUTH_MODE": "hs256", "JWT_SECRET_PARAMETER": name})
+    rotated = "r" * 40
+    assert TokenVerifier(config).verify(hs256_token(iss=None, aud=None)).user_id == "user-ada"
+    ssm.put_parameter(Name=name, Value=rotated, Type="SecureString", Overwrite=True)
+    # Within the max age: the cached secret, no read per invocation.
+    assert TokenVerifier(config).verify(hs256_token(iss=None, aud=None)).user_id == "user-ada"
+    rejects(config, hs256_token(rotated, iss=None, aud=None), "signature")
+    monkeypatch.setattr(keys, "SECRET_MAX_AGE_SECONDS", 0)
+    assert TokenVerifier(config).verify(hs256_token(rotated, iss=None, aud=None)).user_id == "user-ada"
+    rejects(config, hs256_token(iss=None, aud=None), "signature")
+
+
+def test_a_binary_secret_is_a_server_fault(moto: str, hs256_token: Callable[..., str]) -> None:
+    import boto3
+
+    arn = boto3.client("secretsmanager").create_secret(
+        Name=f"collab-jwt-binary-{time.time_ns()}", SecretBinary=SECRET.encode()
+    )["ARN"]
+    config = AuthConfig.from_env({"AUTH_MODE": "hs256", "JWT_SECRET_ARN": arn})
+    with pytest.raises(keys.KeyUnavailable, match="not a string"):
+        TokenVerifier(config).verify(hs256_token())
+
+
 def test_missing_ssm_parameter_is_a_server_fault(moto: str, hs256_token: Callable[..., str]) -> None:
     config = AuthConfig.from_env({"AUTH_MODE": "hs256", "JWT_SECRET_PARAMETER": "/collab/test/absent"})
     with pytest.raises(keys.KeyUnavailable):
