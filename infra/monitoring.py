@@ -1,12 +1,26 @@
 """A CloudWatch dashboard (connections, messages, errors, fan-out latency, Lambda duration
-and throttles) and alarms on errors and throttles, optionally e-mailed."""
+and throttles) and alarms, optionally e-mailed: on API, function and throttle errors, and on
+the failures the handlers survive and only log (an `internal` error, a cache that fails,
+a scene Yjs cannot read).
+
+The handled failures are counted from each stage's own log groups by metric filters, not
+from the EMF metrics: those carry one dimension, `service`, which is the same for every
+stage (config.service_name), so an alarm on them would page prod for a dev stage's errors
+in the same account and region. The filters match the JSON lines Powertools writes (the
+`collab.*` standard-library loggers are children of the Powertools `collab` logger, so
+collab.cache's warning is JSON too); tests/infra/test_infra_alarms.py provokes each failure
+for real and checks that the filter matches what the code logs."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -14,6 +28,7 @@ from constructs import Construct
 from infra.api import WebSocket
 from infra.config import StageConfig
 from infra.functions import METRICS_NAMESPACE
+from infra.specs import load_routes
 
 PERIOD = Duration.minutes(5)
 # Metrics collab/session.py emits (Powertools EMF, dimension `service`).
@@ -21,6 +36,68 @@ FANOUT_DURATION = "FanoutDuration"
 FANOUT_RECIPIENTS = "FanoutRecipients"
 HANDLED_ERRORS = "Errors"
 UPDATES = "UpdatesApplied"
+
+
+@dataclass(frozen=True)
+class LogSignal:
+    """A failure a handler survives and logs, counted per stage by a metric filter."""
+
+    metric: str
+    # Top-level fields of the JSON log line, all required; a value ending in `*` matches
+    # any string starting with the rest (CloudWatch's JSON filter pattern semantics).
+    fields: Mapping[str, str]
+    # The routes.json functions whose log groups carry it (None: those that use the cache).
+    functions: tuple[str, ...] | None
+    threshold: int
+    # Consecutive 5-minute periods at or over the threshold before the alarm fires.
+    periods: int
+    what: str
+
+    def pattern(self) -> logs.IFilterPattern:
+        return logs.FilterPattern.all(
+            *(logs.FilterPattern.string_value(f"$.{key}", "=", value) for key, value in self.fields.items())
+        )
+
+
+LOG_SIGNALS = (
+    # collab.session: any exception that is not a protocol error becomes `internal` for the
+    # client and a 200 for Lambda, so the function's Errors metric never sees it. A bug, or
+    # DynamoDB failing after botocore's retries.
+    LogSignal(
+        metric="InternalErrors",
+        fields={"level": "ERROR", "message": "handler failed"},
+        functions=("messages",),
+        threshold=5,
+        periods=1,
+        what="messages answered `internal` (handled exceptions)",
+    ),
+    # collab.cache: the breaker opens, once per environment per 5 s cooldown while the
+    # cache fails. Editing goes on from DynamoDB (invariant 7), so one blip (a failover)
+    # is not worth a page: two periods in a row are.
+    LogSignal(
+        metric="CacheUnavailable",
+        fields={"level": "WARNING", "message": "cache unavailable*"},
+        functions=None,
+        threshold=1,
+        periods=2,
+        what="cache failures (the breaker opened)",
+    ),
+    # collab.compaction: a stored state Yjs cannot read is never compacted; an operator runs
+    # `collabctl scene check` (docs/storage.md). Every one needs a person.
+    LogSignal(
+        metric="UnreadableScenes",
+        fields={"level": "ERROR", "message": "the scene's stored state is unreadable by Yjs*"},
+        functions=("messages",),
+        threshold=1,
+        periods=1,
+        what="scenes whose stored state Yjs cannot read (compaction refused)",
+    ),
+)
+
+
+def log_metrics_namespace(config: StageConfig) -> str:
+    """Where the metric filters publish: one namespace per stage, so stages never mix."""
+    return f"{METRICS_NAMESPACE}/{config.stage}"
 
 
 class Monitoring(Construct):
@@ -72,6 +149,7 @@ class Monitoring(Construct):
             period=PERIOD,
         )
         self._alarm("ApiErrors", api_errors, threshold=10, what="API Gateway integration/execution errors")
+        handled = self._log_signals(functions)
         for name, function in functions.items():
             self._alarm(
                 f"{name.capitalize()}Errors",
@@ -102,6 +180,13 @@ class Monitoring(Construct):
                     collab_metric(HANDLED_ERRORS, "Sum"),
                 ],
                 width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title=f"Handled failures ({config.stage}, from the logs)",
+                left=list(handled.values()),
+                width=24,
             ),
         )
         self.dashboard.add_widgets(
@@ -146,15 +231,48 @@ class Monitoring(Construct):
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24),
         )
 
-    def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, *, threshold: float, what: str) -> None:
+    def _log_signals(self, functions: dict[str, lambda_.Function]) -> dict[str, cloudwatch.Metric]:
+        """A metric filter per signal and log group, and an alarm per signal."""
+        namespace = log_metrics_namespace(self.config)
+        uses_cache = tuple(name for name, spec in load_routes().functions.items() if spec.needs_cache)
+        metrics: dict[str, cloudwatch.Metric] = {}
+        for signal in LOG_SIGNALS:
+            for name in signal.functions or uses_cache:
+                logs.MetricFilter(
+                    self,
+                    f"{signal.metric}In{name.capitalize()}",
+                    log_group=functions[name].log_group,
+                    filter_pattern=signal.pattern(),
+                    metric_namespace=namespace,
+                    metric_name=signal.metric,
+                    # No default value: nothing is published (or billed) while all is well.
+                    metric_value="1",
+                )
+            metric = cloudwatch.Metric(
+                namespace=namespace,
+                metric_name=signal.metric,
+                statistic="Sum",
+                period=PERIOD,
+            )
+            metrics[signal.metric] = metric
+            self._alarm(
+                signal.metric, metric, threshold=signal.threshold, what=signal.what, periods=signal.periods
+            )
+        return metrics
+
+    def _alarm(
+        self, construct_id: str, metric: cloudwatch.IMetric, *, threshold: float, what: str, periods: int = 1
+    ) -> None:
+        window = "5 minutes" if periods == 1 else f"each of {periods} consecutive 5-minute periods"
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
             alarm_name=f"{self.config.prefix}-{construct_id}",
-            alarm_description=f"{self.config.prefix}: {what} >= {threshold:g} in 5 minutes",
+            alarm_description=f"{self.config.prefix}: {what} >= {threshold:g} in {window}",
             metric=metric,
             threshold=threshold,
-            evaluation_periods=1,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
