@@ -7,6 +7,8 @@ export type {
   ServerError,
 } from './provider.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
+export { SCENE_ID_PATTERN, sceneIdProblem } from './sceneId.js';
+export type { ReachabilityProbe } from './refusals.js';
 export { CLIENT_FRAME_LIMIT, ChunkError, ChunkReassembler, frameMessage, splitIntoChunks } from './chunking.js';
 export { connectTarget, type ConnectTarget, type TokenTransport } from './connectTarget.js';
 export {
