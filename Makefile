@@ -53,6 +53,11 @@ pytest: setup-python
 client-test: setup
 	cd client && npm test
 
+# The client as an npm tarball (client/y-apigateway-<version>.tgz): prepack builds dist/.
+.PHONY: client-pack
+client-pack: setup-client
+	cd client && npm pack
+
 setup-infra: infra/node_modules/.installed
 infra/node_modules/.installed: infra/package.json infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund
