@@ -21,9 +21,10 @@ class BlobStore:
         self._s3 = s3
         self._bucket = bucket
 
-    def attributes(self, key: str, data: bytes) -> dict[str, Any]:
-        """The DynamoDB attributes that hold `data`: inline, or a pointer to S3."""
-        if len(data) <= INLINE_LIMIT:
+    def attributes(self, key: str, data: bytes, reserve: int = 0) -> dict[str, Any]:
+        """The DynamoDB attributes that hold `data`: inline, or a pointer to S3. `reserve`:
+        bytes the item's other attributes take beyond the usual few (a snapshot's summary)."""
+        if len(data) + reserve <= INLINE_LIMIT:
             return {"data": {"B": data}}
         if self._bucket is None:
             raise RuntimeError(f"a {len(data)}-byte payload needs SNAPSHOT_BUCKET, which is not set")

@@ -7,6 +7,13 @@ a Doc silently drops updates whose causal parents have not arrived (DESIGN §5),
 What a reader serves = Redis content + the whole durable log (+ the DynamoDB snapshot when
 Redis does not include it). The log is bounded by compaction, so this stays a few hundred
 small updates, and it makes every acknowledged update visible whatever happened to Redis.
+
+A sync is answered the same way without the snapshot's bytes when it can be
+(`answer_sync`): the snapshot's Summary (its state vector, pending structs and delete set,
+stored beside it in Redis and in its DynamoDB item) stands for it, and the log and the
+tail are folded into that summary as they would be into the state. A client that covers
+the snapshot's state vector gets exactly what a full load would send it; only a client
+that lacks something the snapshot holds (a new joiner, one long offline) needs the load.
 """
 
 from __future__ import annotations
@@ -16,14 +23,16 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
-from pycrdt import get_state, merge_updates
+from pycrdt import get_state, get_update, merge_updates
 
 from collab.blobs import BlobMissing
 from collab.cache import CacheUnavailable
 from collab.durable_log import DurableLog, Head, LogEntry, log_weight
 from collab.errors import InvalidUpdate
-from collab.hot_state import CachedState, HotState
+from collab.hot_state import CachedState, CachedSummary, HotState
+from collab.state_summary import Summary, fold, summarize
 from collab.yjs_format import check_state, read_update
 
 logger = logging.getLogger(__name__)
@@ -66,9 +75,25 @@ class Loaded:
     cached: CachedState | None
     head: Head
     log: list[LogEntry]
-    # Spilled log entries fetched from S3 into `state`: a refill marks them, so later
-    # readers skip their S3 GET (HotState's `m:` marks).
-    fetched_spilled: tuple[str, ...] = ()
+    # Log entries merged into `state` from the log itself (not the cache): a refill marks
+    # them, so later readers skip them (and a spilled one's S3 GET): HotState's `m:` marks.
+    merged_log: tuple[str, ...] = ()
+
+    @cached_property
+    def summary(self) -> Summary:
+        """Of `state`; one pass over it, computed when first needed."""
+        return summarize(self.state)
+
+
+@dataclass(frozen=True)
+class SyncAnswer:
+    missing: bytes  # the update of the SyncStep2: what the client lacks
+    state_vector: bytes  # the server's SyncStep1: what is stored
+    log: list[LogEntry]  # the durable log as read (its weight says if compaction is due)
+    loaded: bool  # True when the whole state had to be read (the client lacked some of it)
+    # Bytes of the cache's tail folded into the cache's summary: what a cache compaction
+    # would spare the next syncs (0 when the summary came from DynamoDB).
+    folded_into_cache: int
 
 
 class Documents:
@@ -105,6 +130,75 @@ class Documents:
         log = self._log.read_log(scene_id)  # before the head: see durable_log.py
         self._pause("load:log-read")
         head = self._log.read_head(scene_id)
+        return self._load(scene_id, log, head)
+
+    def answer_sync(self, scene_id: str, state_vector: bytes) -> SyncAnswer:
+        """What a client with `state_vector` lacks, and the state vector of what is stored
+        (the server's SyncStep1: only what the durable log and snapshots hold, since the
+        cache holds nothing else). From the snapshot's summary when the client covers it,
+        else from the whole state."""
+        # The cache may be read before the log: it is trusted only if it includes the
+        # snapshot of the head read after the log, whenever it was read (see load).
+        cached = self._read_cache_summary(scene_id)
+        log = self._log.read_log(scene_id)  # before the head: see durable_log.py
+        self._pause("load:log-read")
+        head = self._log.read_head(scene_id)
+        based = self._summary_and_updates(scene_id, cached, head, log)
+        if based is not None and based[0].covered_by(state_vector):
+            base, updates, from_cache = based
+            folded = fold(base, updates)
+            self._pause("answer:folded")
+            return SyncAnswer(
+                missing=folded.answer(state_vector),
+                state_vector=folded.summary.state_vector,
+                log=log,
+                loaded=False,
+                folded_into_cache=sum(map(len, cached.tail.values())) if from_cache and cached else 0,
+            )
+        loaded = self._load(scene_id, log, head)
+        return SyncAnswer(
+            missing=get_update(loaded.state, state_vector),
+            state_vector=loaded.summary.state_vector,
+            log=log,
+            loaded=True,
+            folded_into_cache=0,
+        )
+
+    def _summary_and_updates(
+        self, scene_id: str, cached: CachedSummary | None, head: Head, log: list[LogEntry]
+    ) -> tuple[Summary, list[bytes], bool] | None:
+        """A summary of a state that includes snapshot `head`, the updates that, merged
+        into it, give everything acknowledged (the reasoning of `_load`, with summaries in
+        place of snapshots), and whether the summary is the cache's. None when no summary
+        can stand in (then the state is read)."""
+        tail = cached.tail if cached is not None else {}
+        if (
+            cached is not None
+            and cached.summary is not None
+            and cached.base is not None
+            and cached.base >= head.version
+        ):
+            summary: Summary | None = cached.summary
+            included = set(tail) | cached.merged
+            from_cache = True
+        else:
+            # The cache is down, behind DynamoDB or without a summary: the snapshot's own.
+            summary = self._log.read_snapshot_summary(scene_id, head)
+            included = set(tail)  # the tail's copy is as good as the log's, and local
+            from_cache = False
+        if summary is None:
+            return None
+        updates = list(tail.values())
+        for entry in log:
+            if entry.entry_id in included:
+                continue
+            try:
+                updates.append(entry.update)
+            except BlobMissing:
+                return None  # compacted since the log was read: the load sorts that out
+        return summary, updates, from_cache
+
+    def _load(self, scene_id: str, log: list[LogEntry], head: Head) -> Loaded:
         cached = self._read_cache(scene_id)
         parts: list[bytes] = []
         if cached is not None and cached.snapshot is not None:
@@ -120,12 +214,11 @@ class Documents:
         needed = [entry for entry in log if entry.entry_id not in included]
         self._pause("load:fetch-log")
         complete = True
-        fetched_spilled: list[str] = []
+        merged_log: list[str] = []
         for entry in needed:
             try:
                 parts.append(entry.update)
-                if entry.spilled:
-                    fetched_spilled.append(entry.entry_id)
+                merged_log.append(entry.entry_id)
             except BlobMissing:
                 complete = False
                 # Compaction deletes an item before its object: an object missing under a
@@ -138,8 +231,9 @@ class Documents:
             if snapshot is not None:
                 parts.append(snapshot)
         state = merge_updates(*parts) if parts else EMPTY_UPDATE
-        loaded = Loaded(state, cached, head, log, tuple(fetched_spilled))
-        if cached is None or cached.base is None or cached.base < head.version:
+        loaded = Loaded(state, cached, head, log, tuple(merged_log))
+        if cached is None or cached.base is None or cached.base < head.version or cached.summary is None:
+            # Behind DynamoDB, or without a summary for the next syncs to use.
             self._refill_cache(scene_id, loaded)
         return loaded
 
@@ -155,11 +249,27 @@ class Documents:
             logger.info("cache read skipped (%s); serving from DynamoDB", error)
             return None
 
+    def _read_cache_summary(self, scene_id: str) -> CachedSummary | None:
+        try:
+            return self._hot.read_summary(scene_id)
+        except CacheUnavailable as error:
+            logger.info("cache read skipped (%s); serving from DynamoDB", error)
+            return None
+
     def _refill_cache(self, scene_id: str, loaded: Loaded) -> None:
         read = loaded.cached or CachedState(None, 0, None, {})
+        in_log = {entry.entry_id for entry in loaded.log}
         try:
             self._hot.commit(
-                scene_id, read, loaded.state, loaded.head.version, include=loaded.fetched_spilled
+                scene_id,
+                read,
+                loaded.state,
+                loaded.head.version,
+                summary=loaded.summary,
+                include=loaded.merged_log,
+                # Marks of entries gone from the log are garbage (a compaction whose cache
+                # update failed); dropping a mark never loses anything, it only costs a merge.
+                forget=read.merged - in_log,
             )
         except CacheUnavailable as error:
             logger.info("cache refill skipped (%s)", error)
@@ -172,8 +282,11 @@ class Documents:
             return True
         parts = ([cached.snapshot] if cached.snapshot else []) + list(cached.tail.values())
         merged = merge_updates(*parts) if parts else EMPTY_UPDATE
+        # The new snapshot's summary from the old one, without another pass over it.
+        tail = list(cached.tail.values())
+        summary = fold(cached.summary, tail).summary if cached.summary is not None else summarize(merged)
         self._pause("compact-cache:merged")
-        return self._hot.commit(scene_id, cached, merged, cached.base)
+        return self._hot.commit(scene_id, cached, merged, cached.base, summary=summary)
 
     def compact_log(self, scene_id: str, lease_seconds: int = 60) -> bool:
         """Fold the durable log into a new DynamoDB snapshot. The lease only keeps
@@ -193,7 +306,9 @@ class Documents:
             # Nothing Yjs cannot read becomes a snapshot (UnreadableUpdate): the log keeps
             # the entries, and the operator is told (collab.compaction).
             check_state(loaded.state)
-            new_head = self._log.commit_snapshot(scene_id, loaded.head, loaded.state, loaded.log)
+            new_head = self._log.commit_snapshot(
+                scene_id, loaded.head, loaded.state, loaded.log, loaded.summary
+            )
             if new_head is None:
                 return False
             self._pause("compact-log:committed")
@@ -211,6 +326,13 @@ class Documents:
                 # reader reloads it from DynamoDB for nothing. The merged entries left the
                 # log, so their marks go.
                 forget = [entry.entry_id for entry in loaded.log]
-                self._hot.commit(scene_id, loaded.cached, loaded.state, head.version, forget=forget)
+                self._hot.commit(
+                    scene_id,
+                    loaded.cached,
+                    loaded.state,
+                    head.version,
+                    summary=loaded.summary,
+                    forget=forget,
+                )
         except CacheUnavailable as error:
             logger.info("cache update after log compaction skipped (%s)", error)

@@ -3,7 +3,9 @@
 Items of the documents table (partition `sceneId`, sort `sk`):
 - `log#<id>`   one accepted update (the acknowledgement of an edit is this write);
 - `head`       the pointer: `version` (counts compactions) and `snapshotId`;
-- `snap#<id>`  a snapshot: the merge of every update compacted so far.
+- `snap#<id>`  a snapshot: the merge of every update compacted so far, with its Summary
+               (`sv`, `rest`: collab.state_summary) when that fits in the item, so a sync
+               that lacks nothing is answered without reading the snapshot itself.
 Payloads over the item limit live in S3 (see blobs.py), at `scenes/<scene>/log/<id>` and
 `scenes/<scene>/snap/<id>`, so an item's object key follows from its id.
 
@@ -36,7 +38,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pycrdt import merge_updates
 
-from collab.blobs import INLINE_LIMIT, BlobMissing, BlobStore
+from collab.blobs import BlobMissing, BlobStore
+from collab.state_summary import EMPTY, Summary, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +52,17 @@ HEAD = "head"
 ORPHAN_AGE_SECONDS = 3600
 # Bounded work per sweep: at most this many old items and objects of each kind looked at.
 SWEEP_BATCH = 50
-# A sync reads the whole log with a strongly consistent Query, paying for its bytes: an
-# entry weighs one unit plus one per KB held inline (a spilled entry's item is a pointer).
-WEIGHT_BYTES = 1024
+# Compaction is due when the log's weight passes LOG_TAIL_LIMIT: an entry weighs one unit
+# plus one per WEIGHT_BYTES, spilled or not. Every sync reads the whole log (a strongly
+# consistent Query, billed by its bytes) and folds in what the cache lacks, and a spilled
+# entry costs an S3 GET wherever the cache does not hold it, so bytes count as much as
+# entries: at the default limit of 500 the log holds at most ~125 KB (a few hundred
+# keystrokes, or one paste), and a paste of 125 KB or more is compacted at once instead of
+# weighing on every sync until 500 more updates arrive.
+WEIGHT_BYTES = 256
+# The largest summary kept in a `snap#` item (the item's limit is 400 KB); a bigger one is
+# not stored and a sync without the cache reads the snapshot itself.
+SUMMARY_LIMIT = 300_000
 
 
 def new_entry_id() -> str:
@@ -61,11 +72,11 @@ def new_entry_id() -> str:
 
 def entry_weight(size: int) -> int:
     """What one log entry of `size` bytes adds to the log's weight (see WEIGHT_BYTES)."""
-    return 1 + (size // WEIGHT_BYTES if size <= INLINE_LIMIT else 0)
+    return 1 + size // WEIGHT_BYTES
 
 
 def log_weight(entries: Iterable[LogEntry]) -> int:
-    """Compaction is due when this passes the log limit: counts and inline bytes both."""
+    """Compaction is due when this passes the log limit: counts and bytes both."""
     return sum(entry_weight(entry.size) for entry in entries)
 
 
@@ -180,6 +191,25 @@ class DurableLog:
             raise BlobMissing(head.snapshot_id)
         return self._blobs.read(item)
 
+    def read_snapshot_summary(self, scene_id: str, head: Head) -> Summary | None:
+        """The summary stored with the snapshot `head` names (EMPTY when it names none),
+        without its bytes. None when the item holds none (written before summaries, or
+        too big) or is gone (compacted since `head` was read, or lost): the caller then
+        reads the state itself. Reading the item, not a copy in the head, means a head
+        whose snapshot is missing is never answered from a summary of what is gone."""
+        if head.snapshot_id is None:
+            return EMPTY
+        item: dict[str, Any] | None = self._db.get_item(
+            TableName=self._table,
+            Key={"sceneId": {"S": scene_id}, "sk": {"S": SNAP_PREFIX + head.snapshot_id}},
+            ConsistentRead=True,
+            ProjectionExpression="sv, #r",
+            ExpressionAttributeNames={"#r": "rest"},
+        ).get("Item")
+        if item is None or "sv" not in item or "rest" not in item:
+            return None
+        return Summary(bytes(item["sv"]["B"]), bytes(item["rest"]["B"]))
+
     def load_latest(self, scene_id: str) -> tuple[Head, bytes | None]:
         """The current head and its snapshot, retrying past a concurrent compaction. A head
         whose snapshot is missing and that does not move is served from what survives."""
@@ -223,17 +253,29 @@ class DurableLog:
         return merge_updates(*parts) if parts else None
 
     def commit_snapshot(
-        self, scene_id: str, read: Head, snapshot: bytes, merged: list[LogEntry]
+        self,
+        scene_id: str,
+        read: Head,
+        snapshot: bytes,
+        merged: list[LogEntry],
+        summary: Summary | None = None,
     ) -> Head | None:
         """Install `snapshot` (the merge of `read`'s snapshot and `merged`) if the head is
         still `read`; then delete exactly `merged` and the snapshot `read` named, and sweep
-        old orphans. None when another compaction won."""
+        old orphans. None when another compaction won. `summary`: the snapshot's, when the
+        caller has it (else it is computed here: one pass over the snapshot)."""
+        summary = summary if summary is not None else summarize(snapshot)
         snapshot_id = new_entry_id()
+        kept: dict[str, Any] = {}
+        if len(summary.state_vector) + len(summary.rest) <= SUMMARY_LIMIT:
+            kept = {"sv": {"B": summary.state_vector}, "rest": {"B": summary.rest}}
+        reserve = len(summary.state_vector) + len(summary.rest) if kept else 0
         item = {
             "sceneId": {"S": scene_id},
             "sk": {"S": SNAP_PREFIX + snapshot_id},
             "size": {"N": str(len(snapshot))},
-            **self._blobs.attributes(blob_key(scene_id, "snap", snapshot_id), snapshot),
+            **kept,
+            **self._blobs.attributes(blob_key(scene_id, "snap", snapshot_id), snapshot, reserve),
         }
         self._db.put_item(TableName=self._table, Item=item)  # a new key: a retry rewrites it
         new_head = Head(read.version + 1, snapshot_id)

@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collab import durable_log
+from collab.blobs import INLINE_LIMIT
 from collab.cache import scene_key
 from tests.core.storage_rig import Calls, LoseResponse, Rig, editor_updates, text_of
 
@@ -189,11 +190,21 @@ def test_a_compaction_during_a_readers_s3_fetch_does_not_fail_the_read(rig: Rig)
 # ----------------------------------------------------------------------- compaction by bytes (cost)
 
 
-def test_the_log_is_compacted_by_its_inline_bytes_too(rig: Rig) -> None:
-    # log_tail_limit is 30: three 20 KB updates pass it long before thirty updates would.
-    *blocks, small = editor_updates(["y" * 20_000, "z" * 20_000, "w" * 20_000, "."])
+def test_the_log_is_compacted_by_its_bytes_too(rig: Rig) -> None:
+    # log_tail_limit is 30: 5 KB updates weigh 20 each (one per entry, one per 256 bytes),
+    # so the second passes it, long before thirty updates would.
+    *blocks, small = editor_updates(["y" * 5_000, "z" * 5_000, "w" * 5_000, "."])
     due = [rig.docs.append(rig.scene, update).compact_log for update in blocks]
     assert due == [False, True, True]
     assert rig.docs.compact_log(rig.scene)
     assert rig.docs.append(rig.scene, small).compact_log is False  # the merged weight left
     assert durable_log.log_weight(rig.log.read_log(rig.scene)) == 1
+
+
+def test_a_spilled_paste_weighs_its_bytes_and_is_compacted_at_once(rig: Rig) -> None:
+    # A paste past the item limit lives in S3: its item is a pointer, but every sync that
+    # does not find it in the cache fetches and merges its bytes, so it weighs them.
+    (paste,) = editor_updates([PASTE])
+    assert len(paste) > INLINE_LIMIT
+    assert rig.docs.append(rig.scene, paste).compact_log is True
+    assert durable_log.log_weight(rig.log.read_log(rig.scene)) > 30
