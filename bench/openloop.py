@@ -567,14 +567,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--systems", type=lambda t: t.split(","), default=["ours", "yws", "pycrdt"], help="ours,yws,pycrdt"
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds the writer writes, per cell")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds the writer writes, per cell")
     parser.add_argument(
         "--grace", type=float, default=10.0, help="seconds after the last send before a marker is lost"
     )
     parser.add_argument(
         "--drain-cap",
         type=float,
-        default=45.0,
+        default=30.0,
         help="seconds to wait for a backlog to clear before the CPU reading",
     )
     parser.add_argument(
@@ -589,7 +589,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--many-rate", type=float, default=1.0, help="markers/s per client in the many-rooms run"
     )
     parser.add_argument("--big-mb", type=float, default=20.0)
-    parser.add_argument("--big-runs", type=int, default=3)
+    parser.add_argument("--big-runs", type=int, default=2)
     parser.add_argument("--log", default=os.devnull, help="where the fleets' and anchors' stderr go")
     parser.add_argument("--stack-log", default=os.devnull, help="where the local stack's logs go")
     args = parser.parse_args(argv)
@@ -635,6 +635,7 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     cells: list[Cell] = []
     extras: list[str] = []
+    failures: list[str] = []
     for key in args.systems:
         system = make_system(key, args, log)
         system.start()
@@ -670,6 +671,9 @@ async def main_async(args: argparse.Namespace) -> None:
                     f"peak memory of the execution environments (VmHWM) {', '.join(f'{p / 2**20:,.0f}' for p in big['peak_bytes'])} MiB"
                 )
                 print(f"[{system.name}] {extras[-1]}", file=sys.stderr, flush=True)
+        except Exception as error:  # one system failing: the others' figures still count
+            failures.append(f"{system.name} stopped early: {error!r}")
+            print(f"[{system.name}] {failures[-1]}", file=sys.stderr, flush=True)
         finally:
             system.stop()
     print()
@@ -684,6 +688,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(
             f"\nnote: the writer ran up to {worst.writer_lag_ms:.0f} ms behind its schedule (a loaded machine); latency counts from the actual send"
         )
+    for failure in failures:
+        print("FAILED: " + failure)
     dropped = [c for c in cells if c.disconnected]
     if dropped:
         print(

@@ -50,9 +50,16 @@ class Channel:
 
 async def main(port: int) -> None:
     async with WebsocketServer(auto_clean_rooms=False) as server:
+        starting = asyncio.Lock()
 
         async def handler(connection: ServerConnection) -> None:
-            await server.serve(Channel(connection))
+            channel = Channel(connection)
+            # pycrdt-websocket 0.16.5 starts a new room once per first client that arrives
+            # before the room has started, and of several arriving together some never get
+            # a sync: start each room once, here, before serving.
+            async with starting:
+                await server.get_room(channel.path)
+            await server.serve(channel)
 
         async with serve(handler, "127.0.0.1", port, max_size=None, compression=None):
             print("ready", flush=True)
