@@ -3,6 +3,10 @@ Logs the decision and its reason, never a token."""
 
 from __future__ import annotations
 
+# First, before anything imports botocore (see entry.without_crt).
+from entry import without_crt  # noqa: F401
+
+# isort: split
 from functools import cache
 from typing import Any
 

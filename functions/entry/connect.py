@@ -4,6 +4,10 @@ before $connect returns."""
 
 from __future__ import annotations
 
+# First, before anything imports botocore (see entry.without_crt).
+from entry import without_crt  # noqa: F401
+
+# isort: split
 import os
 from functools import cache
 from typing import Any
