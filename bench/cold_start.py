@@ -12,7 +12,12 @@ For each Lambda entry point, in fresh interpreters, `--runs` times, median (and 
   (`import`, `import CPU`) and of the import plus building the environment's dependencies
   (`+build`, `+build CPU`: `runtime.current()` for messages and disconnect,
   `_dependencies()` for connect and the authorizer: boto3 clients and settings; Redis
-  connects on first use). Interpreter start-up is not counted.
+  connects on first use). Interpreter start-up is not counted;
+- `no .pyc CPU`: the import plus the build again, with every module outside the standard
+  library compiled from source, as on Lambda today: the layer and the function asset ship
+  no bytecode (the layer's would be this machine's Python's, not 3.13's) and /opt and
+  /var/task are read-only, so nothing is cached between environments. Lambda's own
+  standard library has its bytecode, and keeps it here too.
 
 `--before REV` measures `git archive REV functions` the same way, with awscrt hidden from
 botocore when REV's layer did not have it (requirements.txt at REV), so it imports what
@@ -61,6 +66,23 @@ BUILD = {
     "connect": "entry.connect._dependencies()",
     "authorizer": "entry.authorizer._dependencies()",
 }
+# Installed before the timed import by `no .pyc`: a path hook whose source loader never
+# finds bytecode (path_stats failing makes importlib compile, and then not write) for every
+# directory but the standard library's.
+FROM_SOURCE = """
+import sys, sysconfig
+from importlib.machinery import (BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES,
+    ExtensionFileLoader, FileFinder, SourceFileLoader, SourcelessFileLoader)
+class _FromSource(SourceFileLoader):
+    def path_stats(self, path):
+        raise OSError("compiled from source, as on Lambda")
+_std = sysconfig.get_path("stdlib")  # the base interpreter's, also inside a venv
+_cached = FileFinder.path_hook((ExtensionFileLoader, EXTENSION_SUFFIXES),
+    (SourceFileLoader, SOURCE_SUFFIXES), (SourcelessFileLoader, BYTECODE_SUFFIXES))
+_uncached = FileFinder.path_hook((ExtensionFileLoader, EXTENSION_SUFFIXES), (_FromSource, SOURCE_SUFFIXES))
+sys.path_hooks.insert(0, lambda path: (_cached if path.startswith(_std) and "site-packages" not in path else _uncached)(path))
+sys.path_importer_cache.clear()
+"""
 _LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)$")
 
 
@@ -82,6 +104,15 @@ def import_ms(functions: Path, entry: str, env: dict[str, str], prefix: str) -> 
     raise RuntimeError(f"no import time for entry.{entry}:\n{done.stderr[-2000:]}")
 
 
+def from_source_cpu_ms(functions: Path, entry: str, prefix: str) -> float:
+    """CPU of import plus build, traced as on Lambda, compiling what Lambda compiles."""
+    code = (
+        f"{prefix}{FROM_SOURCE}\nimport time; c = time.process_time(); import entry.{entry}; {BUILD[entry]}; "
+        "print(round((time.process_time() - c) * 1000, 1))"
+    )
+    return float(_python(functions, code, LAMBDA_ENV, importtime=False).stdout.strip().splitlines()[-1])
+
+
 def traced_ms(functions: Path, entry: str, prefix: str) -> tuple[float, float, float, float]:
     """(import wall, import CPU, import+build wall, import+build CPU), traced as on Lambda.
     CPU time counts only this interpreter's work, so it is steadier than wall time on a
@@ -98,7 +129,7 @@ def traced_ms(functions: Path, entry: str, prefix: str) -> tuple[float, float, f
     return import_wall, import_cpu, build_wall, build_cpu
 
 
-KINDS = ("importtime", "import", "import CPU", "+build", "+build CPU")
+KINDS = ("importtime", "import", "import CPU", "+build", "+build CPU", "no .pyc CPU")
 
 
 def measure(functions: Path, runs: int, prefix: str) -> dict[str, dict[str, list[float]]]:
@@ -106,8 +137,9 @@ def measure(functions: Path, runs: int, prefix: str) -> dict[str, dict[str, list
     for _ in range(runs):  # interleaved, so drifting load hits every entry point alike
         for entry in ENTRY_POINTS:
             figures[entry]["importtime"].append(import_ms(functions, entry, {}, prefix))
-            for kind, value in zip(KINDS[1:], traced_ms(functions, entry, prefix), strict=True):
+            for kind, value in zip(KINDS[1:-1], traced_ms(functions, entry, prefix), strict=True):
                 figures[entry][kind].append(value)
+            figures[entry][KINDS[-1]].append(from_source_cpu_ms(functions, entry, prefix))
     return figures
 
 
