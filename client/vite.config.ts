@@ -2,15 +2,21 @@ import { fileURLToPath } from 'node:url';
 
 import { defineConfig } from 'vite';
 
-// Builds the demo page into demo-dist/, which the local stack (`make dev`) serves.
+const demo = (file: string) => fileURLToPath(new URL(`./demo/${file}`, import.meta.url));
+
+// Builds the demo pages into demo-dist/, which the local stack (`make dev`) serves: the
+// screenplay page (index.html) and the rich-text page (rich.html).
 export default defineConfig({
-  root: fileURLToPath(new URL('./demo', import.meta.url)),
-  // Relative asset URLs, so the page works wherever the local stack mounts it.
+  root: demo(''),
+  // Relative asset URLs, so the pages work wherever the local stack mounts them.
   base: './',
   build: {
     outDir: fileURLToPath(new URL('./demo-dist', import.meta.url)),
     emptyOutDir: true,
-    // One page with CodeMirror and React in it; splitting it would not help a demo.
+    rolldownOptions: {
+      input: { index: demo('index.html'), rich: demo('rich.html') },
+    },
+    // Pages with CodeMirror or ProseMirror and React in them; splitting would not help a demo.
     chunkSizeWarningLimit: 1_000,
   },
 });

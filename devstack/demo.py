@@ -1,20 +1,37 @@
-"""The demo of `make dev`: a seeded scene, a development token for it, and the demo page
+"""The demo of `make dev`: two seeded scenes, a development token, and the demo pages
 (client/demo-dist) served over HTTP with a `/config.json` that signs a token per visitor.
 
-Development only: anybody who can reach the page gets editor access to the demo scene.
+- `demo-scene` (index.html, the screenplay page) starts with a short scene in Fountain
+  (client/demo/sample-scene.fountain), written once here at start-up through the handlers'
+  own storage path, before the page is served. Seeding from a page that finds the doc
+  empty would race: two pages opened at once would both insert the sample.
+- `demo-rich` (rich.html, Tiptap) starts empty.
+
+Development only: anybody who can reach the page gets editor access to the demo scenes
+(and `critic` gets viewer access, to try the read-only editor).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
+from pycrdt import Doc, Text
+
 from collab.access import SceneAccess
+from collab.blobs import BlobStore
+from collab.cache import connect
+from collab.client_ids import ClientIds
+from collab.documents import Documents, validate_update
+from collab.durable_log import DurableLog
+from collab.hot_state import HotState
+from collab.settings import Settings
 from collabctl.devtoken import mint_dev_token
 from devstack.services import ROOT, free_port
 
@@ -22,6 +39,11 @@ if TYPE_CHECKING:
     from devstack.stack import LocalStack
 
 DEMO_SCENE = "demo-scene"
+RICH_SCENE = "demo-rich"
+SCENES = (DEMO_SCENE, RICH_SCENE)
+# The Y.Text the screenplay page binds (client/demo/App.tsx reads the same name).
+SCENE_TEXT = "scene"
+SAMPLE_SCENE = ROOT / "client" / "demo" / "sample-scene.fountain"
 DEMO_DIR = ROOT / "client" / "demo-dist"
 DEMO_PORT = 8788
 # Seeded users: one per role, so each can be tried from the command line.
@@ -30,9 +52,12 @@ TOKEN_TTL = 12 * 3600
 
 
 def seed_scene(stack: LocalStack) -> dict[str, str]:
-    access = SceneAccess(stack.env["ACCESS_TABLE"], _dynamodb(stack))
-    for user, role in SEEDED.items():
-        access.grant(DEMO_SCENE, user, role)
+    dynamodb = _dynamodb(stack)
+    access = SceneAccess(stack.env["ACCESS_TABLE"], dynamodb)
+    for scene in SCENES:
+        for user, role in SEEDED.items():
+            access.grant(scene, user, role)
+    write_sample_scene(stack, dynamodb)
     return {
         "SCENE_ID": DEMO_SCENE,
         "TOKEN": mint_dev_token(stack.jwt_secret, "writer", DEMO_SCENE, name="Writer", ttl=TOKEN_TTL),
@@ -41,11 +66,38 @@ def seed_scene(stack: LocalStack) -> dict[str, str]:
     }
 
 
+def write_sample_scene(stack: LocalStack, dynamodb: Any) -> None:
+    """The sample scene as the first update of `demo-scene`, stored as the `update` handler
+    stores an edit (validated, durable log, then the Redis tail), unless the scene has
+    content already (a REDIS_URL shared with an earlier run, or a second call)."""
+    settings = Settings.from_env(stack.env)
+    documents = Documents(
+        DurableLog(dynamodb, settings.documents_table, BlobStore(_s3(stack), settings.snapshot_bucket)),
+        HotState(connect(settings.redis_url, settings.redis_cluster)),
+        cache_tail_limit=settings.cache_tail_limit,
+        log_tail_limit=settings.log_tail_limit,
+    )
+    if documents.load(DEMO_SCENE).state != b"\x00\x00":
+        return
+    # A 32-bit client id, as Yjs picks them (pycrdt's own are wider).
+    doc: Doc[Text] = Doc(client_id=secrets.randbelow(2**32 - 1) + 1)
+    doc[SCENE_TEXT] = Text(SAMPLE_SCENE.read_text(encoding="utf-8"))
+    update = doc.get_update()
+    if not validate_update(update):
+        raise RuntimeError("the sample scene encodes to an empty update")
+    # Bound to the owner like any first write, so nobody else can write under its id.
+    ClientIds(dynamodb, settings.documents_table).bind(DEMO_SCENE, doc.client_id, "director")
+    documents.append(DEMO_SCENE, update)
+
+
 def serve_demo_page(stack: LocalStack) -> dict[str, str]:
     access = SceneAccess(stack.env["ACCESS_TABLE"], _dynamodb(stack))
     handler = partial(DemoHandler, stack, access, directory=str(DEMO_DIR))
+    # 8788 when the stack has its usual port; with `--port 0` (tests, a second stack) a
+    # free one, so a test run never takes the port a developer's `make dev` expects.
+    port = DEMO_PORT if stack.requested_port else 0
     try:
-        server = ThreadingHTTPServer((stack.host, DEMO_PORT), handler)
+        server = ThreadingHTTPServer((stack.host, port), handler)
     except OSError:
         server = ThreadingHTTPServer((stack.host, free_port()), handler)
     server.daemon_threads = True
@@ -64,23 +116,30 @@ class DemoHandler(SimpleHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlparse(self.path)
         if url.path == "/config.json":
-            self._config(parse_qs(url.query).get("name", [""])[0])
+            query = parse_qs(url.query)
+            self._config(query.get("name", [""])[0], query.get("scene", [DEMO_SCENE])[0])
             return
         if not DEMO_DIR.exists():
             self.send_error(503, "the demo page is not built: run `npm --prefix client run build:demo`")
             return
         super().do_GET()
 
-    def _config(self, name: str) -> None:
+    def _config(self, name: str, scene: str) -> None:
+        if scene not in SCENES:
+            self.send_error(404, f"no demo scene {scene!r}; the demo scenes are {', '.join(SCENES)}")
+            return
         name = name.strip()[:40] or "Guest"
         user_id = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "guest"
-        self.access.grant(DEMO_SCENE, user_id, SEEDED.get(user_id, "editor"))
+        role = SEEDED.get(user_id, "editor")
+        self.access.grant(scene, user_id, role)
         body = json.dumps(
             {
                 "wsUrl": self.stack.ws_url,
-                "sceneId": DEMO_SCENE,
-                "token": mint_dev_token(self.stack.jwt_secret, user_id, DEMO_SCENE, name=name, ttl=TOKEN_TTL),
+                "sceneId": scene,
+                "token": mint_dev_token(self.stack.jwt_secret, user_id, scene, name=name, ttl=TOKEN_TTL),
                 "userName": name,
+                # What was granted; the server's `connected` message is the authority.
+                "role": role,
             }
         ).encode()
         self.send_response(200)
@@ -95,10 +154,18 @@ class DemoHandler(SimpleHTTPRequestHandler):
 
 
 def _dynamodb(stack: LocalStack) -> Any:
+    return _client(stack, "dynamodb")
+
+
+def _s3(stack: LocalStack) -> Any:
+    return _client(stack, "s3")
+
+
+def _client(stack: LocalStack, service: str) -> Any:
     import boto3
 
     return boto3.client(
-        "dynamodb",
+        service,
         endpoint_url=stack.moto_url,
         region_name=stack.env["AWS_DEFAULT_REGION"],
         aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],

@@ -1,23 +1,38 @@
 /**
- * The local stack's answer to GET /config.json?name=NAME: where to connect and a token
- * for that user. Fetched again for every (re)connect, which is how the demo refreshes tokens.
+ * The local stack's answer to GET /config.json?name=NAME&scene=SCENE: where to connect and
+ * a token for that user. Fetched again for every (re)connect, which is how the demo
+ * refreshes tokens.
  */
+
+import type { Role } from '../src/index.js';
 
 export interface DemoConfig {
   wsUrl: string;
   sceneId: string;
   token: string;
   userName: string;
+  /** What the stack granted; the server's `connected` message (provider.role) decides. */
+  role: Role | null;
 }
 
-export async function fetchConfig(name: string): Promise<DemoConfig> {
-  const response = await fetch(`/config.json?name=${encodeURIComponent(name)}`, { cache: 'no-store' });
+const ROLES: readonly string[] = ['owner', 'editor', 'viewer'];
+
+export async function fetchConfig(name: string, scene?: string): Promise<DemoConfig> {
+  const query = new URLSearchParams({ name });
+  if (scene !== undefined) query.set('scene', scene);
+  const response = await fetch(`/config.json?${query.toString()}`, { cache: 'no-store' });
   if (!response.ok) throw new Error(`/config.json answered ${response.status}`);
-  const config = (await response.json()) as Partial<DemoConfig>;
+  const config = (await response.json()) as Partial<Record<keyof DemoConfig, unknown>>;
   for (const field of ['wsUrl', 'sceneId', 'token'] as const) {
     if (typeof config[field] !== 'string' || config[field] === '') {
       throw new Error(`/config.json has no '${field}'`);
     }
   }
-  return { ...(config as DemoConfig), userName: config.userName ?? name };
+  return {
+    wsUrl: config.wsUrl as string,
+    sceneId: config.sceneId as string,
+    token: config.token as string,
+    userName: typeof config.userName === 'string' ? config.userName : name,
+    role: typeof config.role === 'string' && ROLES.includes(config.role) ? (config.role as Role) : null,
+  };
 }

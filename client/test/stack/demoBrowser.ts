@@ -1,0 +1,82 @@
+/**
+ * Headless Chromium (Debian's package, driven by playwright-core) for the demo pages of
+ * the local stack: a fresh profile per file, pages opened as a named visitor, and every
+ * uncaught page error collected so a test can require none.
+ */
+
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+import type { StackInfo } from './stackInfo.js';
+
+export const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+
+export const SYNCED = '[role="status"][aria-label^="Collaboration status: Synced"]';
+
+export class DemoBrowser {
+  readonly pageErrors: string[] = [];
+
+  private constructor(
+    private readonly stack: StackInfo,
+    private readonly context: BrowserContext,
+    private readonly profile: string,
+  ) {}
+
+  static async launch(stack: StackInfo): Promise<DemoBrowser> {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const profile = mkdtempSync(join(tmpdir(), 'collab-chromium-'));
+    // A persistent context on a fresh profile directory: nothing from an earlier run leaks in.
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1280, height: 760 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    return new DemoBrowser(stack, context, profile);
+  }
+
+  /** `page` (index.html, rich.html) as `name`, once its status says Synced. */
+  async open(page: string, name: string): Promise<Page> {
+    const tab = await this.context.newPage();
+    tab.on('pageerror', (error) => this.pageErrors.push(`${name}: ${error.message}`));
+    const url = new URL(page, this.stack.demoUrl);
+    url.searchParams.set('name', name);
+    await tab.goto(url.toString());
+    await tab.locator(SYNCED).waitFor({ timeout: 30_000 });
+    return tab;
+  }
+
+  async close(): Promise<void> {
+    await this.context.close();
+    rmSync(this.profile, { recursive: true, force: true });
+  }
+}
+
+/** Screenshots of `pages` into test-artifacts/, named `<label>-<i>.png`. */
+export async function screenshots(label: string, ...pages: Page[]): Promise<void> {
+  await Promise.all(pages.map((page, i) => page.screenshot({ path: join(ARTIFACTS, `${label}-${i}.png`) })));
+}
+
+/** Runs `check`; on failure, screenshots every page first (then rethrows). */
+export async function withScreenshots<T>(label: string, pages: Page[], check: () => Promise<T>): Promise<T> {
+  try {
+    return await check();
+  } catch (error) {
+    await screenshots(`${label}-failed`, ...pages).catch(() => undefined);
+    throw error;
+  }
+}
