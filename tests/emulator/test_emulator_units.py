@@ -4,6 +4,9 @@ checks, and how an authorizer's answer is read."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from emulator.config import EmulatorConfig, RouteTable, RouteTableError
 from emulator.environments import Outcome
 from emulator.frames import FrameScanner
 from emulator.ids import gateway_id
+from emulator.memory import PeakReader, can_measure, peak_resident_bytes
 from emulator.policy import decide
 
 ARN = "arn:aws:execute-api:us-east-1:123456789012:emulator01/local/$connect"
@@ -192,3 +196,34 @@ def test_function_memory_overrides_the_route_table_for_known_functions() -> None
         EmulatorConfig(APP_DIR / "routes.json", APP_DIR, function_memory={"nope": 1}).route_table()
     cli = parse_args(["--routes", "r.json", "--code", "c", "--memory", "messages=640", "--no-memory-limit"])
     assert cli.function_memory == {"messages": 640} and not cli.enforce_memory
+
+
+@pytest.mark.skipif(not can_measure(), reason="memory is measured in /proc (Linux)")
+def test_peak_reader_follows_a_process_and_stops_when_it_ends() -> None:
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; b = bytearray(64 << 20); b[::4096] = b'x' * (16 << 10); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    reader = PeakReader()
+    try:
+        # The kept-open file reads what a fresh open reads, growing with the process.
+        first = reader(child.pid)
+        assert first is not None and first <= (peak_resident_bytes(child.pid) or 0)
+        deadline = time.monotonic() + 60
+        while (peak := reader(child.pid) or 0) < 64 << 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert peak >= 64 << 20
+        assert peak <= (peak_resident_bytes(child.pid) or 0)  # a high-water mark only grows
+        assert len(reader) == 1
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
+    # Ended (and reaped): the file is closed and the pid is never misread if reused.
+    assert reader(child.pid) is None
+    assert len(reader) == 0
