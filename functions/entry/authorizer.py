@@ -17,6 +17,7 @@ from collab.auth.authorizer import Unauthorized, authorize
 from collab.auth.config import AuthConfig
 from collab.auth.tokens import TokenVerifier
 from collab.tracing import XRayProvider
+from entry.ahead_of_traffic import initialised_ahead_of_traffic
 
 logger = Logger(service="collab-authorizer")
 tracer = Tracer(service="collab-authorizer", provider=XRayProvider())
@@ -26,6 +27,10 @@ tracer = Tracer(service="collab-authorizer", provider=XRayProvider())
 def _dependencies() -> tuple[TokenVerifier, SceneAccess]:
     # Built on the first invocation, kept by warm ones (clients, JWKS, secret caches).
     return TokenVerifier(AuthConfig.from_env()), SceneAccess.from_env()
+
+
+if initialised_ahead_of_traffic():
+    _dependencies()
 
 
 @logger.inject_lambda_context

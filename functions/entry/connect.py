@@ -21,6 +21,7 @@ from collab.auth.handshake import connect_response
 from collab.caller import Caller
 from collab.rooms import Rooms
 from collab.settings import MissingSetting, Settings
+from entry.ahead_of_traffic import initialised_ahead_of_traffic
 
 logger = Logger(service="collab-connect")
 
@@ -34,6 +35,10 @@ def _dependencies() -> tuple[Rooms, SceneAccess]:
     ttl = int(os.environ.get(settings.CONNECTION_TTL_SECONDS) or Settings.connection_ttl_seconds)
     dynamodb = aws_clients.client("dynamodb")
     return Rooms(dynamodb, table, ttl), SceneAccess.from_env(dynamodb=dynamodb)
+
+
+if initialised_ahead_of_traffic():
+    _dependencies()
 
 
 @logger.inject_lambda_context

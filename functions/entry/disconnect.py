@@ -7,9 +7,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from collab import session
+from collab import runtime, session
 from collab.observability import logger, metrics, tracer
+from entry.ahead_of_traffic import initialised_ahead_of_traffic
 from entry.common import begin
+
+if initialised_ahead_of_traffic():
+    runtime.current()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -94,3 +94,25 @@ def test_clients_share_one_session() -> None:
     first, second = aws_clients.client("dynamodb"), aws_clients.client("dynamodb")
     assert first is not second
     assert aws_clients.session() is aws_clients.session()
+
+
+@pytest.mark.parametrize("entry", ["messages", "disconnect", "connect", "authorizer"])
+@pytest.mark.parametrize("init_type", ["provisioned-concurrency", "on-demand"])
+def test_provisioned_environments_build_while_importing(
+    entry: str, init_type: str, aws_tables: dict[str, str]
+) -> None:
+    """Ahead of traffic the init builds everything; on demand the first request does."""
+    if entry in ("messages", "disconnect"):
+        built = "__import__('collab.runtime').runtime._runtime is not None"
+    else:
+        built = f"entry.{entry}._dependencies.cache_info().currsize == 1"
+    code = f"import json, entry.{entry}; print(json.dumps({{'built': {built}}}))"
+    extra = {
+        **LAMBDA,
+        **aws_tables,
+        "REDIS_URL": "redis://127.0.0.1:1",
+        "AUTH_MODE": "hs256",
+        "JWT_SECRET": "s" * 40,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
+    }
+    assert run_fresh(code, extra)["built"] is (init_type == "provisioned-concurrency")
