@@ -140,6 +140,7 @@ class Documents:
         # The cache may be read before the log: it is trusted only if it includes the
         # snapshot of the head read after the log, whenever it was read (see load).
         cached = self._read_cache_summary(scene_id)
+        self._pause("answer:cache-read")
         log = self._log.read_log(scene_id)  # before the head: see durable_log.py
         self._pause("load:log-read")
         head = self._log.read_head(scene_id)
