@@ -132,14 +132,20 @@ def traced_ms(functions: Path, entry: str, prefix: str) -> tuple[float, float, f
 KINDS = ("importtime", "import", "import CPU", "+build", "+build CPU", "no .pyc CPU")
 
 
-def measure(functions: Path, runs: int, prefix: str) -> dict[str, dict[str, list[float]]]:
-    figures: dict[str, dict[str, list[float]]] = {e: {k: [] for k in KINDS} for e in ENTRY_POINTS}
-    for _ in range(runs):  # interleaved, so drifting load hits every entry point alike
+Figures = dict[str, dict[str, list[float]]]
+
+
+def measure(trees: list[tuple[Path, str]], runs: int) -> list[Figures]:
+    """Per tree (functions/ folder, code run first), its figures. Interleaved: each run
+    measures every tree and every entry point in turn, so drifting load hits them alike."""
+    figures: list[Figures] = [{e: {k: [] for k in KINDS} for e in ENTRY_POINTS} for _ in trees]
+    for _ in range(runs):
         for entry in ENTRY_POINTS:
-            figures[entry]["importtime"].append(import_ms(functions, entry, {}, prefix))
-            for kind, value in zip(KINDS[1:-1], traced_ms(functions, entry, prefix), strict=True):
-                figures[entry][kind].append(value)
-            figures[entry][KINDS[-1]].append(from_source_cpu_ms(functions, entry, prefix))
+            for (functions, prefix), by_entry in zip(trees, figures, strict=True):
+                by_entry[entry]["importtime"].append(import_ms(functions, entry, {}, prefix))
+                for kind, value in zip(KINDS[1:-1], traced_ms(functions, entry, prefix), strict=True):
+                    by_entry[entry][kind].append(value)
+                by_entry[entry][KINDS[-1]].append(from_source_cpu_ms(functions, entry, prefix))
     return figures
 
 
@@ -154,7 +160,7 @@ def checkout(rev: str, into: Path) -> tuple[Path, bool]:
     return into / "functions", "awscrt" in requirements
 
 
-def report(title: str, figures: dict[str, dict[str, list[float]]]) -> None:
+def report(title: str, figures: Figures) -> None:
     print(f"\n{title}  (ms, median / min)")
     print(f"  {'entry point':<12}" + "".join(f"{k:>15}" for k in KINDS))
     for entry, by_kind in figures.items():
@@ -169,13 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="cold-start-") as work:
+        trees: list[tuple[Path, str]] = []
+        titles: list[str] = []
         if args.before:
             functions, had_awscrt = checkout(args.before, Path(work))
-            report(
-                f"before: {args.before}" + ("" if had_awscrt else " (awscrt hidden: its layer had none)"),
-                measure(functions, args.runs, "" if had_awscrt else HIDE_AWSCRT),
+            trees.append((functions, "" if had_awscrt else HIDE_AWSCRT))
+            titles.append(
+                f"before: {args.before}" + ("" if had_awscrt else " (awscrt hidden: its layer had none)")
             )
-        report("now: the working tree", measure(ROOT / "functions", args.runs, ""))
+        trees.append((ROOT / "functions", ""))
+        titles.append("now: the working tree")
+        for title, figures in zip(titles, measure(trees, args.runs), strict=True):
+            report(title, figures)
     print(f"\nload average after: {os.getloadavg()}")
     return 0
 
