@@ -104,7 +104,10 @@ def serve_demo_page(stack: LocalStack) -> dict[str, str]:
     threading.Thread(target=server.serve_forever, name="demo-page", daemon=True).start()
     stack.add_cleanup(server.shutdown)
     port = server.server_address[1]
-    return {"DEMO_URL": f"http://{stack.host}:{port}/"}
+    return {
+        "DEMO_URL": f"http://{stack.host}:{port}/",
+        "DEMO_RICH_URL": f"http://{stack.host}:{port}/rich.html",
+    }
 
 
 class DemoHandler(SimpleHTTPRequestHandler):

@@ -64,6 +64,12 @@ async function leftEdge(page: Page, selector: string): Promise<number> {
 }
 
 describe('the screenplay demo page', () => {
+  it('is served on a free port, not the 8788 of make dev, when the stack was started with --port 0', () => {
+    // globalSetup starts `python -m devstack --port 0`: a test run beside a developer's
+    // `make dev` must not take (or be pushed off) the demo's usual port.
+    expect(new URL(stack.demoUrl).port).not.toBe('8788');
+  });
+
   it('opens on the sample scene, stored once by the stack, formatted as a screenplay', async () => {
     // Two windows at once: the scene was seeded before the page was served, so neither
     // inserts the sample and both show it exactly once.
@@ -174,6 +180,7 @@ describe('the screenplay demo page', () => {
       expect(await critic.locator('.saved-indicator').count()).toBe(0);
       expect(await critic.locator('.cm-content').getAttribute('contenteditable')).toBe('false');
       expect(await writer.locator('.cm-content').getAttribute('contenteditable')).toBe('true');
+      await screenshots('demo-viewer', critic);
 
       await critic.locator('.cm-content').click();
       await critic.keyboard.press('ControlOrMeta+End');
@@ -194,7 +201,6 @@ describe('the screenplay demo page', () => {
       expect(await critic.locator('.server-errors').count()).toBe(0);
       await expect.poll(() => writer.locator('.saved-indicator').innerText(), POLL).toBe('All changes saved');
     });
-    await screenshots('demo-viewer', critic);
     expect(browser.pageErrors).toEqual([]);
     await Promise.all([writer.close(), critic.close()]);
   });
