@@ -179,10 +179,12 @@ def handlers(
             TableName=aws_tables["ACCESS_TABLE"],
             Item={"sceneId": {"S": "demo-scene"}, "userId": {"S": user}, "role": {"S": "editor"}},
         )
-    # The clients the handlers build from here on come from this session, which records.
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    boto3.setup_default_session()
-    assert boto3.DEFAULT_SESSION is not None
+    # The clients the handlers build from here on come from this session, which records
+    # (collab.aws_clients: the handlers' one botocore session per process).
+    from collab import aws_clients
+
+    monkeypatch.setattr(aws_clients, "_session", None)
+    session = aws_clients.session()
     physical = {aws_tables[spec.env]: name for name, spec in load_tables().items()}
     recorder = Handlers(
         {
@@ -193,7 +195,7 @@ def handlers(
         },
         physical,
     )
-    boto3.DEFAULT_SESSION.events.register("before-parameter-build", recorder.record)
+    session.register("before-parameter-build", recorder.record)
     yield recorder
     runtime._runtime = None
     authorizer._dependencies.cache_clear()
