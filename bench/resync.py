@@ -61,11 +61,11 @@ def _functions_dir(argv: list[str]) -> Path:
     return target / "functions"
 
 
-sys.path[:0] = [str(_functions_dir(sys.argv)), str(ROOT)]
+FUNCTIONS = _functions_dir(sys.argv)
+sys.path[:0] = [str(FUNCTIONS), str(ROOT)]
 
 from pycrdt import Doc, Text, get_state, merge_updates  # noqa: E402
 
-from bench.run import automerge_paper_state  # noqa: E402
 from collab import protocol, runtime, session  # noqa: E402
 from collab.caller import Caller  # noqa: E402
 from collab.settings import Settings  # noqa: E402
@@ -101,6 +101,25 @@ def replay(trace: dict[str, Any], client_id: int, name: str) -> bytes:
     text = doc.get(name, type=Text)
     for txn in trace["txns"]:
         with doc.transaction():
+            for position, deleted, inserted in txn["patches"]:
+                if deleted:
+                    del text[position : position + deleted]
+                if inserted:
+                    text.insert(position, inserted)
+    assert str(text) == trace["endContent"]
+    return doc.get_update()
+
+
+def automerge_paper_state() -> bytes:
+    """The document bench/run.py syncs, built the same way (the whole trace in one
+    transaction: 376,753 bytes). Not imported from there: bench.run puts the working
+    tree's functions/ first on sys.path, which would defeat --before."""
+    with gzip.open(TRACE) as file:
+        trace = json.loads(file.read())
+    doc: Doc = Doc()
+    text = doc.get("t", type=Text)
+    with doc.transaction():
+        for txn in trace["txns"]:
             for position, deleted, inserted in txn["patches"]:
                 if deleted:
                     del text[position : position + deleted]
@@ -187,6 +206,9 @@ def measure(
 
 
 def main() -> None:
+    import collab
+
+    assert Path(collab.__file__).parent.parent == FUNCTIONS, collab.__file__
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -208,7 +230,8 @@ def main() -> None:
         warm = build({**env, "REDIS_URL": redis.url})
         down = build({**env, "REDIS_URL": f"redis://127.0.0.1:{services.free_port()}/0"})
         print(
-            f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; median of {args.runs} syncs"
+            f"{'functions/ of ' + args.before if args.before else 'the working tree'}: "
+            f"{os.cpu_count()} cores, Python {sys.version.split()[0]}; median of {args.runs} syncs"
         )
         print(
             f"{'scene':<26}{'since compaction':<18}{'cache':<7}{'CPU ms':>9}{'wall ms':>9}{'SyncStep2 B':>13}"
