@@ -91,9 +91,10 @@ class SyncAnswer:
     state_vector: bytes  # the server's SyncStep1: what is stored
     log: list[LogEntry]  # the durable log as read (its weight says if compaction is due)
     loaded: bool  # True when the whole state had to be read (the client lacked some of it)
-    # Bytes of the cache's tail folded into the cache's summary: what a cache compaction
-    # would spare the next syncs (0 when the summary came from DynamoDB).
-    folded_into_cache: int
+    # Bytes folded in that a cache compaction would spare the next syncs: the tail when the
+    # cache's summary was used; all of them when the cache is up but has no usable summary
+    # (its compaction then refills it, marking every entry); 0 without the cache.
+    compactable: int
 
 
 class Documents:
@@ -146,15 +147,14 @@ class Documents:
         head = self._log.read_head(scene_id)
         based = self._summary_and_updates(scene_id, cached, head, log)
         if based is not None and based[0].covered_by(state_vector):
-            base, updates, from_cache = based
+            base, updates, compactable = based
             folded = fold(base, updates)
-            self._pause("answer:folded")
             return SyncAnswer(
                 missing=folded.answer(state_vector),
                 state_vector=folded.summary.state_vector,
                 log=log,
                 loaded=False,
-                folded_into_cache=sum(map(len, cached.tail.values())) if from_cache and cached else 0,
+                compactable=compactable,
             )
         loaded = self._load(scene_id, log, head)
         return SyncAnswer(
@@ -162,16 +162,17 @@ class Documents:
             state_vector=loaded.summary.state_vector,
             log=log,
             loaded=True,
-            folded_into_cache=0,
+            compactable=0,
         )
 
     def _summary_and_updates(
         self, scene_id: str, cached: CachedSummary | None, head: Head, log: list[LogEntry]
-    ) -> tuple[Summary, list[bytes], bool] | None:
+    ) -> tuple[Summary, list[bytes], int] | None:
         """A summary of a state that includes snapshot `head`, the updates that, merged
         into it, give everything acknowledged (the reasoning of `_load`, with summaries in
-        place of snapshots), and whether the summary is the cache's. None when no summary
-        can stand in (then the state is read)."""
+        place of snapshots), and how many of their bytes a cache compaction would spare
+        (SyncAnswer.compactable). None when no summary can stand in (then the state is
+        read)."""
         tail = cached.tail if cached is not None else {}
         if (
             cached is not None
@@ -181,12 +182,10 @@ class Documents:
         ):
             summary: Summary | None = cached.summary
             included = set(tail) | cached.merged
-            from_cache = True
         else:
             # The cache is down, behind DynamoDB or without a summary: the snapshot's own.
             summary = self._log.read_snapshot_summary(scene_id, head)
             included = set(tail)  # the tail's copy is as good as the log's, and local
-            from_cache = False
         if summary is None:
             return None
         updates = list(tail.values())
@@ -197,7 +196,15 @@ class Documents:
                 updates.append(entry.update)
             except BlobMissing:
                 return None  # compacted since the log was read: the load sorts that out
-        return summary, updates, from_cache
+        if cached is None or (cached.base is not None and cached.base < head.version):
+            # No cache; or one behind DynamoDB, which its compaction leaves behind (the next
+            # full load refills it): nothing to gain.
+            compactable = 0
+        elif cached.summary is not None and cached.base is not None:
+            compactable = sum(map(len, tail.values()))
+        else:
+            compactable = sum(map(len, updates))
+        return summary, updates, compactable
 
     def _load(self, scene_id: str, log: list[LogEntry], head: Head) -> Loaded:
         cached = self._read_cache(scene_id)
@@ -278,8 +285,8 @@ class Documents:
     def compact_cache(self, scene_id: str) -> bool:
         """Merge the Redis tail into the Redis snapshot (compare-and-set on the version)."""
         cached = self._hot.read(scene_id)
-        if cached.base is None:
-            self.load(scene_id)  # refills from DynamoDB, which is itself a compaction
+        if cached.base is None or cached.summary is None:
+            self.load(scene_id)  # refills (with a summary), which is itself a compaction
             return True
         parts = ([cached.snapshot] if cached.snapshot else []) + list(cached.tail.values())
         merged = merge_updates(*parts) if parts else EMPTY_UPDATE

@@ -8,16 +8,19 @@ a compaction."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from pycrdt import Doc, Text, get_state, get_update, merge_updates
 
 from collab import cache as cache_module
+from collab import session
 from collab.documents import Documents, SyncAnswer
 from collab.hot_state import HotState
 from devstack import services
 from tests.core.storage_rig import Calls, Rig, editor_updates, text_of
+from tests.support.rig import build_rig, caller, sync_frame, update_frame
 
 PASTE = "P" * 400_000  # over the item limit: the snapshot that holds it lives in S3
 
@@ -209,3 +212,24 @@ def test_updates_the_cache_missed_are_still_served_and_counted(rig: Rig, no_cach
     assert not answer.loaded
     assert seen(client, answer) == "FADE IN: INT. ROOM"
     assert answer.state_vector == get_state(doc.get_update())
+
+
+def test_a_paste_is_folded_into_the_cache_once_not_by_every_sync(
+    redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]
+) -> None:
+    rt, recorder, _ = build_rig(redis_url_and_mode, aws_tables)
+    scene = f"scene-{uuid.uuid4().hex[:8]}"
+    writer = caller(scene, "writer=", "ann")
+    rt.access.grant(scene, "ann", "editor")
+    session.handle_message(rt, writer, sync_frame())
+    (paste,) = editor_updates(["Q" * 100_000])  # 100 KB: under the log's compaction weight
+    session.handle_message(rt, writer, update_frame(paste))
+    vector = get_state(paste)
+    first = rt.documents.answer_sync(scene, vector)
+    assert first.compactable >= len(paste)  # in the tail, in no stored snapshot
+    session.handle_message(rt, writer, sync_frame(vector))  # answers, then has it compacted
+    later = rt.documents.answer_sync(scene, vector)
+    assert not later.loaded
+    assert later.compactable == 0  # now in the cached snapshot, marked: nothing to merge
+    replies = [m for m in recorder.sent["writer="] if m["type"] == "sync"]
+    assert len(replies) == 4  # two syncs, each SyncStep2 + SyncStep1

@@ -27,8 +27,8 @@ from collab.rooms import Member
 from collab.runtime import Runtime
 from collab.yjs_format import read_state_vector
 
-# Bytes of tail and log a sync may fold into the cached summary before it has the cache
-# compacted (after its replies): a few dozen KB merge in well under a millisecond.
+# Bytes a sync may fold into the stored summary before it has the cache compacted (after
+# its replies), so that later syncs skip them: a few dozen KB merge in about a millisecond.
 FOLD_LIMIT = 64 * 1024
 
 
@@ -84,7 +84,7 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
             return
     if log_weight(answer.log) > rt.settings.log_tail_limit:  # by count and by bytes
         compact(rt, caller.scene_id, log=True)
-    elif answer.folded_into_cache > FOLD_LIMIT:
+    elif answer.compactable > FOLD_LIMIT:
         # Much of the tail is not in the cached snapshot yet (a paste): fold it there once,
         # so later syncs skip it (marks) instead of merging it each time.
         compact(rt, caller.scene_id, log=False)
