@@ -144,11 +144,11 @@ def start_fake_redis() -> Service:
 def start_moto() -> Service:
     """moto's server (DynamoDB, S3, SSM, Secrets Manager) on a free loopback port."""
     port = free_port()
-    moto = Path(sys.executable).with_name("moto_server")
-    command = [str(moto)] if moto.exists() else [sys.executable, "-m", "moto.server"]
     env = {**os.environ, **LOCAL_AWS_ENV}
+    # On waitress, not moto_server's Werkzeug, so connections stay alive (moto_server.py).
     process = subprocess.Popen(
-        [*command, "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
