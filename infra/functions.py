@@ -1,5 +1,6 @@
 """One Lambda function per entry of routes.json "functions", with the dependency layer,
-Powertools settings, X-Ray, and the grants each one needs (infra/needs.py) and no more."""
+Powertools settings, X-Ray, and the grants each one needs (infra/needs.py) and no more.
+The code asset is a built copy of functions/ with its Python 3.13 bytecode."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from collab import settings
-from infra import FUNCTIONS_DIR
 from infra.cache import Cache
 from infra.config import StageConfig
 from infra.jwt_secret import JwtSecret
@@ -20,6 +20,7 @@ from infra.network import Network
 from infra.removal import removal_policy, retention
 from infra.specs import FunctionSpec, RouteTable
 from infra.storage import BLOB_PREFIX, Storage
+from layers import function_code
 
 METRICS_NAMESPACE = "Collab"
 LAYER_COMPATIBLE_RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -56,9 +57,9 @@ class Functions(Construct):
             description=f"{config.prefix} dependencies (requirements.txt, cp313 aarch64)",
             removal_policy=removal_policy(config),
         )
-        self.code = lambda_.Code.from_asset(
-            str(FUNCTIONS_DIR), exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache"]
-        )
+        # functions/ with its 3.13 bytecode (layers/function_code.py): /var/task is
+        # read-only, so sources alone would be compiled again in every new environment.
+        self.code = lambda_.Code.from_asset(str(function_code.build().path))
         self.manages_connections = {name for name in routes.functions if NEEDS[name].manages_connections}
         self.uses_blobs = {name for name in routes.functions if NEEDS[name].blobs}
         self.functions: dict[str, lambda_.Function] = {}

@@ -5,14 +5,18 @@
     python layers/build.py --force   # rebuild even when up to date
 
 pip downloads manylinux aarch64 wheels for CPython 3.13 (`--platform ... --only-binary`),
-so nothing is compiled here and the build machine's own architecture does not matter.
+so no native code is built here and the build machine's own architecture does not matter.
+The Python modules are then compiled to 3.13 bytecode by a local CPython 3.13
+(layers/bytecode.py): Lambda's /opt is read-only, so without it every new execution
+environment would compile them again.
 
 Reproducible: requirements.txt pins the direct dependencies; layers/requirements.lock pins
 every transitive one with its sha256, and the layer is installed from the lock alone
-(`--no-deps --require-hashes`). The lock records the digest of the requirements.txt it was
+(`--no-deps --require-hashes`), and the bytecode is hash-based with Lambda's paths, so the
+same lock and compiler give the same bytes. The lock records the digest of the requirements.txt it was
 resolved from; when they differ the lock is re-resolved first. The build is cached under
-layers/build/ by the digest of the lock and of these build settings, so a second run (or a
-`cdk synth`) does nothing.
+layers/build/ by the digest of the lock, of these build settings and of the 3.13 compiler's
+version, so a second run (or a `cdk synth`) does nothing.
 
 boto3 and botocore are kept in the layer although the Lambda runtime ships them: the
 runtime's copy changes version without notice, and the handlers are tested against the
@@ -35,12 +39,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as `python layers/build.py`: make `layers` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from layers import bytecode
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements.txt"
 LOCK_FILE = ROOT / "layers" / "requirements.lock"
 BUILD_DIR = ROOT / "layers" / "build"
 # The layer asset: Lambda unpacks a layer under /opt, and python/ is on its sys.path.
 LAYER_DIR = BUILD_DIR / "layer"
+LAYER_RUNTIME_DIR = "/opt/python"
 STAMP_FILE = BUILD_DIR / "layer.stamp"
 MANIFEST_FILE = BUILD_DIR / "manifest.json"
 
@@ -55,7 +65,7 @@ PLATFORM_ARGS = [
     "cp",
 ]
 # Bump when the way the layer is assembled changes, so cached builds are not reused.
-BUILD_FORMAT = "2"
+BUILD_FORMAT = "3"  # 3: 3.13 bytecode in the layer
 LOCK_HEADER = "# requirements.txt sha256: "
 
 # Lambda's limit for a function's code plus all its layers, unzipped.
@@ -131,8 +141,13 @@ def lock(requirements: Path = REQUIREMENTS, lock_file: Path = LOCK_FILE) -> Path
 
 
 def build_key(lock_file: Path = LOCK_FILE) -> str:
-    """What the cached layer depends on: the pinned wheels and how they are installed."""
-    return sha256_text("\n".join([BUILD_FORMAT, *PLATFORM_ARGS, lock_file.read_text()]))
+    """What the cached layer depends on: the pinned wheels, how they are installed, and
+    the compiler of their bytecode."""
+    try:
+        compiler = bytecode.settings_key()
+    except bytecode.BytecodeError as error:
+        raise LayerBuildError(str(error)) from None
+    return sha256_text("\n".join([BUILD_FORMAT, *PLATFORM_ARGS, compiler, lock_file.read_text()]))
 
 
 @contextlib.contextmanager
@@ -166,14 +181,26 @@ def tree_size(root: Path) -> int:
 
 def _strip(python_dir: Path) -> None:
     """Drop what Lambda never uses and what would make two builds differ: console scripts
-    (their shebang names this machine's Python), byte code (compiled by this machine's
-    Python, not 3.13, so never loaded) and pip's record of where each wheel came from."""
+    (their shebang names this machine's Python), any bytecode a wheel shipped (compiled by
+    whoever built it; `_compile` writes 3.13's) and pip's record of where each wheel came
+    from."""
     shutil.rmtree(python_dir / "bin", ignore_errors=True)
     for cache in list(python_dir.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)
     for path in list(python_dir.rglob("*")):
         if path.is_file() and (path.suffix in {".pyc", ".pyo"} or path.name == "direct_url.json"):
             path.unlink()
+
+
+def _compile(python_dir: Path) -> None:
+    try:
+        bytecode.compile_tree(python_dir, LAYER_RUNTIME_DIR)
+    except bytecode.BytecodeError as error:
+        raise LayerBuildError(str(error)) from None
+    missing = bytecode.missing_bytecode(python_dir)
+    if missing:
+        names = ", ".join(str(p.relative_to(python_dir)) for p in missing[:5])
+        raise LayerBuildError(f"{len(missing)} modules of the layer have no 3.13 bytecode: {names}")
 
 
 def _check(python_dir: Path) -> None:
@@ -193,6 +220,12 @@ def _manifest(python_dir: Path, key: str) -> dict[str, object]:
         "python": PYTHON_VERSION,
         "platform": "manylinux2014_aarch64",
         "sizeBytes": tree_size(python_dir),
+        "bytecode": {
+            "compiler": f"CPython {bytecode.compiler().version}",
+            "invalidationMode": bytecode.INVALIDATION_MODE,
+            "files": sum(1 for _ in python_dir.rglob(f"*.{bytecode.CACHE_TAG}.pyc")),
+            "sizeBytes": sum(p.stat().st_size for p in python_dir.rglob(f"*.{bytecode.CACHE_TAG}.pyc")),
+        },
         "distributions": distributions,
         "sharedObjects": [str(p.relative_to(python_dir)) for p in shared_objects(python_dir)],
     }
@@ -202,7 +235,7 @@ def current_layer() -> Layer | None:
     """The cached layer if it was built from the current lock, else None."""
     if not (lock_is_current() and STAMP_FILE.exists() and (LAYER_DIR / "python").is_dir()):
         return None
-    key = build_key()
+    key = build_key()  # raises LayerBuildError without a Python 3.13 to compile with
     if STAMP_FILE.read_text().strip() != key:
         return None
     size = json.loads(MANIFEST_FILE.read_text())["sizeBytes"] if MANIFEST_FILE.exists() else 0
@@ -235,6 +268,7 @@ def build(force: bool = False) -> Layer:
                 str(LOCK_FILE),
             )
             _strip(python_dir)
+            _compile(python_dir)
             _check(python_dir)
             manifest = _manifest(python_dir, key)
             shutil.rmtree(LAYER_DIR, ignore_errors=True)
