@@ -31,7 +31,7 @@ MAX_ROUNDS = 3
 def recipients(rt: Runtime, caller: Caller) -> list[Member]:
     """The scene's members other than the caller. Members whose token has expired get
     nothing more: they are told, closed and evicted here."""
-    roster = rt.rooms.roster(caller.scene_id)
+    roster = rt.rooms.recipients(caller.scene_id)
     if roster.expired:
         expel_expired(rt, caller, roster.expired)
     return [m for m in roster.members if m.connection_id != caller.connection_id]

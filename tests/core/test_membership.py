@@ -200,6 +200,38 @@ def test_an_admit_whose_response_was_lost_records_the_connection_once(aws_tables
     assert rooms.join("scene-1", Member("ann=", "ann", "Ann", "editor")).verified
 
 
+def test_the_fan_out_read_finds_exactly_the_rosters_members(aws_tables: dict[str, str]) -> None:
+    """`recipients` filters in DynamoDB what `roster` filters here: the same live members
+    and the same expired tokens, whatever mix of rows the table holds."""
+    client = boto3.client("dynamodb")
+    table = aws_tables["CONNECTIONS_TABLE"]
+    rooms = Rooms(client, table, 7800)
+    now = 1_900_000_000.0
+    scene = new_scene()
+    rooms.join(scene, Member("live=", "ann", "Ann", "editor", token_expires_at=int(now) + 60), now=now)
+    rooms.join(scene, Member("no-exp=", "bob", "Bob", "viewer"), now=now)
+    rooms.join(scene, Member("tok-exp=", "cy", "Cy", "editor", token_expires_at=int(now) - 1), now=now)
+    rooms.admit(scene, Member("admitted=", "dee", "Dee", "editor"), now=now)  # never synced
+    Rooms(client, table, 10).join(scene, Member("ttl-gone=", "eve", "Eve", "editor"), now=now - 60)
+    client.put_item(  # a row from before `$connect` admitted connections: a member
+        TableName=table,
+        Item={"sceneId": {"S": scene}, "connectionId": {"S": "legacy="}, "userId": {"S": "fay"}},
+    )
+    rooms.join(new_scene(), Member("elsewhere=", "gus", "Gus", "editor"), now=now)
+
+    full, fanout = rooms.roster(scene, now=now), rooms.recipients(scene, now=now)
+
+    def ids(members: list[Member]) -> list[str]:
+        return sorted(m.connection_id for m in members)
+
+    assert ids(full.members) == ["legacy=", "live=", "no-exp="]
+    assert ids(fanout.members) == ids(full.members)
+    assert ids(fanout.expired) == ids(full.expired) == ["tok-exp="]
+    assert {m.connection_id: m.token_expires_at for m in fanout.members} == {
+        m.connection_id: m.token_expires_at for m in full.members
+    }
+
+
 # ----------------------------------------------------------------------- eviction (F8)
 
 
