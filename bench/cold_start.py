@@ -14,21 +14,31 @@ For each Lambda entry point, in fresh interpreters, `--runs` times, median (and 
   `_dependencies()` for connect and the authorizer: boto3 clients and settings; Redis
   connects on first use). Interpreter start-up is not counted;
 - `no .pyc CPU`: the import plus the build again, with every module outside the standard
-  library compiled from source, as on Lambda today: the layer and the function asset ship
-  no bytecode (the layer's would be this machine's Python's, not 3.13's) and /opt and
-  /var/task are read-only, so nothing is cached between environments. Lambda's own
+  library compiled from source, as on Lambda before da9d91e: the layer and the function
+  asset shipped no bytecode and /opt and /var/task are read-only, so nothing is cached
+  between environments (they now ship 3.13's: `--lambda-bytecode` below). Lambda's own
   standard library has its bytecode, and keeps it here too.
 
 `--before REV` measures `git archive REV functions` the same way, with awscrt hidden from
 botocore when REV's layer did not have it (requirements.txt at REV), so it imports what
 that layer imported.
+
+`--lambda-bytecode` measures instead what Lambda gets: Python 3.13 (layers/bytecode.py's
+compiler) importing the built function code (layers/function_code.py) and the built layer
+(layers/build.py), with the 3.13 bytecode they ship and from copies without it, in turn,
+run by run, with PYTHONDONTWRITEBYTECODE as /var/task and /opt are read-only. The layer's
+native modules are aarch64; on another machine the distributions holding them are put in
+front of the layer for this machine (same versions, pip from the registry, compiled the
+same way), so only their .so files differ from what Lambda loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +46,9 @@ import tarfile
 import tempfile
 from io import BytesIO
 from pathlib import Path
+
+from layers import build as layer_build
+from layers import bytecode, function_code
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINTS = ("messages", "disconnect", "connect", "authorizer")
@@ -168,12 +181,100 @@ def report(title: str, figures: Figures) -> None:
         print(f"  {entry:<12}" + "".join(f"{c:>15}" for c in cells))
 
 
+def _native_distributions(python_dir: Path) -> list[str]:
+    """`name==version` of the layer's distributions that hold a shared object."""
+    pins = []
+    for dist_info in sorted(python_dir.glob("*.dist-info")):
+        if any(".so" in line.split(",")[0] for line in (dist_info / "RECORD").read_text().splitlines()):
+            name, version = dist_info.name.removesuffix(".dist-info").rsplit("-", 1)
+            pins.append(f"{name}=={version}")
+    return pins
+
+
+def _copy_without_bytecode(source: Path, into: Path) -> Path:
+    shutil.copytree(source, into, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return into
+
+
+def lambda_paths(work: Path) -> tuple[Path, dict[str, list[Path]]]:
+    """Python 3.13, and the PYTHONPATH (function code first, as Lambda orders /var/task
+    before /opt/python) with bytecode and without."""
+    layer = layer_build.build().path / "python"
+    code = function_code.build().path
+    front: list[Path] = []
+    if platform.machine() not in {"aarch64", "arm64"}:
+        native = work / "native"
+        arch = platform.machine()
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile", "--target", str(native),
+             "--platform", f"manylinux2014_{arch}", "--platform", f"manylinux_2_28_{arch}", "--only-binary=:all:",
+             "--python-version", "3.13", "--implementation", "cp", *_native_distributions(layer)],
+            check=True,
+        )  # fmt: skip
+        bytecode.compile_tree(native, layer_build.LAYER_RUNTIME_DIR)
+        front = [native]
+    with_pyc = [code, *front, layer]
+    without = [_copy_without_bytecode(p, work / "sources" / str(i)) for i, p in enumerate(with_pyc)]
+    return bytecode.compiler().python, {"bytecode": with_pyc, "no bytecode": without}
+
+
+def lambda_cpu_ms(python: Path, path: list[Path], entry: str) -> tuple[float, float]:
+    """(import CPU, import+build CPU) of `entry` in a fresh Python 3.13, traced as on Lambda."""
+    code = (
+        f"import time; c = time.process_time(); import entry.{entry}; ic = time.process_time(); "
+        f"{BUILD[entry]}; bc = time.process_time(); "
+        "print(round((ic - c) * 1000, 1), round((bc - c) * 1000, 1))"
+    )
+    env = {**os.environ, **HANDLER_ENV, **LAMBDA_ENV, "PYTHONPATH": ":".join(map(str, path))}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONHOME", None)
+    done = subprocess.run(
+        [str(python), "-c", code], env=env, capture_output=True, text=True, check=True, cwd=path[0]
+    )
+    import_cpu, build_cpu = (float(v) for v in done.stdout.strip().splitlines()[-1].split())
+    return import_cpu, build_cpu
+
+
+def lambda_bytecode(runs: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="cold-start-313-") as work:
+        python, paths = lambda_paths(Path(work))
+        # kind -> entry point -> (import CPU, import+build CPU) of each run
+        figures: dict[str, dict[str, tuple[list[float], list[float]]]] = {
+            k: {e: ([], []) for e in ENTRY_POINTS} for k in paths
+        }
+        for _ in range(runs):
+            for entry in ENTRY_POINTS:
+                for kind, path in paths.items():
+                    import_cpu, build_cpu = lambda_cpu_ms(python, path, entry)
+                    figures[kind][entry][0].append(import_cpu)
+                    figures[kind][entry][1].append(build_cpu)
+    print(f"\n{python}: the built function code and layer  (CPU ms, median / min of {runs})")
+    heads = [f"{what} {kind}" for kind in paths for what in ("import", "+build")]
+    print(f"  {'entry point':<12}" + "".join(f"{h:>24}" for h in heads))
+    for entry in ENTRY_POINTS:
+        cells = [
+            f"{statistics.median(values):6.0f} /{min(values):5.0f}"
+            for kind in paths
+            for values in figures[kind][entry]
+        ]
+        print(f"  {entry:<12}" + "".join(f"{c:>24}" for c in cells))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--before", metavar="REV", help="also measure this commit's functions/")
+    parser.add_argument(
+        "--lambda-bytecode",
+        action="store_true",
+        help="Python 3.13 on the built code and layer, with and without their bytecode",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()}")
+    if args.lambda_bytecode:
+        lambda_bytecode(args.runs)
+        print(f"\nload average after: {os.getloadavg()}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="cold-start-") as work:
         trees: list[tuple[Path, str]] = []
         titles: list[str] = []
