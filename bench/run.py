@@ -124,7 +124,7 @@ def cpu_per_update(bench: Bench, samples: int, recipients: int) -> dict[str, flo
     )
     hot = HotState(cache_module.connect(settings.redis_url, settings.redis_cluster))
     outbox = Outbox(bench.stack.management_url, settings.fanout_workers)
-    # The anchor: a bare boto3 post, what the outbox replaced (DESIGN §3).
+    # The anchor: a bare boto3 post, what the outbox replaced (docs/design.md §3).
     bare = boto3.client("apigatewaymanagementapi", endpoint_url=bench.stack.management_url)
     context = multiprocessing.get_context("spawn")
     parent_ready, child_ready = context.Pipe()

@@ -1,6 +1,6 @@
 /**
  * Splitting messages too large for one API Gateway frame into `chunk` frames, and putting
- * the server's chunks back together (DESIGN §2). API Gateway caps a frame at 32 KB; the
+ * the server's chunks back together (docs/design.md §2). API Gateway caps a frame at 32 KB; the
  * client keeps every frame at or under 30,000 bytes, envelope included.
  */
 

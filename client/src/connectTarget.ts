@@ -3,7 +3,7 @@
 import { SUBPROTOCOL } from './framing.js';
 
 /**
- * How the JWT reaches the server: the `token` query parameter (DESIGN §2's default), or the
+ * How the JWT reaches the server: the `token` query parameter (docs/design.md §2's default), or the
  * second subprotocol next to `collab.v1`, which keeps the token out of URLs that proxies and
  * access logs record.
  */

@@ -1,5 +1,5 @@
 /**
- * Wire protocol version 1 (DESIGN §2): every frame is a JSON text object. Clients name an
+ * Wire protocol version 1 (docs/design.md §2): every frame is a JSON text object. Clients name an
  * `action` (API Gateway routes on it); the server names a `type`. Yjs payloads travel as
  * base64 y-protocols messages in `data`.
  */

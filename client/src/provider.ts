@@ -1,7 +1,7 @@
 /**
  * A Yjs provider for the API Gateway WebSocket backend, shaped like y-websocket's
  * WebsocketProvider. It differs on the wire (JSON text frames, base64 payloads, chunking:
- * DESIGN §2) and in what a serverless backend needs from a client: a fresh token on every
+ * docs/design.md §2) and in what a serverless backend needs from a client: a fresh token on every
  * connect, reconnecting when API Gateway ends a connection, a keepalive, and a periodic
  * resync because the protocol has no acknowledgements.
  */
@@ -64,7 +64,7 @@ export interface ConnectionError {
   cause?: unknown;
 }
 
-/** An `error` message from the server (DESIGN §2), e.g. `invalid_update` or `too_large`. */
+/** An `error` message from the server (docs/design.md §2), e.g. `invalid_update` or `too_large`. */
 export type ServerError = Omit<ServerErrorMessage, 'type'>;
 
 export interface ApiGatewayProviderOptions {

@@ -1,4 +1,4 @@
-"""Presence (issue 4 item 5, DESIGN §4 invariants 6 and 9): the y-protocols awareness
+"""Presence (issue 4 item 5, docs/design.md §4 invariants 6 and 9): the y-protocols awareness
 update codec and the per-scene awareness state in Redis.
 
 An awareness update is varUint(count) then, per entry, varUint(clientID), varUint(clock),

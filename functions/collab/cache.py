@@ -1,6 +1,6 @@
 """The Redis client: a cluster client against ElastiCache Serverless (cluster mode, TLS),
 a plain client against a standalone server, behind one small wrapper that makes the cache
-optional at run time (DESIGN §4 invariant 7).
+optional at run time (docs/design.md §4 invariant 7).
 
 - One way to fail: any Redis failure, in either shape, surfaces as `CacheUnavailable`.
   redis-py's cluster client raises `RedisClusterException` (not a `RedisError`) when no

@@ -1,4 +1,4 @@
-"""Chunked messages in both directions (DESIGN §2, `chunk`).
+"""Chunked messages in both directions (docs/design.md §2, `chunk`).
 
 Incoming: API Gateway caps a frame at 32 KB, so a client splits a large message's JSON
 text into `chunk` frames. They reach us as separate Lambda invocations, in any order, at

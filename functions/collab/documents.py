@@ -1,7 +1,7 @@
 """A scene's document: accept updates, serve its state, compact it.
 
 Merges and diffs use pycrdt's update-level functions on raw bytes, never a Doc's encoding:
-a Doc silently drops updates whose causal parents have not arrived (DESIGN §5), and
+a Doc silently drops updates whose causal parents have not arrived (docs/design.md §5), and
 `merge_updates` keeps them.
 
 What a reader serves = Redis content + the whole durable log (+ the DynamoDB snapshot when

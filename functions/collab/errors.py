@@ -1,5 +1,5 @@
 """The protocol's error codes as exceptions. A handler raises one; the entry point turns it
-into an `error` message for the client (DESIGN §2), so bad input never crashes a handler."""
+into an `error` message for the client (docs/design.md §2), so bad input never crashes a handler."""
 
 from __future__ import annotations
 

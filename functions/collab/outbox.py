@@ -1,6 +1,6 @@
 """Posting to connections through the API Gateway Management API.
 
-Fan-out is where a handler's CPU, latency and bill go (DESIGN §3). So every post of a
+Fan-out is where a handler's CPU, latency and bill go (docs/design.md §3). So every post of a
 broadcast is in flight at once, each on its own kept-alive connection that outlives the
 invocation (collab.management_client: awscrt, SigV4, no SDK), and the calling thread runs a
 small state machine over their answers:

@@ -1,4 +1,4 @@
-"""Wire protocol version 1 (DESIGN §2): JSON text frames carrying base64 y-protocols messages.
+"""Wire protocol version 1 (docs/design.md §2): JSON text frames carrying base64 y-protocols messages.
 
 Decoding is strict on purpose: a frame either decodes exactly (one message, no trailing
 bytes, canonical base64) or is refused with `bad_request`; nothing half-understood reaches

@@ -55,7 +55,7 @@ class Member:
         )
 
     def public(self) -> dict[str, str]:
-        """What peers see of a participant (DESIGN §2)."""
+        """What peers see of a participant (docs/design.md §2)."""
         return {"connectionId": self.connection_id, "userId": self.user_id, "userName": self.user_name}
 
     def token_expired(self, now: float) -> bool:

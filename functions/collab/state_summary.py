@@ -15,7 +15,7 @@ never depends on the state vector alone:
 
 Why the delete set is sent, not compared. A state vector says nothing about deletions: a
 deletion adds no struct, so a client that missed a delete-only broadcast has the server's
-state vector exactly and still lacks the deletion. The sync message (DESIGN §2) carries a
+state vector exactly and still lacks the deletion. The sync message (docs/design.md §2) carries a
 state vector only, so the server cannot learn what the client deleted; a digest of the
 server's delete set would have nothing to be compared with. So the answer carries the
 stored delete set, which is exactly what get_update(M, C) carries (Yjs diffs always hold

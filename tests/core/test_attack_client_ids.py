@@ -1,5 +1,5 @@
 """Attacks on the client-id binding (review M8, issue 9 items 5 and 6), through
-session.handle_message on real Redis and moto. Each test states the behaviour DESIGN §4
+session.handle_message on real Redis and moto. Each test states the behaviour docs/design.md §4
 promises; each failed on the first build of the binding (viewers bound ids from awareness,
 an offline doc with over 64 ids was refused whole)."""
 

@@ -1,4 +1,4 @@
-"""Bounded presence work (review F7, DESIGN §4 invariant 9): caps on entries and bytes per
+"""Bounded presence work (review F7, docs/design.md §4 invariant 9): caps on entries and bytes per
 awareness message, client ids per connection and states per scene, and a scene's stored
 presence that stays within its cap however many ids come and go. Against real Redis,
 standalone and as a one-node cluster."""

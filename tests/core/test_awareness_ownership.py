@@ -1,4 +1,4 @@
-"""Who may write a Yjs client id's presence (review M7, DESIGN §4 invariant 6): only the
+"""Who may write a Yjs client id's presence (review M7, docs/design.md §4 invariant 6): only the
 connection that introduced it while that connection lives, however quiet it is; the same
 user at once from a new connection (a reconnect keeps the client id, and the old
 connection's $disconnect may be lost); anyone once the owner has ended or stayed silent

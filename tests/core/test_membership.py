@@ -1,4 +1,4 @@
-"""Membership and access while connected (DESIGN §4 invariants 8 and 9, review F4-F6, F8,
+"""Membership and access while connected (docs/design.md §4 invariants 8 and 9, review F4-F6, F8,
 M1, M10), on real Redis and moto with a recording Management API:
 
 - `$connect` records every connection and re-reads the role after the write, so a revoke

@@ -1,4 +1,4 @@
-"""Invariant 2 (DESIGN §4): no member misses an update. A member is registered before its
+"""Invariant 2 (docs/design.md §4): no member misses an update. A member is registered before its
 sync loads state, and an update is durable before the member list for fan-out is read, so
 whichever way a join and an update interleave, the joiner gets the update: in its sync
 reply, in the broadcast, or both. Driven with pause points, against real Redis and moto;

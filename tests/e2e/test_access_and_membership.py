@@ -1,5 +1,5 @@
 """Authentication, scene access and room membership through the local stack with real
-WebSocket clients (issue 3 item 6, second bullet; DESIGN §2 "Connect", §3 on $disconnect
+WebSocket clients (issue 3 item 6, second bullet; docs/design.md §2 "Connect", §3 on $disconnect
 and 410): invalid tokens fail the upgrade, a token without access is told `forbidden` and
 closed, viewers read but cannot write, participants join and leave, expired tokens and
 revoked access end connections, and stale rows are ignored or evicted."""
@@ -295,7 +295,7 @@ def test_token_expiring_during_the_connection_ends_it(scene: Scene, open_client:
 
 
 def test_refusals_before_the_frame_is_read_echo_its_action(scene: Scene, open_client: Opener) -> None:
-    """DESIGN §2 / issue 3 item 4: an `error` names the `action` it answers. The access and
+    """docs/design.md §2 / issue 3 item 4: an `error` names the `action` it answers. The access and
     expiry refusals come before the frame is parsed, and (at the time of writing) lose it."""
     answers = {}
     for action in ("ping", "sync"):

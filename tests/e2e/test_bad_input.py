@@ -1,5 +1,5 @@
 """Bad input through the whole local stack, with real WebSocket clients (issue 4 item 8,
-DESIGN §2 error codes, §4 invariants 4 and 5): each bad frame gets its `error`, nothing
+docs/design.md §2 error codes, §4 invariants 4 and 5): each bad frame gets its `error`, nothing
 invalid is stored or broadcast, and afterwards the scene still works: a fresh client syncs,
 an editor's update reaches the others, and the server's text is the clients' text."""
 

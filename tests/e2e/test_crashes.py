@@ -235,7 +235,7 @@ def test_killing_messages_between_the_durable_write_and_the_broadcast(
     fresh = open_client("dave")
     fresh.synced(timeout=WAIT)
     assert fresh.current_text() == alice.current_text()
-    # Bob's own periodic resync repairs the lost broadcast (DESIGN §2, `sync`).
+    # Bob's own periodic resync repairs the lost broadcast (docs/design.md §2, `sync`).
     bob.synced(timeout=WAIT)
     scene_converges(open_client, alice, bob)
 

@@ -1,5 +1,5 @@
 """A small synchronous WebSocket client for the end-to-end tests: it speaks the wire
-protocol (DESIGN §2) to the local stack, keeps every server message it receives (server
+protocol (docs/design.md §2) to the local stack, keeps every server message it receives (server
 `chunk` frames reassembled), waits for a message matching a predicate with a timeout, and
 holds a pycrdt Doc (one Y.Text "t") that follows the updates it sends and receives.
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 Message = dict[str, Any]
 Predicate = Callable[[Message], bool]
 
-# A client splits any message whose JSON text is over this into `chunk` frames (DESIGN §2).
+# A client splits any message whose JSON text is over this into `chunk` frames (docs/design.md §2).
 CLIENT_FRAME_LIMIT = 30_000
 TEXT = "t"
 

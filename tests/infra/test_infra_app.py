@@ -13,7 +13,7 @@ from infra import ROOT
 from infra.app import project_context
 from layers import build as layer_build
 
-# What the handlers import and the CDK app must not (DESIGN §1).
+# What the handlers import and the CDK app must not (docs/design.md §1).
 RUNTIME_LIBRARIES = {"pycrdt", "redis", "boto3", "botocore", "jwt", "aws_lambda_powertools"}
 
 PROBE = """

@@ -1,6 +1,6 @@
 """`sync`: register the connection as a member, then answer with what it lacks.
 
-Order matters (DESIGN §4): the member is registered (strongly consistent) before its sync
+Order matters (docs/design.md §4): the member is registered (strongly consistent) before its sync
 loads state, so an update appended meanwhile is either in what it loads or fanned out to
 it. Replies go out in one invocation, in this order: `connected`, SyncStep2, the server's
 SyncStep1 (not to viewers), every current awareness state.
@@ -78,7 +78,7 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
         update = awareness_codec.encode_update(present)
         replies.append(protocol.data_message("awareness", protocol.awareness_message(update)))
     outbox = rt.outbox(caller.endpoint)
-    for reply in replies:  # in order, one invocation (DESIGN §2)
+    for reply in replies:  # in order, one invocation (docs/design.md §2)
         if not outbox.send(caller.connection_id, reply):
             evict(rt, caller, [caller.connection_id])
             return

@@ -1,5 +1,5 @@
 // A bare protocol client for end-to-end tests: a real Y.Doc and y-protocols messages over
-// the wire protocol (DESIGN §2), written from the spec and independent of the product's
+// the wire protocol (docs/design.md §2), written from the spec and independent of the product's
 // provider in client/, so a bug there cannot hide a bug in the server (or the reverse).
 import WebSocket from 'ws'
 import * as Y from 'yjs'

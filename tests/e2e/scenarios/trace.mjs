@@ -1,5 +1,5 @@
 // Replays a concurrent editing trace (josephg/editing-traces) through the system as
-// DESIGN §6 describes: every transaction becomes its Yjs update offline, on a doc per agent
+// docs/design.md §6 describes: every transaction becomes its Yjs update offline, on a doc per agent
 // brought to exactly the state of the transaction's parents; then one client per agent
 // sends its own transactions' updates in trace order. Consecutive transactions of one
 // agent travel as one message (the same bytes a client batching its typing would send).
