@@ -188,9 +188,13 @@ def _invoke(
     try:
         result = handler(event, context)
     except Exception as exc:
-        # Lambda logs the error and returns it to the caller (here: API Gateway).
+        # Lambda logs the error and returns it to the caller (here: API Gateway), as one
+        # log event. `Unauthorized` is how an authorizer refuses a connection (the 401
+        # API Gateway answers): a routine outcome, so one line without the traceback; the
+        # authorizer logs its reason itself.
         print(f"[ERROR] {type(exc).__name__}: {exc}", file=sys.stderr)
-        traceback.print_exc()
+        if str(exc) != "Unauthorized":
+            traceback.print_exc()
         return ("error", error_payload(exc))
     try:
         return ("result", json.dumps(result, default=_json_default))

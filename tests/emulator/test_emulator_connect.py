@@ -12,8 +12,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from emulator import Emulator
-from tests.emulator.support import open_ws, recv_json, send_json, wait_for_record, whoami
+from emulator import Emulator, run_in_thread
+from tests.emulator.support import app_config, open_ws, recv_json, send_json, wait_for_record, whoami
 
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9]{15}=$")
 
@@ -122,3 +122,20 @@ def test_post_while_connect_runs_is_gone(emulator: Emulator, management: Any, re
             assert recv_json(ws) == {"now": "fine"}
             send_json(ws, {"action": "echo", "n": 1})
             assert recv_json(ws)["echo"] == {"action": "echo", "n": 1}
+
+
+def test_a_refused_upgrade_logs_one_line_and_a_handler_error_its_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # An emulator of its own, started under capfd, so its workers write into the capture.
+    with run_in_thread(app_config(tmp_path, max_environments=1)) as emu:
+        assert rejected_status(emu.ws_url, "token=nonsense") == 401
+        ws = open_ws(emu.ws_url)
+        send_json(ws, {"action": "boom"})
+        assert recv_json(ws)["message"] == "Internal server error"
+        ws.close()
+    err = capfd.readouterr().err
+    refusal, boom = err.split("[ERROR] RuntimeError: boom")
+    assert "[ERROR] Exception: Unauthorized" in refusal
+    assert "Traceback" not in refusal  # routine: the authorizer logs its reason itself
+    assert "Traceback (most recent call last)" in boom  # a real error keeps its traceback
