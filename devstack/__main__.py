@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     port = DEFAULT_PORT if args.port is None else args.port
     state_file = state_file_path({STATE_FILE_ENV: args.state_file} if args.state_file else None)
-    stack = LocalStack(port=port, redis_cluster=args.redis_cluster, seed_demo=not args.no_demo)
+    stack = LocalStack(port=port, redis_cluster=args.redis_cluster, seed_demo=not args.no_demo, warm=True)
     try:
         stack.start()
         info = ready_info(stack)

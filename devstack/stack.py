@@ -42,6 +42,8 @@ class LocalStack:
     `seed_demo`: also run the hooks of devstack/demo.py (its ON_READY list), if it exists.
     `faults_dir`: let tests stop, crash or overfill execution environments at the handlers'
     pause points (devstack/faults.py); off by default.
+    `warm`: start one execution environment per function before `on_ready` (`make dev`
+    does, so the first messages after READY do not wait for cold starts).
 
     Each function gets the memory size the CDK app deploys it with (devstack/deployed.py),
     enforced as Lambda enforces it.
@@ -59,6 +61,7 @@ class LocalStack:
         redis_cluster: bool = False,
         max_environments: int = 4,
         faults_dir: Path | None = None,
+        warm: bool = False,
     ) -> None:
         self.requested_port = port
         self.host = host
@@ -70,6 +73,7 @@ class LocalStack:
         self.redis_cluster = redis_cluster
         self.max_environments = max_environments
         self.faults_dir = faults_dir
+        self.warm = warm
         self.jwt_secret = secrets.token_urlsafe(48)  # a fresh development secret per run
         self.env: dict[str, str] = {}
         self.ready_info: dict[str, str] = {}
@@ -126,6 +130,12 @@ class LocalStack:
                 preload=("devstack.faults:install",) if self.faults_dir is not None else (),
             )
             self.emulator = self._resources.enter_context(run_in_thread(config))
+            if self.warm:
+                failed = [name for name, ok in self.emulator.lambdas.prewarm().items() if not ok]
+                if failed:
+                    print(
+                        f"WARNING: the init of {', '.join(failed)} failed; see the log above", file=sys.stderr
+                    )
             for hook in self.on_ready:
                 self.ready_info.update(hook(self))
         except BaseException:

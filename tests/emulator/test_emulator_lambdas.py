@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Any
 
+from emulator import run_in_thread
 from emulator.config import FunctionSpec
 from emulator.environments import Lambdas, Outcome
-from tests.emulator.support import APP_DIR
+from tests.emulator.support import APP_DIR, app_config, open_ws, recv_json, send_json
 
 FUNCTIONS = {
     "env": FunctionSpec("env", "emuapp.misbehave.environment_handler", timeout=5, memory_mb=256),
@@ -70,3 +72,17 @@ def test_crash_unserializable_result_and_import_error() -> None:
     assert unserializable.error is not None and unserializable.error["errorType"] == "Runtime.MarshalError"
     assert missing.status == "init_error"
     assert missing.error is not None and missing.error["errorType"] == "Runtime.ImportModuleError"
+
+
+def test_prewarm_starts_one_environment_per_function_and_the_first_message_uses_it(tmp_path: Path) -> None:
+    with run_in_thread(app_config(tmp_path, max_environments=2)) as emu:
+        functions = {"authorizer", "connect", "disconnect", "messages", "fallback"}
+        assert emu.lambdas.prewarm() == dict.fromkeys(functions, True)
+        warm = {env.function: env.pid for env in emu.lambdas.environments()}
+        assert set(warm) == functions and not any(env.busy for env in emu.lambdas.environments())
+        emu.lambdas.prewarm()  # already warm: nothing more starts
+        assert len(emu.lambdas.environments()) == len(functions)
+        with open_ws(emu.ws_url) as ws:
+            send_json(ws, {"action": "count"})
+            # The first invocation of the environment started ahead of traffic.
+            assert recv_json(ws) == {"count": 1, "pid": warm["messages"], "env": "messages"}
