@@ -4,8 +4,9 @@
     .venv/bin/python -m bench.emulator_cpu --recipients 50
 
 Three processes, so that each one's CPU is its own:
-- the stack: a devstack LocalStack (moto and Redis are processes of their own; the emulator
-  runs in this one, its handlers in worker processes that posts never wake);
+- the stack: bench/stack_process.py, devstack's LocalStack (moto and Redis are processes of
+  their own; the emulator runs in this one, its handlers in worker processes that posts
+  never wake);
 - the members: RECIPIENTS WebSocket clients, connected and synced, draining what arrives;
 - this one: `collab.outbox.Outbox.send_all` of a 100-byte message to every member.
 
@@ -23,89 +24,36 @@ import json
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench import proc_stats
+
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGE = '{"type":"update","data":"' + "A" * 74 + '"}'  # 100 bytes
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float:
-    """utime+stime of one process (all its threads, not its children), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _quiet() -> None:
-    # The stack's logs (its workers inherit these descriptors) would bury the figures.
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
-
-
-def _stack(ready: Any, stop: Any) -> None:
-    _quiet()
-    sys.path[:0] = [str(ROOT / "functions"), str(ROOT)]
-    from devstack.stack import LocalStack
-
-    with LocalStack(port=0, seed_demo=False) as stack:
-        stack.start()
-        ready.send(
-            {
-                "env": dict(stack.env),
-                "ws": stack.ws_url,
-                "mgmt": stack.management_url,
-                "secret": stack.jwt_secret,
-            }
-        )
-        stop.recv()
 
 
 def _members(info: dict[str, Any], count: int, ready: Any, stop: Any) -> None:
-    _quiet()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
     sys.path[:0] = [str(ROOT / "functions"), str(ROOT)]
     os.environ.update(info["env"])
-    from websockets.asyncio.client import connect
+    from bench.members import hold_members
 
-    from collab import protocol
-    from collab.access import SceneAccess
-    from collab.settings import Settings
-    from collabctl.devtoken import mint_dev_token
-
-    access = SceneAccess(Settings.from_env(info["env"]).access_table)
-    scene = "bench-emulator-cpu"
-    sync = json.dumps({"action": "sync", "data": protocol.encode_base64(protocol.sync_step1(b"\x00"))})
-
-    async def main() -> None:
-        sockets, ids = [], []
-        for i in range(count):
-            user = f"member{i}"
-            access.grant(scene, user, "editor")
-            token = mint_dev_token(info["secret"], user, scene, name=user)
-            ws = await connect(f"{info['ws']}?sceneId={scene}&token={token}", max_size=None)
-            await ws.send(sync)
-            while (message := json.loads(await ws.recv()))["type"] != "connected":
-                pass
-            ids.append(message["connectionId"])
-            sockets.append(ws)
-
-        async def drain(ws: Any) -> None:
-            async for _ in ws:
-                pass
-
-        tasks = [asyncio.create_task(drain(ws)) for ws in sockets]
-        ready.send(ids)
-        while not stop.poll():
-            await asyncio.sleep(0.1)
-        for task in tasks:
-            task.cancel()
-        for ws in sockets:
-            await ws.close()
-
-    asyncio.run(main())
+    asyncio.run(
+        hold_members(
+            info["env"],
+            info["ws_url"],
+            info["jwt_secret"],
+            "bench-emulator-cpu",
+            count,
+            ready.send,
+            stop.poll,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,13 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broadcasts", type=int, default=200)
     args = parser.parse_args(argv)
     context = multiprocessing.get_context("spawn")
-    stack_ready, stack_ready_child = context.Pipe()
-    stack_stop, stack_stop_child = context.Pipe()
-    stack = context.Process(target=_stack, args=(stack_ready_child, stack_stop_child))
-    stack.start()
-    assert stack.pid is not None
+    # The stack in a process of its own (bench/stack_process.py), its logs discarded.
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "bench.stack_process", os.devnull],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert stack.stdout is not None and stack.stdin is not None
+    info = json.loads(stack.stdout.readline())
     stack_pid = stack.pid
-    info = stack_ready.recv()
     members_ready, members_ready_child = context.Pipe()
     members_stop, members_stop_child = context.Pipe()
     members = context.Process(
@@ -134,19 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "functions"))
     from collab.outbox import Outbox
 
-    outbox = Outbox(info["mgmt"], workers=len(ids))
+    outbox = Outbox(info["management_url"], workers=len(ids))
     outbox.send_all(ids, MESSAGE)  # warm: connections open
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()}")
     figures = []
     for _ in range(args.rounds):
-        cpu = process_cpu(stack_pid)
+        cpu = proc_stats.cpu_seconds(stack_pid)
         wall = time.perf_counter()
         for _ in range(args.broadcasts):
             outbox.send_all(ids, MESSAGE)
         posts = args.broadcasts * len(ids)
         figures.append(
             (
-                (process_cpu(stack_pid) - cpu) / posts * 1e6,
+                (proc_stats.cpu_seconds(stack_pid) - cpu) / posts * 1e6,
                 (time.perf_counter() - wall) / args.broadcasts * 1e3,
             )
         )
@@ -158,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     members_stop.send(True)
     members.join(30)
-    stack_stop.send(True)
-    stack.join(60)
+    stack.stdin.close()  # stack_process stops everything when its stdin closes
+    stack.wait(60)
     return 0
 
 

@@ -79,49 +79,22 @@ def _emulator_stack(ready: Any, stop: Any, members: int) -> None:
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)
     sys.path[:0] = [str(ROOT / "functions"), str(ROOT)]
-    from websockets.asyncio.client import connect
-
-    from collab import protocol
-    from collab.access import SceneAccess
-    from collab.settings import Settings
-    from collabctl.devtoken import mint_dev_token
+    from bench.members import hold_members
     from devstack.stack import LocalStack
 
-    with LocalStack(port=0, seed_demo=False) as stack:
-        stack.start()
+    with LocalStack(port=0, seed_demo=False) as stack:  # entering starts it
         os.environ.update(stack.env)
-        access = SceneAccess(Settings.from_env(stack.env).access_table)
-        scene = "bench-outbox"
-        sync = json.dumps({"action": "sync", "data": protocol.encode_base64(protocol.sync_step1(b"\x00"))})
-
-        async def main() -> None:
-            sockets = []
-            ids = []
-            for i in range(members):
-                user = f"member{i}"
-                access.grant(scene, user, "editor")
-                token = mint_dev_token(stack.jwt_secret, user, scene, name=user)
-                ws = await connect(f"{stack.ws_url}?sceneId={scene}&token={token}", max_size=None)
-                await ws.send(sync)
-                while (message := json.loads(await ws.recv()))["type"] != "connected":
-                    pass
-                ids.append(message["connectionId"])
-                sockets.append(ws)
-            ready.send((stack.management_url, ids))
-
-            async def drain(ws: Any) -> None:
-                async for _ in ws:
-                    pass
-
-            tasks = [asyncio.create_task(drain(ws)) for ws in sockets]
-            while not stop.poll():
-                await asyncio.sleep(0.1)
-            for task in tasks:
-                task.cancel()
-            for ws in sockets:
-                await ws.close()
-
-        asyncio.run(main())
+        asyncio.run(
+            hold_members(
+                stack.env,
+                stack.ws_url,
+                stack.jwt_secret,
+                "bench-outbox",
+                members,
+                lambda ids: ready.send((stack.management_url, ids)),
+                stop.poll,
+            )
+        )
 
 
 # -- one client, in its own interpreter ------------------------------------------------------
