@@ -61,6 +61,13 @@ def _status_field(pid: int, name: str) -> int | None:
     return _parse_field(status, name.encode() + b":")
 
 
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+
+
 def _parse_field(status: bytes, key: bytes) -> int | None:
     at = status.find(key)
     if at < 0:
@@ -73,16 +80,24 @@ class PeakReader:
     times a second, and every invocation twice more, so each worker's /proc/PID/status
     stays open and is re-read with one pread (about 6 µs against 30 µs for open, read,
     close and a line-by-line parse). An open /proc file belongs to that process, not to
-    its number: after the process ends its reads fail, and a reused pid cannot be misread."""
+    its number: after the process ends its reads fail, and a reused pid cannot be misread.
+
+    A worker is not measured until it has exec'd: between fork and exec the child's
+    memory is a copy of the emulator's, and so is its high-water mark (a test process
+    running the emulator in-thread had a 610 MB peak, which "killed" a 512 MB authorizer
+    at birth). Until then its command line is still the emulator's own."""
 
     def __init__(self) -> None:
         self._files: dict[int, int] = {}
         self._lock = threading.Lock()
+        self._own_cmdline = _cmdline(os.getpid())
 
     def __call__(self, pid: int) -> int | None:
         with self._lock:
             fd = self._files.get(pid)
             if fd is None:
+                if _cmdline(pid) in (self._own_cmdline, None):
+                    return None  # not exec'd yet (or gone): nothing of its own to measure
                 try:
                     fd = self._files[pid] = os.open(f"/proc/{pid}/status", os.O_RDONLY)
                 except OSError:

@@ -227,3 +227,28 @@ def test_peak_reader_follows_a_process_and_stops_when_it_ends() -> None:
     # Ended (and reaped): the file is closed and the pid is never misread if reused.
     assert reader(child.pid) is None
     assert len(reader) == 0
+
+
+@pytest.mark.skipif(not can_measure(), reason="memory is measured in /proc (Linux)")
+def test_peak_reader_ignores_a_child_until_it_has_execd() -> None:
+    # Between fork and exec a child's peak is a copy of this process's: not its own.
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: wait for the word, then become a small program of its own
+        os.close(go_write)
+        os.read(go_read, 1)
+        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(30)"])
+    os.close(go_read)
+    reader = PeakReader()
+    try:
+        assert reader(pid) is None  # forked, not exec'd: nothing of its own yet
+        os.write(go_write, b"x")
+        deadline = time.monotonic() + 60
+        while (peak := reader(pid)) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert peak is not None and peak < (peak_resident_bytes(os.getpid()) or 0)
+    finally:
+        os.close(go_write)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        reader.close()
