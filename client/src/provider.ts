@@ -104,6 +104,13 @@ export interface ApiGatewayProviderOptions {
    */
   maxRefusedUpgrades?: number;
   /**
+   * After stopping with `unauthorized`, try again this long later, in ms (default 60,000;
+   * 0: never, until `connect()`). A browser cannot tell a refusal from a server error
+   * (a throttled authorizer, a deploy) that answers the upgrade with 5xx: this keeps a
+   * short outage from stopping every client for good, at one round of attempts a minute.
+   */
+  unauthorizedRetryDelay?: number;
+  /**
    * Asked, once the refusals reach `maxRefusedUpgrades`, whether the endpoint answers
    * HTTP at all (given the URL with http(s) for ws(s)); false means a network failure and
    * the provider keeps retrying. Default: a `no-cors` fetch. `false`: no probe, every such
@@ -136,6 +143,7 @@ const DEFAULT_PING_INTERVAL = 5 * 60_000;
 const DEFAULT_MAX_BACKOFF = 10_000;
 const DEFAULT_INITIAL_BACKOFF = 200;
 const DEFAULT_MAX_REFUSED_UPGRADES = 4;
+const DEFAULT_UNAUTHORIZED_RETRY_DELAY = 60_000;
 const DEFAULT_SAVED_CHECK_DELAY = 1_000;
 const DEFAULT_SAVED_CHECK_MAX_WAIT = 10_000;
 
@@ -203,6 +211,8 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   private readonly unloadTarget: Pick<Window, 'addEventListener' | 'removeEventListener'> | null;
   private stateBeforeHide: Record<string, unknown> | null = null;
   private readonly maxRefusedUpgrades: number;
+  private readonly unauthorizedRetryDelay: number;
+  private unauthorizedRetryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly probe: ReachabilityProbe | null;
   /** The token of the latest attempt, for the reason given with `unauthorized`. */
   private lastToken: string | null = null;
@@ -233,6 +243,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.pingInterval = options.pingInterval ?? DEFAULT_PING_INTERVAL;
     this.silenceTimeout = options.silenceTimeout ?? defaultSilenceTimeout(this.resyncInterval, this.pingInterval);
     this.maxRefusedUpgrades = options.maxRefusedUpgrades ?? DEFAULT_MAX_REFUSED_UPGRADES;
+    this.unauthorizedRetryDelay = options.unauthorizedRetryDelay ?? DEFAULT_UNAUTHORIZED_RETRY_DELAY;
     this.probe = options.probeServer === false ? null : (options.probeServer ?? fetchProbe);
     this.savedCheckDelay = options.savedCheckDelay ?? DEFAULT_SAVED_CHECK_DELAY;
     this.savedCheckMaxWait = options.savedCheckMaxWait ?? DEFAULT_SAVED_CHECK_MAX_WAIT;
@@ -414,6 +425,8 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     const reachable = this.probe === null ? true : await this.probe(probeUrl(this.serverUrl));
     if (generation !== this.generation || !this.shouldConnect || this.ws !== null) return;
     if (!reachable) {
+      // A network failure, not refusals: once the network is back, count afresh.
+      this.refusedUpgrades = 0;
       this.scheduleReconnect();
       return;
     }
@@ -428,6 +441,12 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.clearReconnectTimer();
     this.setStatus(refusal.status);
     this.emit('connection-error', [refusal.error, this]);
+    if (refusal.status === 'unauthorized' && this.unauthorizedRetryDelay > 0) {
+      this.unauthorizedRetryTimer = setTimeout(() => {
+        this.unauthorizedRetryTimer = null;
+        if (this.refusal === refusal && !this.destroyed) this.connect(); // a fresh token, a new round
+      }, this.unauthorizedRetryDelay);
+    }
   }
 
   /** Forget everything that belonged to the connection that just ended. */
@@ -469,6 +488,8 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   private clearReconnectTimer(): void {
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    if (this.unauthorizedRetryTimer !== null) clearTimeout(this.unauthorizedRetryTimer);
+    this.unauthorizedRetryTimer = null;
   }
 
   private startTimers(): void {
@@ -559,11 +580,8 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
         this.unsuccessfulReconnects = 0;
         const roleChanged = this.role !== message.role;
         this.role = message.role;
-        if (message.role === 'viewer') {
-          // A viewer's edits are never sent: none of them will ever be stored.
-          this.savedState.clear();
-          this.savedChanged();
-        }
+        // A viewer's edits are never sent, so any it holds (made before a demotion, or
+        // offline) stay unsaved: `saved` never claims what the server does not have.
         if (roleChanged) this.emit('role', [message.role, this]);
         this.connectionId = message.connectionId;
         this.user = message.user;
@@ -616,8 +634,8 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
 
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown, _doc: Y.Doc, transaction: Y.Transaction): void => {
     if (origin === this) return;
-    const viewer = this.admitted && this.role === 'viewer';
-    if (!viewer && this.savedState.record(transaction)) {
+    // A viewer's local edits are recorded too: they are not stored, so not saved.
+    if (this.savedState.record(transaction)) {
       this.savedChanged();
       this.scheduleSavedCheck();
     }

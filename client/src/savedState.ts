@@ -93,11 +93,6 @@ export class SavedState {
     this.prune();
   }
 
-  /** Forget every pending edit (a viewer's edits are never sent, so never stored). */
-  clear(): void {
-    this.pending = [];
-  }
-
   /** Whether any pending edit deleted something (only then is a delete set worth decoding). */
   get awaitsDeletions(): boolean {
     return this.pending.some((edit) => edit.deletes.length > 0);

@@ -38,8 +38,8 @@ export interface UseYjsCollaborationResult {
   connectionError: ConnectionError | null;
   participants: readonly Participant[];
   /**
-   * Every local edit is stored durably on the server (true with no edits, and always for
-   * a viewer, whose edits are never sent). Changes only between "all saved" and "not",
+   * Every local edit is stored durably on the server (true with no edits; false while a
+   * viewer holds local edits, which are never sent). Changes only between "all saved" and "not",
    * so typing does not re-render per keystroke; `provider.unsyncedChanges` has the count.
    */
   saved: boolean;

@@ -78,7 +78,9 @@ describe('refused upgrades against the local stack', () => {
     });
     try {
       await waitFor('eight attempts', () => calls >= 8);
-      expect(provider.refusedUpgrades).toBeGreaterThanOrEqual(4);
+      // The 4th failure asked whether the server answers HTTP: it does not, so the count
+      // started afresh rather than stopping the provider.
+      expect(provider.refusedUpgrades).toBeLessThan(4);
       expect(provider.status).not.toBe('unauthorized');
     } finally {
       provider.destroy();
@@ -117,12 +119,13 @@ describe('saved against the local stack', () => {
     expect(saves.at(-1)).toBe(true);
   });
 
-  it.skipIf(viewer(stack) === undefined)('is always saved for a viewer, who is told its role', async () => {
+  it.skipIf(viewer(stack) === undefined)('is saved for a viewer, who is told its role, until it edits locally', async () => {
     const watcher = clients.open({ token: mintToken(stack, viewer(stack) ?? editor(stack)) });
     await synced(watcher);
     expect(watcher.role).toBe('viewer');
-    watcher.doc.getText(textName('viewer-saved')).insert(0, 'a viewer types');
     expect(watcher.saved).toBe(true);
     expect(watcher.unsyncedChanges).toBe(0);
+    watcher.doc.getText(textName('viewer-saved')).insert(0, 'a viewer types');
+    expect(watcher.saved).toBe(false); // never sent, never stored
   });
 });

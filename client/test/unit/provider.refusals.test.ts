@@ -61,7 +61,7 @@ describe('ApiGatewayProvider: refusals', () => {
     let calls = 0;
     const getToken = vi.fn(async () => `jwt-${++calls}`);
     const probe = vi.fn(async () => true);
-    const { provider, statuses } = harness.start({ getToken, probeServer: probe });
+    const { provider, statuses } = harness.start({ getToken, probeServer: probe, unauthorizedRetryDelay: 0 });
     const errors: ConnectionError[] = [];
     provider.on('connection-error', (error) => errors.push(error));
     for (let i = 0; i < 3; i++) await refuse();
@@ -99,10 +99,33 @@ describe('ApiGatewayProvider: refusals', () => {
     const { provider } = harness.start({ probeServer: probe, maxBackoffTime: 1_000 });
     for (let i = 0; i < 8; i++) await refuse();
     expect(provider.status).toBe('connecting');
-    expect(probe).toHaveBeenCalledTimes(5); // on the 4th refusal and on each one after it
+    // On the 4th refusal; unreachable, so the count starts afresh: again on the 8th.
+    expect(probe).toHaveBeenCalledTimes(2);
     reachable = true;
+    for (let i = 0; i < 3; i++) await refuse();
+    expect(provider.status).toBe('connecting'); // the failures of the outage do not count
     await refuse();
     expect(provider.status).toBe('unauthorized');
+  });
+
+  it('tries again a minute after unauthorized, so a short server outage does not stop it for good', async () => {
+    let calls = 0;
+    const getToken = vi.fn(async () => `jwt-${++calls}`);
+    const { provider } = harness.start({ getToken, probeServer: async () => true });
+    for (let i = 0; i < 4; i++) await refuse();
+    expect(provider.status).toBe('unauthorized');
+    await settle(40_000); // 50 s after the refusal (refuse() waited 10 s)
+    expect(harness.sockets).toHaveLength(4); // nothing more within the minute
+    await settle(15_000);
+    await settle();
+    expect(harness.sockets).toHaveLength(5); // a new round, with a fresh token
+    expect(getToken).toHaveBeenCalledTimes(5);
+    expect(provider.status).toBe('connecting');
+    harness.last().open(); // the server is back: the upgrade succeeds
+    harness.last().receive(connected());
+    await settle();
+    expect(provider.status).toBe('connected');
+    expect(provider.refusedUpgrades).toBe(0);
   });
 
   it('does not count attempts while the browser says it is offline', async () => {

@@ -143,14 +143,17 @@ describe('ApiGatewayProvider: saved', () => {
     expect(provider.saved).toBe(true);
   });
 
-  it('is always saved for a viewer, and asks nothing', async () => {
-    const { provider, doc, saves } = harness.start();
+  it('is saved for a viewer with nothing of its own, and never claims a viewer\'s edit is saved', async () => {
+    const { provider, doc } = harness.start();
     const scene = await admitted('viewer');
-    doc.getText('t').insert(0, 'a viewer types');
     expect(provider.saved).toBe(true);
+    doc.getText('t').insert(0, 'a viewer types');
+    // Never sent (a viewer may not write), so never stored: not saved, and nothing asked.
+    expect(provider.saved).toBe(false);
+    expect(provider.unsyncedChanges).toBeGreaterThan(0);
     await settle(5_000);
     expect(scene.syncs()).toBe(1);
-    expect(saves).toEqual([]);
+    expect(provider.saved).toBe(false);
   });
 
   it('announces the role from connected', async () => {

@@ -173,17 +173,18 @@ describe('useYjsCollaboration', () => {
     expect(scene?.doc.getText('scene').toString()).toBe('FADE IN:');
   });
 
-  it('is saved for a viewer whatever it types, and says it is a viewer', async () => {
+  it('says it is a viewer, saved until it types (a viewer\'s edits are never stored)', async () => {
     await render({ authToken: 'jwt-1' });
     await server((socket) => {
       socket.open();
       new StoredScene(socket, 'viewer').answerSyncs();
     });
     expect(result.role).toBe('viewer');
+    expect(result.saved).toBe(true);
     await act(async () => {
       result.doc?.getText('scene').insert(0, 'a viewer types');
     });
-    expect(result.saved).toBe(true);
+    expect(result.saved).toBe(false);
   });
 
   it('counts edits made while disabled as unsaved once enabled', async () => {
