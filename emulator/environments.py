@@ -463,11 +463,19 @@ class FunctionPool:
         kind, _ = env.start()
         if kind != "ready":
             env.close()  # a failed init: the first invocation starts a fresh one
-        loop = self._loop
-        if loop is None:  # nothing has been invoked yet, so nobody waits for a slot
-            self._release(env)
-        else:
-            loop.call_soon_threadsafe(self._release, env)
+        with self._lock:
+            loop = self._loop
+            if loop is None:
+                # No invocation has begun, so nobody waits for a slot (waiters are made
+                # under this lock, after an invocation sets the loop): give it back here.
+                self._busy.discard(env)
+                if not self._closed and env.alive:
+                    self._idle.append(env)
+                    return True
+        if loop is None:
+            env.close()
+            return False
+        loop.call_soon_threadsafe(self._release, env)  # waiters are the loop's to hand to
         return kind == "ready"
 
     def _new_spec(self) -> WorkerSpec:

@@ -80,7 +80,8 @@ class PeakReader:
     times a second, and every invocation twice more, so each worker's /proc/PID/status
     stays open and is re-read with one pread (about 6 µs against 30 µs for open, read,
     close and a line-by-line parse). An open /proc file belongs to that process, not to
-    its number: after the process ends its reads fail, and a reused pid cannot be misread.
+    its number: after the process ends its reads fail (and the file is closed), so while a
+    file is open a reused pid cannot be misread.
 
     A worker is not measured until it has exec'd: between fork and exec the child's
     memory is a copy of the emulator's, and so is its high-water mark (a test process
@@ -219,6 +220,8 @@ class MemoryGuard:
                 self._changed.wait(self._interval)
 
     def _check(self, env: Watched) -> None:
+        if self._stopped:
+            return  # after stop(): no file is opened again
         pid = env.pid
         if pid is None:
             return
