@@ -34,6 +34,7 @@ AIMING_ENV = (
     settings.ACCESS_TABLE,
     settings.CONNECTIONS_TABLE,
     settings.DOCUMENTS_TABLE,
+    settings.MANAGEMENT_ENDPOINT,
     "AWS_PROFILE",
     "AWS_ACCESS_KEY_ID",
     "AWS_ENDPOINT_URL",
