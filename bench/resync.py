@@ -30,7 +30,6 @@ commit), so before and after are measured by one script on one machine.
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import io
 import json
@@ -66,12 +65,13 @@ sys.path[:0] = [str(FUNCTIONS), str(ROOT)]
 
 from pycrdt import Doc, Text, get_state, merge_updates  # noqa: E402
 
+from bench import traces  # noqa: E402
 from collab import protocol, runtime, session  # noqa: E402
 from collab.caller import Caller  # noqa: E402
 from collab.settings import Settings  # noqa: E402
 from devstack import services  # noqa: E402
 
-TRACE = ROOT / "tests" / "data" / "traces" / "automerge-paper.json.gz"
+TRACE = traces.AUTOMERGE_PAPER
 BIG_SCENE_AUTHORS = 21
 
 
@@ -94,41 +94,6 @@ class Posts:
         return None
 
 
-def replay(trace: dict[str, Any], client_id: int, name: str) -> bytes:
-    """The trace typed into Y.Text `name` by one author, one transaction per trace
-    transaction (one huge transaction is far slower in pycrdt)."""
-    doc: Doc = Doc(client_id=client_id)
-    text = doc.get(name, type=Text)
-    for txn in trace["txns"]:
-        with doc.transaction():
-            for position, deleted, inserted in txn["patches"]:
-                if deleted:
-                    del text[position : position + deleted]
-                if inserted:
-                    text.insert(position, inserted)
-    assert str(text) == trace["endContent"]
-    return doc.get_update()
-
-
-def automerge_paper_state() -> bytes:
-    """The document bench/run.py syncs, built the same way (the whole trace in one
-    transaction: 376,753 bytes). Not imported from there: bench.run puts the working
-    tree's functions/ first on sys.path, which would defeat --before."""
-    with gzip.open(TRACE) as file:
-        trace = json.loads(file.read())
-    doc: Doc = Doc()
-    text = doc.get("t", type=Text)
-    with doc.transaction():
-        for txn in trace["txns"]:
-            for position, deleted, inserted in txn["patches"]:
-                if deleted:
-                    del text[position : position + deleted]
-                if inserted:
-                    text.insert(position, inserted)
-    assert str(text) == trace["endContent"]
-    return doc.get_update()
-
-
 def kept(name: str, build: Any) -> bytes:
     """`build()`, kept in the temp directory under `name` and the trace's digest."""
     digest = hashlib.sha256(TRACE.read_bytes()).hexdigest()[:12]
@@ -144,9 +109,8 @@ def authors_state(first: int, count: int) -> bytes:
     """The trace typed by authors first..first+count-1, each into its own text."""
 
     def build() -> bytes:
-        with gzip.open(TRACE) as file:
-            trace = json.loads(file.read())
-        return merge_updates(*(replay(trace, 1000 + i, f"t{i}") for i in range(first, first + count)))
+        trace = traces.load(TRACE)
+        return merge_updates(*(traces.replay(trace, 1000 + i, f"t{i}") for i in range(first, first + count)))
 
     return kept(f"authors-{first}-{count}", build)
 
@@ -217,7 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.INFO)  # the handlers log every cache fallback at INFO
     scenes = {
-        "automerge-paper": kept("automerge-paper", automerge_paper_state),
+        "automerge-paper": kept("automerge-paper", traces.automerge_paper_state),
         f"{BIG_SCENE_AUTHORS} authors": big_scene(),
     }
     redis = services.start_redis()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import multiprocessing
 import os
@@ -34,6 +33,7 @@ import boto3  # noqa: E402
 from pycrdt import Doc, Text  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
+from bench import traces  # noqa: E402
 from collab import cache as cache_module  # noqa: E402
 from collab import protocol  # noqa: E402
 from collab.access import SceneAccess  # noqa: E402
@@ -45,9 +45,6 @@ from collab.outbox import Outbox  # noqa: E402
 from collab.settings import Settings  # noqa: E402
 from collabctl.devtoken import mint_dev_token  # noqa: E402
 from devstack.stack import LocalStack  # noqa: E402
-
-TRACE = ROOT / "tests" / "data" / "traces" / "automerge-paper.json.gz"
-
 
 SYNC_FROM_NOTHING = json.dumps(
     {"action": "sync", "data": protocol.encode_base64(protocol.sync_step1(b"\x00"))}
@@ -219,22 +216,6 @@ async def _wait_for(ws: Any, predicate: Callable[[dict[str, Any]], bool]) -> dic
 
 
 # -- 3. a new client syncs a big document ----------------------------------------------------
-def automerge_paper_state() -> bytes:
-    with gzip.open(TRACE) as file:
-        trace = json.loads(file.read())
-    doc: Doc = Doc()
-    text = doc.get("t", type=Text)
-    with doc.transaction():
-        for txn in trace["txns"]:
-            for position, deleted, inserted in txn["patches"]:
-                if deleted:
-                    del text[position : position + deleted]
-                if inserted:
-                    text.insert(position, inserted)
-    assert str(text) == trace["endContent"]
-    return doc.get_update()
-
-
 async def sync_time(bench: Bench, state: bytes, runs: int) -> dict[str, float]:
     settings = bench.settings
     dynamodb = boto3.client("dynamodb")
@@ -323,7 +304,7 @@ def main() -> None:
                 f"   (ping round trip p50 {result['ping_p50']:.1f}; ratio p50/ping {result['p50'] / result['ping_p50']:.1f})"
             )
         print("\n3. a new client syncs the final automerge-paper document")
-        state = automerge_paper_state()
+        state = traces.automerge_paper_state()
         sync = asyncio.run(sync_time(Bench(stack), state, args.sync_runs))
         print(
             f"   {sync['state_bytes']:,} bytes: warm cache p50 {sync['warm_p50']:.1f} ms, flushed cache p50 "
