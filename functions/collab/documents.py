@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from pycrdt import get_state, get_update, merge_updates
 
@@ -34,6 +35,8 @@ from collab.errors import InvalidUpdate
 from collab.hot_state import CachedState, CachedSummary, HotState
 from collab.state_summary import Summary, fold, summarize
 from collab.yjs_format import check_state, read_update
+
+_Cached = TypeVar("_Cached")
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ class Documents:
         else from the whole state."""
         # The cache may be read before the log: it is trusted only if it includes the
         # snapshot of the head read after the log, whenever it was read (see load).
-        cached = self._read_cache_summary(scene_id)
+        cached = self._from_cache(self._hot.read_summary, scene_id)
         self._pause("answer:cache-read")
         log = self._log.read_log(scene_id)  # before the head: see durable_log.py
         self._pause("load:log-read")
@@ -207,7 +210,7 @@ class Documents:
         return summary, updates, compactable
 
     def _load(self, scene_id: str, log: list[LogEntry], head: Head) -> Loaded:
-        cached = self._read_cache(scene_id)
+        cached = self._from_cache(self._hot.read, scene_id)
         parts: list[bytes] = []
         if cached is not None and cached.snapshot is not None:
             parts.append(cached.snapshot)
@@ -250,16 +253,11 @@ class Documents:
         latest, snapshot = self._log.load_latest(scene_id)
         return (latest if latest.version >= head.version else head), snapshot
 
-    def _read_cache(self, scene_id: str) -> CachedState | None:
+    @staticmethod
+    def _from_cache(read: Callable[[str], _Cached], scene_id: str) -> _Cached | None:
+        """`read(scene_id)` from the cache, or None while it is unavailable."""
         try:
-            return self._hot.read(scene_id)
-        except CacheUnavailable as error:
-            logger.info("cache read skipped (%s); serving from DynamoDB", error)
-            return None
-
-    def _read_cache_summary(self, scene_id: str) -> CachedSummary | None:
-        try:
-            return self._hot.read_summary(scene_id)
+            return read(scene_id)
         except CacheUnavailable as error:
             logger.info("cache read skipped (%s); serving from DynamoDB", error)
             return None
