@@ -13,6 +13,15 @@ collab.management_client signs with the same resolved credentials.
 `LazyClient` builds its client on first use, for a service that only some invocations
 call: S3 holds only payloads over a DynamoDB item (collab.blobs), which most environments
 never see, and its client is the most expensive to build (S3's model is the largest).
+
+No dual-stack endpoints (botocore's `use_dualstack_endpoint`), in a stage with egress ipv6
+too: the clients the VPC functions build call DynamoDB and S3 only, and the VPC's free
+gateway endpoints serve their regional names over IPv4 (the route tables send the
+services' IPv4 prefix lists to them). A dual-stack name also resolves to IPv6 addresses,
+which Python's sockets try first on a dual-stack host, so those calls would leave through
+the egress-only internet gateway to the public endpoints instead: it would work, and give
+up the private path for nothing. The functions outside the VPC (the authorizer reading
+its secret from SSM or Secrets Manager) reach the regional names directly either way.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ optional at run time (docs/design.md §4 invariant 7).
   cache costs one short timeout per execution environment, not one per call.
 - No client-side retries: a retried Lua script that already ran would run twice, and a
   retry on a dead node only multiplies the timeout. The callers fall back to DynamoDB.
+- Or no cache at all (`Cache.disabled`, a stage with CACHE_KIND=none): every call raises
+  CacheUnavailable at once, with no client, no connection and no timeout, so the same
+  DynamoDB fallbacks serve everything and the stores need no second code path.
 
 Every key of a scene shares the {scene} hash tag, so multi-key commands and scripts only
 ever touch one slot.
@@ -73,14 +76,32 @@ class Cache:
         self._scripts: dict[tuple[int, str], Any] = {}
         self._skip_until = 0.0
         self._lock = threading.Lock()
+        # Set by `disabled()`: the reason every call is refused, for good.
+        self._disabled: str | None = None
+
+    @classmethod
+    def disabled(cls, reason: str = "this stage has no cache") -> Cache:
+        """A cache that never is: no client is ever built, every call raises
+        CacheUnavailable(reason) without touching the network, and nothing is logged (there
+        is no outage to report)."""
+        cache = cls(_never_built)
+        cache._disabled = reason
+        return cache
+
+    @property
+    def enabled(self) -> bool:
+        """False for `Cache.disabled()`; a real cache stays enabled through any outage."""
+        return self._disabled is None
 
     # -- the breaker -----------------------------------------------------------------------
     @property
     def available(self) -> bool:
-        """False while the breaker is open (a recent failure)."""
-        return self._clock() >= self._skip_until
+        """False while the breaker is open (a recent failure), and always when disabled."""
+        return self._disabled is None and self._clock() >= self._skip_until
 
     def call(self, operation: Callable[[Client], Any]) -> Any:
+        if self._disabled is not None:
+            raise CacheUnavailable(self._disabled)
         if not self.available:
             raise CacheUnavailable("the cache failed recently; skipped until the cooldown ends")
         try:
@@ -141,6 +162,10 @@ class Cache:
             self._scripts.clear()
         if client is not None:
             client.close()
+
+
+def _never_built() -> Client:
+    raise AssertionError("a disabled cache never builds a client")  # call() refuses first
 
 
 def connect(

@@ -12,19 +12,37 @@ What this module owns: where the endpoint is (`Endpoint`), whose credentials sig
 kept-alive connections to one endpoint (`ConnectionPool`), which outlive the invocation
 because the pool lives as long as the execution environment's Outbox. HTTPS verifies the
 certificate and the host name (API Gateway); plain HTTP is for the local emulator only.
+
+Which addresses it connects to (FANOUT_IP_FAMILY, collab.settings): by default awscrt's
+resolver returns an IPv4 and an IPv6 address of the host and connects to both at once, the
+first to answer wins. A function in a VPC that routes IPv6 but not IPv4 (infra egress
+ipv6: an egress-only internet gateway, no NAT) must never wait on an IPv4 address it has
+no route to: that attempt is silently dropped, and if the IPv6 one fails or is missing
+the post waits out its connect timeout. With "ipv6" the pool resolves the host itself,
+IPv6 only (`ipv6_addresses`; IPv4-mapped ones excluded, they travel as IPv4), and hands
+awscrt an address, never the name, so nothing it does can pick IPv4; TLS still checks the
+certificate against the host name. A host without an IPv6 address fails at once
+(`NoIpv6Address`), which the outbox reports as a transport failure like any other.
+awscrt offers no address-family filter of its own: `SocketOptions.domain` is overridden
+per resolved address (aws-c-io, channel_bootstrap.c).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import io
+import ipaddress
 import os
 import re
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from awscrt import auth, http
@@ -34,6 +52,13 @@ from awscrt import io as crt_io
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 SIGNING_SERVICE = "execute-api"
 _BASE64 = re.compile(r"[A-Za-z0-9+/=]*")
+
+IpFamily = Literal["any", "ipv6"]
+# How long resolved addresses are reused (aws-c-io's default TTL is 30 s too), and how long
+# a lookup that found no IPv6 address is believed: a broadcast opens dozens of connections
+# at once, and each must not repeat a failing lookup.
+ADDRESS_TTL_SECONDS = 30.0
+NO_ADDRESS_TTL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,42 @@ def sign(req: http.HttpRequest, config: auth.AwsSigningConfig | None) -> None:
         auth.aws_sign_request(req, config).result()
 
 
+class NoIpv6Address(OSError):
+    """The host has no IPv6 address; with FANOUT_IP_FAMILY=ipv6 nothing falls back to IPv4."""
+
+
+def ipv6_addresses(host: str, port: int) -> list[str]:
+    """The host's IPv6 addresses, from the system resolver, in its order, without IPv4-mapped
+    ones (::ffff:a.b.c.d reaches an IPv4 address). An IPv6 literal is its own answer."""
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_INET6, socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise NoIpv6Address(f"{host} has no IPv6 address ({error})") from error
+    found: list[str] = []
+    for *_, sockaddr in infos:
+        address = str(sockaddr[0])
+        if ipaddress.IPv6Address(address.split("%", 1)[0]).ipv4_mapped is None and address not in found:
+            found.append(address)
+    if not found:
+        raise NoIpv6Address(f"{host} has only IPv4-mapped IPv6 addresses")
+    return found
+
+
+# The family a ConnectionPool takes when none is given (see `ip_family`).
+_family: contextvars.ContextVar[IpFamily] = contextvars.ContextVar("fanout_ip_family", default="any")
+
+
+@contextlib.contextmanager
+def ip_family(family: IpFamily) -> Iterator[None]:
+    """Pools made inside this block (by an Outbox, which takes no family itself) use
+    `family`; collab.runtime wraps the Outbox it builds in it."""
+    token = _family.set(family)
+    try:
+        yield
+    finally:
+        _family.reset(token)
+
+
 @dataclass
 class _EventLoop:
     pid: int
@@ -183,8 +244,18 @@ class ConnectionPool:
     connect_timeout_ms: int = 1000
     max_idle_seconds: float = 50.0
     ca_file: str | None = None  # HTTPS trust store override (tests); None: the system's
+    # "any": awscrt resolves the name (IPv4 and IPv6, raced); "ipv6": IPv6 addresses only.
+    ip_family: IpFamily = field(default_factory=_family.get)
     _idle: list[tuple[float, http.HttpClientConnection]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # ipv6: the resolved addresses (or why there are none) and until when they hold.
+    _addresses: list[str] | NoIpv6Address = field(default_factory=list)
+    _resolved_until: float = 0.0
+    _turn: int = 0
+
+    def __post_init__(self) -> None:
+        if self.ip_family not in ("any", "ipv6"):
+            raise ValueError(f"ip_family is {self.ip_family!r}; expected 'any' or 'ipv6'")
 
     def take(self) -> http.HttpClientConnection | None:
         now = time.monotonic()
@@ -202,18 +273,39 @@ class ConnectionPool:
                 self._idle.append((time.monotonic(), connection))
 
     def open(self) -> Future[Any]:
-        """A future of a new connection (connect and TLS handshake happen on the loop)."""
+        """A future of a new connection (connect and TLS handshake happen on the loop).
+        Raises NoIpv6Address, before any connection attempt, when the family is ipv6 and
+        the host has no IPv6 address."""
+        # The address first: a host without one fails before anything else is made.
+        target = self.endpoint.host if self.ip_family == "any" else self.next_address()
         loop = _event_loop()
-        socket = crt_io.SocketOptions()
-        socket.connect_timeout_ms = self.connect_timeout_ms
-        socket.keep_alive = True
+        options = crt_io.SocketOptions()
+        options.connect_timeout_ms = self.connect_timeout_ms
+        options.keep_alive = True
         tls = None
         if self.endpoint.secure:
             tls = _tls_context(self.ca_file).new_connection_options()
-            tls.set_server_name(self.endpoint.host)  # SNI, and the name the certificate must match
-        return http.HttpClientConnection.new(
-            self.endpoint.host, self.endpoint.port, loop.bootstrap, socket, tls
-        )
+            # SNI, and the name the certificate must match: the host's, also when `target`
+            # is one of its addresses.
+            tls.set_server_name(self.endpoint.host)
+        return http.HttpClientConnection.new(target, self.endpoint.port, loop.bootstrap, options, tls)
+
+    def next_address(self) -> str:
+        """One of the host's IPv6 addresses, in turn (connections spread over them as
+        awscrt's resolver spreads them), resolved again once ADDRESS_TTL_SECONDS passed."""
+        now = time.monotonic()
+        with self._lock:
+            if now >= self._resolved_until:
+                try:
+                    self._addresses = ipv6_addresses(self.endpoint.host, self.endpoint.port)
+                    self._resolved_until = now + ADDRESS_TTL_SECONDS
+                except NoIpv6Address as missing:
+                    self._addresses = missing
+                    self._resolved_until = now + NO_ADDRESS_TTL_SECONDS
+            if isinstance(self._addresses, NoIpv6Address):
+                raise NoIpv6Address(*self._addresses.args)
+            self._turn += 1
+            return self._addresses[self._turn % len(self._addresses)]
 
     def close_all(self) -> None:
         with self._lock:

@@ -1,7 +1,13 @@
 """Builds the handlers' dependencies once per execution environment.
 
 Lambda reuses warm environments, so clients, connection pools and registered Lua scripts
-built here serve every later invocation of the environment."""
+built here serve every later invocation of the environment.
+
+This is where the stage's shape is read (collab.settings): with CACHE_KIND=none there is
+no Redis, and every store that would use it gets `Cache.disabled()`, which refuses every
+call at once, so the DynamoDB fallbacks the stores already have for a cache outage serve
+everything (DESIGN §4 invariant 7) without a connection attempt or a timeout.
+FANOUT_IP_FAMILY picks which addresses of the Management API host the fan-out uses."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from dataclasses import dataclass, field
 from botocore.config import Config
 
 from collab import aws_clients
+from collab import management_client as mc
 from collab.access import SceneAccess
 from collab.awareness import AwarenessStore
 from collab.blobs import BlobStore
@@ -23,7 +30,7 @@ from collab.durable_log import DurableLog
 from collab.hot_state import HotState
 from collab.outbox import Outbox
 from collab.rooms import Rooms
-from collab.settings import Settings
+from collab.settings import CACHE_KIND, Settings
 
 
 @dataclass
@@ -55,7 +62,7 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
     dynamodb = aws_clients.client("dynamodb", config=aws_config)
     # Built on the first payload over a DynamoDB item: most environments never need it.
     s3 = aws_clients.LazyClient("s3", config=aws_config)
-    redis = connect(settings.redis_url, settings.redis_cluster)
+    redis = _cache(settings)
     log = DurableLog(dynamodb, settings.documents_table, BlobStore(s3, settings.snapshot_bucket))
     documents = Documents(
         log,
@@ -69,17 +76,11 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
         rooms=Rooms(dynamodb, settings.connections_table, settings.connection_ttl_seconds),
         access=SceneAccess(settings.access_table, dynamodb),
         documents=documents,
-        awareness=AwarenessStore(
-            redis,
-            max_message_bytes=settings.awareness_max_message_bytes,
-            max_entries=settings.awareness_max_entries,
-            max_ids_per_connection=settings.awareness_max_ids_per_connection,
-            max_states=settings.awareness_max_states,
-        ),
+        awareness=_presence(settings, redis),
         chunks=ChunkAssembler(
             redis, max_bytes=settings.max_message_bytes, max_pending=settings.max_pending_chunked
         ),
-        outbox_factory=lambda endpoint: Outbox(endpoint, settings.fanout_workers),
+        outbox_factory=lambda endpoint: _outbox(settings, endpoint),
         client_ids=ClientIds(dynamodb, settings.documents_table),
         durable_chunks=DurableChunks(
             dynamodb,
@@ -89,6 +90,32 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
         ),
         cache=redis,
     )
+
+
+def _cache(settings: Settings) -> Cache:
+    if not settings.has_cache:
+        return Cache.disabled(f"this stage has no cache ({CACHE_KIND}=none); DynamoDB serves")
+    return connect(settings.redis_url, settings.redis_cluster)
+
+
+def _presence(settings: Settings, cache: Cache) -> AwarenessStore:
+    """Presence lives in the cache. Without one (settings.has_cache false) this store
+    refuses every call like a cache that is down, and awareness messages are dropped; a
+    presence store that needs no cache belongs here, chosen on settings.cache_kind."""
+    return AwarenessStore(
+        cache,
+        max_message_bytes=settings.awareness_max_message_bytes,
+        max_entries=settings.awareness_max_entries,
+        max_ids_per_connection=settings.awareness_max_ids_per_connection,
+        max_states=settings.awareness_max_states,
+    )
+
+
+def _outbox(settings: Settings, endpoint: str) -> Outbox:
+    # The Outbox's connection pool takes the family in force while it is made (the Outbox
+    # has no parameter for it).
+    with mc.ip_family(settings.fanout_ip_family):
+        return Outbox(endpoint, settings.fanout_workers)
 
 
 _runtime: Runtime | None = None
