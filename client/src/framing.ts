@@ -31,7 +31,11 @@ export interface ChunkFields {
 }
 
 export type ClientFrame =
-  | { action: 'sync' | 'update' | 'awareness'; data: string }
+  /** `combined`: answer with one `synced` frame instead of four. */
+  | { action: 'sync'; data: string; combined?: boolean }
+  /** `awareness`: the awareness change of the same moment, sent in the same frame. */
+  | { action: 'update'; data: string; awareness?: string }
+  | { action: 'awareness'; data: string }
   | { action: 'ping' }
   | ({ action: 'chunk' } & ChunkFields);
 
@@ -53,9 +57,26 @@ export interface ServerErrorMessage {
   id?: string;
 }
 
+/** Per Yjs client id, the milliseconds since the server last stored its awareness state. */
+export type AwarenessAges = Record<string, number>;
+
+/** The answer to a `sync` sent with `combined: true`: `connected`, SyncStep2, SyncStep1 and awareness in one. */
+export interface SyncedMessage extends Omit<ConnectedMessage, 'type'> {
+  type: 'synced';
+  /** SyncStep2: what we lack. */
+  data: string;
+  /** SyncStep1: the server's state vector (not sent to viewers). */
+  stateVector?: string;
+  awareness?: string;
+  ages?: AwarenessAges;
+}
+
 export type ServerMessage =
-  | { type: 'sync' | 'update' | 'awareness'; data: string }
+  | { type: 'sync'; data: string }
+  | { type: 'update'; data: string; awareness?: string; ages?: AwarenessAges }
+  | { type: 'awareness'; data: string; ages?: AwarenessAges }
   | ConnectedMessage
+  | SyncedMessage
   | { type: 'participant-joined'; participant: Participant }
   /** `participants` (optional) lists every leave of one eviction; `participant` is the first. */
   | { type: 'participant-left'; participant: Participant; participants: Participant[] }
@@ -94,6 +115,24 @@ function int(obj: JsonObject, field: string): number {
     throw new FrameError(`'${field}' is not an integer`);
   }
   return value;
+}
+
+function ages(obj: JsonObject): AwarenessAges | undefined {
+  const value = obj['ages'];
+  if (value === undefined) return undefined;
+  if (!isObject(value)) throw new FrameError("'ages' is not an object");
+  for (const age of Object.values(value)) {
+    if (typeof age !== 'number' || !Number.isFinite(age) || age < 0) throw new FrameError("'ages' holds a bad age");
+  }
+  return value as AwarenessAges;
+}
+
+/** Copies the optional fields that are present (exactOptionalPropertyTypes: never `undefined`). */
+function withOptional<T extends object>(message: T, fields: Record<string, unknown>): T {
+  for (const [key, value] of Object.entries(fields)) {
+    if (value !== undefined) (message as Record<string, unknown>)[key] = value;
+  }
+  return message;
 }
 
 function participant(value: unknown): Participant {
@@ -136,11 +175,22 @@ export function parseServerMessage(text: string): ServerMessage | undefined {
   const type = obj['type'];
   switch (type) {
     case 'sync':
-    case 'update':
-    case 'awareness':
       return { type, data: str(obj, 'data') };
+    case 'update':
+      return withOptional({ type, data: str(obj, 'data') }, { awareness: optionalStr(obj, 'awareness'), ages: ages(obj) });
+    case 'awareness':
+      return withOptional({ type, data: str(obj, 'data') }, { ages: ages(obj) });
     case 'connected':
       return connected(obj);
+    case 'synced': {
+      const { type: _connected, ...fields } = connected(obj);
+      const message: SyncedMessage = { ...fields, type, data: str(obj, 'data') };
+      return withOptional(message, {
+        stateVector: optionalStr(obj, 'stateVector'),
+        awareness: optionalStr(obj, 'awareness'),
+        ages: ages(obj),
+      });
+    }
     case 'participant-joined':
       return { type, participant: participant(obj['participant']) };
     case 'participant-left': {

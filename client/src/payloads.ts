@@ -6,6 +6,7 @@
 import { fromBase64, toBase64 } from 'lib0/buffer';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
+import * as time from 'lib0/time';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
 import type * as Y from 'yjs';
@@ -93,14 +94,33 @@ export function applySyncData(data: string, doc: Y.Doc, origin: unknown): Applie
   return isEmptyUpdate(update) ? { type, payload } : { type, payload, reply: toBase64(reply) };
 }
 
-/** Applies a server awareness message; `origin` marks the change as remote. */
+/**
+ * Applies a server awareness message; `origin` marks the change as remote. With `ages`
+ * (milliseconds since the server stored each state, docs/presence.md), each remote state
+ * counts as renewed when the server stored it, not when this message arrived: y-protocols
+ * then drops it 30 s after its owner last wrote it, as if every renewal had been relayed,
+ * and a roster that repeats a state refreshes it even though its clock did not move.
+ */
 export function applyAwarenessData(
   data: string,
   awareness: awarenessProtocol.Awareness,
   origin: unknown,
+  ages?: Record<string, number>,
+  now: number = time.getUnixTime(), // y-protocols' clock (lib0 keeps its own Date.now)
 ): void {
   const decoder = openMessage(data, MESSAGE_AWARENESS);
+  const before = new Map<number, number>();
+  if (ages !== undefined) {
+    for (const [client, meta] of awareness.meta) before.set(client, meta.lastUpdated);
+  }
   awarenessProtocol.applyAwarenessUpdate(awareness, decoding.readVarUint8Array(decoder), origin);
+  if (ages === undefined) return;
+  for (const [key, age] of Object.entries(ages)) {
+    const client = Number(key);
+    const meta = awareness.meta.get(client);
+    if (client === awareness.clientID || meta === undefined || !awareness.states.has(client)) continue;
+    meta.lastUpdated = Math.max(before.get(client) ?? 0, now - age);
+  }
 }
 
 export const SYNC_STEP1 = syncProtocol.messageYjsSyncStep1;

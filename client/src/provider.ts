@@ -8,7 +8,7 @@
 
 import { ObservableV2 } from 'lib0/observable';
 import * as awarenessProtocol from 'y-protocols/awareness';
-import { decodeStateVector, decodeUpdate } from 'yjs';
+import { decodeStateVector, decodeUpdate, mergeUpdates } from 'yjs';
 import type * as Y from 'yjs';
 
 import { backoffDelay } from './backoff.js';
@@ -24,6 +24,7 @@ import {
   type ServerErrorMessage,
   type ServerMessage,
 } from './framing.js';
+import { OutgoingBatch } from './outgoing.js';
 import { ParticipantRoster } from './participants.js';
 import {
   applyAwarenessData,
@@ -121,6 +122,12 @@ export interface ApiGatewayProviderOptions {
   savedCheckDelay?: number;
   /** ...but no later than this after the first unchecked edit while typing goes on, in ms (default 10,000). */
   savedCheckMaxWait?: number;
+  /**
+   * Send an awareness change that comes without an edit (a cursor or selection move) at
+   * most this often, in ms, the latest state winning (default 80). An edit never waits,
+   * and carries the awareness change of the same moment in the same frame.
+   */
+  awarenessThrottle?: number;
 }
 
 export interface ProviderEvents {
@@ -146,6 +153,7 @@ const DEFAULT_MAX_REFUSED_UPGRADES = 4;
 const DEFAULT_UNAUTHORIZED_RETRY_DELAY = 60_000;
 const DEFAULT_SAVED_CHECK_DELAY = 1_000;
 const DEFAULT_SAVED_CHECK_MAX_WAIT = 10_000;
+const DEFAULT_AWARENESS_THROTTLE = 80;
 
 /** A refusal stops reconnecting until `connect()`; its status is shown meanwhile. */
 interface Refusal {
@@ -225,6 +233,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   private savedCheckDueBy = 0;
   /** Checks in a row that found edits still missing; spaces the next one out. */
   private savedCheckRetries = 0;
+  private readonly outgoing: OutgoingBatch;
 
   constructor(serverUrl: string, sceneId: string, doc: Y.Doc, options: ApiGatewayProviderOptions = {}) {
     super();
@@ -247,6 +256,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.probe = options.probeServer === false ? null : (options.probeServer ?? fetchProbe);
     this.savedCheckDelay = options.savedCheckDelay ?? DEFAULT_SAVED_CHECK_DELAY;
     this.savedCheckMaxWait = options.savedCheckMaxWait ?? DEFAULT_SAVED_CHECK_MAX_WAIT;
+    this.outgoing = new OutgoingBatch(this.sendLocal, options.awarenessThrottle ?? DEFAULT_AWARENESS_THROTTLE);
 
     this.savedState.recordExisting(doc);
     this.lastSaved = this.savedState.saved;
@@ -311,6 +321,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     if (ws !== null) {
       // Tell the others we left without dropping our own state: it comes back on connect.
       if (this.wsconnected) {
+        this.outgoing.flush(); // edits of this task first
         this.send({ action: 'awareness', data: awarenessData(this.awareness, [this.doc.clientID], new Map()) });
       }
       this.socketGone(ws, null);
@@ -458,6 +469,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.admitted = false;
     this.stopTimers();
     this.clearSavedCheck();
+    this.outgoing.clear();
     this.reassembler.clear();
     // Without a connection, remote cursors would freeze where they were: drop them; the
     // next sync brings back the current ones.
@@ -519,8 +531,20 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   }
 
   private sendSync(): void {
-    this.send({ action: 'sync', data: syncStep1Data(this.doc) });
+    // One `synced` frame in answer instead of four: a quiet room's resyncs are most of its messages.
+    this.send({ action: 'sync', data: syncStep1Data(this.doc), combined: true });
   }
+
+  /** Where OutgoingBatch delivers: the edits of one task merged, and our awareness state. */
+  private readonly sendLocal = (updates: Uint8Array[], awareness: boolean): void => {
+    const own = awareness ? awarenessData(this.awareness, [this.doc.clientID]) : undefined;
+    if (updates.length > 0 && this.mayWrite()) {
+      const update = updates.length === 1 ? (updates[0] as Uint8Array) : mergeUpdates(updates);
+      this.send(own === undefined ? { action: 'update', data: updateData(update) } : { action: 'update', data: updateData(update), awareness: own });
+    } else if (own !== undefined) {
+      this.send({ action: 'awareness', data: own });
+    }
+  };
 
   private send(frame: ClientFrame): void {
     const ws = this.ws;
@@ -555,8 +579,21 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
 
   private handleMessage(message: Exclude<ServerMessage, { type: 'chunk' }>): void {
     switch (message.type) {
+      case 'synced': {
+        // The parts of a combined answer, in the order they would come one by one.
+        const { data, stateVector, awareness, ages, ...connected } = message;
+        this.handleMessage({ ...connected, type: 'connected' });
+        this.handleMessage({ type: 'sync', data });
+        if (stateVector !== undefined) this.handleMessage({ type: 'sync', data: stateVector });
+        if (awareness !== undefined) applyAwarenessData(awareness, this.awareness, this, ages);
+        return;
+      }
       case 'sync':
       case 'update': {
+        if (message.type === 'update' && message.awareness !== undefined) {
+          this.applyUpdateWithAwareness(message.data, message.awareness, message.ages);
+          return;
+        }
         const applied = applySyncData(message.data, this.doc, this);
         if (applied.reply !== undefined && this.mayWrite()) this.send({ action: 'update', data: applied.reply });
         if (applied.type === SYNC_STEP2) {
@@ -573,7 +610,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
         return;
       }
       case 'awareness':
-        applyAwarenessData(message.data, this.awareness, this);
+        applyAwarenessData(message.data, this.awareness, this, message.ages);
         return;
       case 'connected': {
         this.admitted = true;
@@ -603,6 +640,12 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
         this.onServerError(message);
         return;
     }
+  }
+
+  /** A peer's edit and its cursor move, in one frame: the edit first, so the cursor's position resolves. */
+  private applyUpdateWithAwareness(data: string, awareness: string, ages: Record<string, number> | undefined): void {
+    this.handleMessage({ type: 'update', data });
+    applyAwarenessData(awareness, this.awareness, this, ages);
   }
 
   private onServerError({ type: _type, ...error }: ServerErrorMessage): void {
@@ -639,7 +682,7 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
       this.savedChanged();
       this.scheduleSavedCheck();
     }
-    if (this.mayWrite()) this.send({ action: 'update', data: updateData(update) });
+    if (this.mayWrite()) this.outgoing.update(update);
   };
 
   /**
@@ -695,9 +738,8 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     // introduce. y-protocols re-announces the local state every 15 s (half its 30 s
     // timeout), which reaches us here and keeps our cursor alive for the others.
     const own = this.doc.clientID;
-    if ([...added, ...updated, ...removed].includes(own)) {
-      this.send({ action: 'awareness', data: awarenessData(this.awareness, [own]) });
-    }
+    // A removal of our own state (the page is going away) must leave before the socket does.
+    if ([...added, ...updated, ...removed].includes(own)) this.outgoing.awareness(removed.includes(own));
   };
 
   /** The page is going away (or into the back-forward cache): take our cursor with it. */

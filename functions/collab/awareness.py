@@ -54,7 +54,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from collab import protocol
 from collab.cache import Cache, scene_key
@@ -77,15 +77,48 @@ MAX_STATES = 256
 
 @dataclass(frozen=True)
 class AwarenessEntry:
-    """One client's awareness state; `state` is its JSON text, "null" for a removal."""
+    """One client's awareness state; `state` is its JSON text, "null" for a removal.
+
+    Set by the store, not part of the value: `renewal` (an accepted entry whose state is
+    the one stored before: only the clock moved, y-protocols' 15 s keep-alive) and
+    `age_ms` (how long ago the store last accepted a write for this client id)."""
 
     client_id: int
     clock: int
     state: str
+    renewal: bool = field(default=False, compare=False)
+    age_ms: int | None = field(default=None, compare=False)
 
     @property
     def removed(self) -> bool:
         return self.state == REMOVED
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `apply_holding_renewals` accepted, and the roster to send if one is due."""
+
+    accepted: list[AwarenessEntry]
+    roster: list[AwarenessEntry] | None
+
+    @property
+    def to_forward(self) -> list[AwarenessEntry]:
+        """The accepted entries peers must hear of now: everything but held renewals."""
+        return [entry for entry in self.accepted if not entry.renewal]
+
+
+@dataclass(frozen=True)
+class RosterPolicy:
+    """When held renewals go out (docs/presence.md). `renew_ms`: a live y-protocols
+    client writes its state at least this often (it renews 15 s after its last write, on a
+    3 s timer). `margin_ms`: the peers' own 3 s check, delivery and timer lateness."""
+
+    cadence_ms: int = 10_000
+    renew_ms: int = 18_000
+    margin_ms: int = 5_000
+
+    def args(self, outdated_ms: int) -> tuple[int, int, int, int]:
+        return (self.cadence_ms, outdated_ms, self.renew_ms, self.margin_ms)
 
 
 # ---------------------------------------------------------------------------- codec
@@ -139,10 +172,11 @@ def base64_length(size: int) -> int:
 
 # ---------------------------------------------------------------------------- store
 
-# Shared by every script. KEYS[1..8]: clock, state, conn, user, seen, tomb, owned, gone.
+# Shared by every script. KEYS[1..10]: clock, state, conn, user, told, seen, tomb, owned,
+# gone, roster.
 _PRELUDE = """
-local clocks, states, owners, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local seen, tombs, owned, gone = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local clocks, states, owners, users, told = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local seen, tombs, owned, gone, roster = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
 local function ids_of(conn)
   local list = {}
@@ -171,7 +205,7 @@ local function forget(id)
   if owner then
     disown(owner, id)
   end
-  for k = 1, 4 do
+  for k = 1, 5 do
     redis.call('HDEL', KEYS[k], id)
   end
   redis.call('ZREM', seen, id)
@@ -189,9 +223,66 @@ local function prune(now, keep)
 end
 
 local function refresh(ttl)
-  for k = 1, 8 do
+  for k = 1, 10 do
     redis.call('EXPIRE', KEYS[k], ttl)
   end
+end
+
+-- Present states written within `outdated` ms, as {id, clock, state, age ms} quadruples.
+local function live(now, outdated)
+  local found = {}
+  local recent = redis.call('ZRANGEBYSCORE', seen, '(' .. string.format('%.0f', now - outdated), '+inf', 'WITHSCORES')
+  for i = 1, #recent, 2 do
+    local id = recent[i]
+    local state = redis.call('HGET', states, id)
+    if state and state ~= 'null' then
+      found[#found + 1] = id
+      found[#found + 1] = redis.call('HGET', clocks, id)
+      found[#found + 1] = state
+      found[#found + 1] = string.format('%.0f', now - tonumber(recent[i + 1]))
+    end
+  end
+  return found
+end
+
+-- Is a roster due (docs/presence.md)? Renewals are held back, not fanned out; a roster
+-- sends every live state to every member at once. Peers keep a state until 30 s
+-- (`outdated`) after the write they were last told of (`told`), so a held renewal must
+-- reach them before that, less `margin`. A roster goes out when something is held and
+-- either `cadence` ms passed since the last one, or no renewal can be counted on to
+-- arrive before the earliest deadline: every live y-protocols client renews within
+-- `renew` ms of its last write, so the earliest such renewal is the next chance to act.
+local function roster_due(now, cadence, outdated, renew, margin)
+  local deadline, next_event = math.huge, math.huge
+  local recent = redis.call('ZRANGEBYSCORE', seen, '(' .. string.format('%.0f', now - outdated), '+inf', 'WITHSCORES')
+  for i = 1, #recent, 2 do
+    local id, at = recent[i], tonumber(recent[i + 1])
+    local state = redis.call('HGET', states, id)
+    if state and state ~= 'null' then
+      local last_told = tonumber(redis.call('HGET', told, id) or '0')
+      if at > last_told then
+        deadline = math.min(deadline, last_told + outdated - margin)
+      end
+      if now - at <= renew then
+        next_event = math.min(next_event, at + renew)
+      end
+    end
+  end
+  if deadline == math.huge then
+    return false
+  end
+  local last = tonumber(redis.call('GET', roster) or '0')
+  return now - last >= cadence or next_event >= deadline
+end
+
+-- Send a roster: every live state, each now told as of its last write.
+local function take_roster(now, outdated, ttl)
+  local found = live(now, outdated)
+  for i = 1, #found, 4 do
+    redis.call('HSET', told, found[i], string.format('%.0f', now - tonumber(found[i + 3])))
+  end
+  redis.call('SET', roster, string.format('%.0f', now), 'EX', ttl)
+  return found
 end
 
 -- A retry of a call whose reply was lost must get the same answer, not "nothing new".
@@ -204,18 +295,21 @@ local function keep_reply(reply, result, seconds)
 end
 """
 
-# KEYS as in the prelude, then KEYS[9] the reply key. ARGV: connection, user, now_ms,
-# ttl, max_ids, max_states, replay_seconds, then (clientId, clock, state) triples. Clocks
+# KEYS as in the prelude, then KEYS[11] the reply key. ARGV: connection, user, now_ms,
+# ttl, max_ids, max_states, replay_seconds, roster cadence, outdated, renew and margin
+# (ms; cadence 0: never hold renewals), then (clientId, clock, state) triples. Clocks
 # travel as decimal strings: Lua numbers are doubles, exact up to 2**53, which is all
-# lib0 accepts anyway. Returns {'ok', triples accepted...} or {refusal}.
+# lib0 accepts anyway. Returns {'ok', n, n (clientId, clock, state, renewal) accepted,
+# then the roster's (clientId, clock, state, age) if one is due} or {refusal}.
 _APPLY_SCRIPT = (
     _PRELUDE
     + """
-local reply = KEYS[9]
+local reply = KEYS[11]
 local conn, user, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ttl, max_ids, max_states = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local replay_for = tonumber(ARGV[7])
-local FIRST = 8
+local cadence, outdated, renew, margin = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local FIRST = 12
 
 local kept = redis.call('LRANGE', reply, 0, -1)
 if #kept > 0 then
@@ -223,7 +317,7 @@ if #kept > 0 then
 end
 -- A late invocation of a connection that has ended must not bring its presence back.
 if redis.call('ZSCORE', gone, conn) then
-  return {'ok'}
+  return {'ok', '0'}
 end
 prune(now, ttl * 1000)
 
@@ -273,11 +367,12 @@ if new_ids > max_states - redis.call('ZCARD', seen) + redis.call('ZCARD', tombs)
   return {'scene_full'}
 end
 
-local accepted = {'ok'}
+local accepted = {}
 for i = FIRST, #ARGV, 3 do
   local id, clock, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local kind, previous = access(id)  -- again: an earlier entry may have changed it
   if kind and wins(id, tonumber(clock), state) then
+    local renewal = kind == 'own' and state ~= 'null' and redis.call('HGET', states, id) == state
     local fits = kind == 'own' or #ids_of(conn) < max_ids
     if fits and kind == 'new' and redis.call('ZCARD', seen) >= max_states then
       local oldest = redis.call('ZPOPMIN', tombs)
@@ -306,17 +401,31 @@ for i = FIRST, #ARGV, 3 do
       else
         redis.call('ZREM', tombs, id)
       end
+      -- Held back when cadence > 0: peers were told of this id's earlier write only.
+      if not renewal or cadence == 0 then
+        redis.call('HSET', told, id, string.format('%.0f', now))
+      end
       accepted[#accepted + 1] = id
       accepted[#accepted + 1] = clock
       accepted[#accepted + 1] = state
+      accepted[#accepted + 1] = renewal and '1' or '0'
     end
   end
 end
-if #accepted > 1 then
-  refresh(ttl)
-  keep_reply(reply, accepted, replay_for)
+if #accepted == 0 then
+  return {'ok', '0'}
 end
-return accepted
+refresh(ttl)
+local result = {'ok', tostring(#accepted / 4)}
+for _, value in ipairs(accepted) do
+  result[#result + 1] = value
+end
+if cadence > 0 and roster_due(now, cadence, outdated, renew, margin) then
+  for _, value in ipairs(take_roster(now, outdated, ttl)) do
+    result[#result + 1] = value
+  end
+end
+return keep_reply(reply, result, replay_for)
 """
 )
 
@@ -324,7 +433,7 @@ return accepted
 _REMOVE_CONNECTION_SCRIPT = (
     _PRELUDE
     + """
-local reply = KEYS[9]
+local reply = KEYS[11]
 local conn, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local replay_for, max_gone = tonumber(ARGV[4]), tonumber(ARGV[5])
 
@@ -343,6 +452,7 @@ for _, id in ipairs(ids_of(conn)) do
     redis.call('HSET', states, id, 'null')
     redis.call('ZADD', seen, now, id)
     redis.call('ZADD', tombs, now, id)
+    redis.call('HSET', told, id, string.format('%.0f', now))
     removed[#removed + 1] = id
     removed[#removed + 1] = clock
     removed[#removed + 1] = 'null'
@@ -368,21 +478,11 @@ _CURRENT_SCRIPT = (
     + """
 local now, outdated, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 prune(now, keep)
-local live = {}
-local recent = redis.call('ZRANGEBYSCORE', seen, '(' .. string.format('%.0f', now - outdated), '+inf')
-for _, id in ipairs(recent) do
-  local state = redis.call('HGET', states, id)
-  if state and state ~= 'null' then
-    live[#live + 1] = id
-    live[#live + 1] = redis.call('HGET', clocks, id)
-    live[#live + 1] = state
-  end
-end
-return live
+return live(now, outdated)
 """
 )
 
-_PARTS = ("clock", "state", "conn", "user", "seen", "tomb", "owned", "gone")
+_PARTS = ("clock", "state", "conn", "user", "told", "seen", "tomb", "owned", "gone", "roster")
 
 
 class AwarenessStore:
@@ -441,19 +541,49 @@ class AwarenessStore:
         request_id: str | None = None,
     ) -> list[AwarenessEntry]:
         """Apply a connection's update atomically; return the accepted entries (what to
-        broadcast to the others). `user_id` is the connection's user: the same user may
-        take its client ids back from an older connection of its own. A retry with the same
-        `request_id` (one per call by default) gets the same answer.
+        broadcast to the others), renewals included. `user_id` is the connection's user:
+        the same user may take its client ids back from an older connection of its own. A
+        retry with the same `request_id` (one per call by default) gets the same answer.
 
         Raises TooLarge, with nothing applied, if a state is over `max_state_bytes`, the
         update has more than `max_entries` entries, or its states would take the
         connection over `max_ids_per_connection` client ids or the scene over `max_states`.
         """
+        return self._run_apply(scene_id, connection_id, entries, now_ms, user_id, request_id, None).accepted
+
+    def apply_holding_renewals(
+        self,
+        scene_id: str,
+        connection_id: str,
+        entries: Iterable[AwarenessEntry],
+        now_ms: int | None = None,
+        *,
+        user_id: str | None = None,
+        request_id: str | None = None,
+        policy: RosterPolicy | None = None,
+    ) -> Applied:
+        """`apply`, with renewals held back (docs/presence.md): the accepted entries, each
+        marked `renewal` or not, and a roster when one is due (then every live state, for
+        every member of the scene, instead of fanning the accepted entries out)."""
+        return self._run_apply(
+            scene_id, connection_id, entries, now_ms, user_id, request_id, policy or RosterPolicy()
+        )
+
+    def _run_apply(
+        self,
+        scene_id: str,
+        connection_id: str,
+        entries: Iterable[AwarenessEntry],
+        now_ms: int | None,
+        user_id: str | None,
+        request_id: str | None,
+        policy: RosterPolicy | None,
+    ) -> Applied:
         items = list(entries)
         if len(items) > self.max_entries:
             raise TooLarge(f"an awareness update may carry at most {self.max_entries} entries")
         if not items:
-            return []
+            return Applied([], None)
         args: list[str | int] = [
             connection_id,
             user_id or "",
@@ -462,26 +592,36 @@ class AwarenessStore:
             self.max_ids_per_connection,
             self.max_states,
             self.replay_seconds,
+            *(policy.args(self.outdated_ms) if policy is not None else (0, self.outdated_ms, 0, 0)),
         ]
         for entry in items:
             if len(entry.state.encode("utf-8")) > self.max_state_bytes:
                 raise TooLarge(f"awareness state over {self.max_state_bytes} bytes")
             args += [entry.client_id, entry.clock, entry.state]
         keys = [*_keys(scene_id), _reply_key(scene_id, request_id)]
-        status, accepted = _reply(self._apply(keys=keys, args=args))
+        flat = self._apply(keys=keys, args=args)
+        status = bytes(flat[0]).decode("ascii")
         if status == "too_many_ids":
             raise TooLarge(
                 f"a connection may introduce at most {self.max_ids_per_connection} awareness client ids"
             )
         if status == "scene_full":
             raise TooLarge(f"the scene already has the most awareness states allowed ({self.max_states})")
-        return accepted
+        count = int(flat[1])
+        end = 2 + 4 * count
+        accepted = [
+            AwarenessEntry(
+                int(flat[i]), int(flat[i + 1]), bytes(flat[i + 2]).decode("utf-8"), flat[i + 3] == b"1"
+            )
+            for i in range(2, end, 4)
+        ]
+        roster = _aged(flat[end:]) if len(flat) > end else None
+        return Applied(accepted, roster)
 
     def current(self, scene_id: str, now_ms: int | None = None) -> list[AwarenessEntry]:
         """Every present state written within `outdated_ms`, by client id."""
         args: list[int] = [_now(now_ms), self.outdated_ms, self.ttl_seconds * 1000]
-        found = _entries(self._current(keys=_keys(scene_id), args=args))
-        return sorted(found, key=lambda entry: entry.client_id)
+        return _aged(self._current(keys=_keys(scene_id), args=args))
 
     def remove_connection(
         self,
@@ -526,6 +666,17 @@ def _now(now_ms: int | None) -> int:
 def _reply(flat: list[bytes]) -> tuple[str, list[AwarenessEntry]]:
     """A changing script's {status, triples...} reply."""
     return bytes(flat[0]).decode("ascii"), _entries(flat[1:])
+
+
+def _aged(flat: list[bytes]) -> list[AwarenessEntry]:
+    """(clientId, clock, state, age ms) quadruples, by client id."""
+    found = [
+        AwarenessEntry(
+            int(flat[i]), int(flat[i + 1]), bytes(flat[i + 2]).decode("utf-8"), age_ms=int(flat[i + 3])
+        )
+        for i in range(0, len(flat), 4)
+    ]
+    return sorted(found, key=lambda entry: entry.client_id)
 
 
 def _entries(flat: list[bytes]) -> list[AwarenessEntry]:

@@ -269,7 +269,7 @@ def test_keys_have_a_ttl(cache: Cache, store: AwarenessStore, scene: str) -> Non
     store.remove_connection(scene, A, NOW)
     keys = scene_keys(cache, scene)
     parts = {key.split(":")[3] for key in keys}
-    assert parts == {"clock", "state", "conn", "user", "seen", "tomb", "owned", "gone", "reply"}
+    assert parts == {"clock", "state", "conn", "user", "told", "seen", "tomb", "owned", "gone", "reply"}
     for key in keys:
         limit = 30 if ":aw:reply:" in key else 600  # a kept answer waits for a retry only
         assert 0 < cache.ttl(key) <= limit, key

@@ -159,6 +159,7 @@ describe('ApiGatewayProvider: sending', () => {
     encoding.writeVarUint(encoder, 0);
     syncProtocol.writeUpdate(encoder, Y.encodeStateAsUpdate(remote));
     socket.receive({ type: 'update', data: b64(encoding.toUint8Array(encoder)) });
+    await settle(); // edits leave at the end of the task (client/src/outgoing.ts)
     const updates = socket.frames().filter((f) => f['action'] === 'update');
     expect(updates).toHaveLength(1);
     expect(dataBytes(updates[0] ?? {}).slice(0, 2)).toEqual([0, 2]);
@@ -169,6 +170,7 @@ describe('ApiGatewayProvider: sending', () => {
     await settle();
     setup.last().open();
     doc.getText('t').insert(0, 'early');
+    await settle(100);
     expect(setup.last().actions()).toEqual(['sync', 'awareness']);
   });
 
@@ -183,6 +185,7 @@ describe('ApiGatewayProvider: sending', () => {
     const { doc } = start();
     const socket = await admit();
     doc.getText('t').insert(0, 'INT. CASABLANCA - NIGHT\n'.repeat(6_000));
+    await settle();
     const chunks = socket.frames().filter((f) => f['action'] === 'chunk');
     expect(chunks.length).toBeGreaterThan(4);
     for (const text of socket.sent) expect(utf8Length(text)).toBeLessThanOrEqual(30_000);
@@ -193,12 +196,15 @@ describe('ApiGatewayProvider: sending', () => {
   it("sends its own awareness state, and y-protocols' 15 s renewal of it", async () => {
     const { provider } = start();
     const socket = await admit();
+    await settle(100);
     provider.awareness.setLocalStateField('user', { name: 'ILSA', color: '#f00' });
+    await settle(100); // at most one awareness frame per 80 ms (awarenessThrottle)
     const count = () => socket.actions().filter((a) => a === 'awareness').length;
     expect(count()).toBe(2); // the initial empty state on open, then the user
     // What Awareness does every 15 s (on real time: lib0 captured Date.now before the fake
     // timers): the same state with a new clock, an 'update' without a 'change'.
     provider.awareness.setLocalState(provider.awareness.getLocalState());
+    await settle(100);
     expect(count()).toBe(3);
   });
 
@@ -242,6 +248,7 @@ describe('ApiGatewayProvider: reconnecting', () => {
     await settle(200);
     expect(setup.sockets).toHaveLength(2);
     setup.last().open();
+    await settle(100);
     expect(setup.last().actions()).toEqual(['sync', 'awareness']);
     expect(statuses).toEqual(['connected', 'synced', 'offline', 'connecting', 'connected']);
   });
@@ -255,6 +262,7 @@ describe('ApiGatewayProvider: reconnecting', () => {
     setup.last().open();
     // Peers keep clockBefore + 1 as a tombstone and accept only a higher clock.
     expect(provider.awareness.meta.get(provider.doc.clientID)!.clock).toBe(clockBefore + 2);
+    await settle(100);
     expect(setup.last().actions()).toEqual(['sync', 'awareness']);
   });
 

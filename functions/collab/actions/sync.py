@@ -3,7 +3,8 @@
 Order matters (docs/design.md §4): the member is registered (strongly consistent) before its sync
 loads state, so an update appended meanwhile is either in what it loads or fanned out to
 it. Replies go out in one invocation, in this order: `connected`, SyncStep2, the server's
-SyncStep1 (not to viewers), every current awareness state.
+SyncStep1 (not to viewers), every current awareness state; or, when the sync asks for it
+with `"combined": true`, all of it in one `synced` frame.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pycrdt import get_update
 
 from collab import awareness as awareness_codec
 from collab import protocol
+from collab.actions.awareness import awareness_fields
 from collab.cache import CacheUnavailable
 from collab.caller import Caller
 from collab.compaction import compact
@@ -60,23 +62,34 @@ def on_sync(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
     participants = [m.public() for m in members]
     if not any(p["connectionId"] == caller.connection_id for p in participants):
         participants.append(member.public())
-    replies = [
-        protocol.server_message(
-            "connected",
-            sceneId=caller.scene_id,
-            connectionId=caller.connection_id,
-            user=caller.user(),
-            role=caller.role,
-            participants=participants,
-        ),
-        protocol.data_message("sync", protocol.sync_step2(answer.missing)),
-    ]
-    if not caller.is_viewer:
-        replies.append(protocol.data_message("sync", protocol.sync_step1(answer.state_vector)))
+    connected: dict[str, Any] = {
+        "sceneId": caller.scene_id,
+        "connectionId": caller.connection_id,
+        "user": caller.user(),
+        "role": caller.role,
+        "participants": participants,
+    }
+    step2 = protocol.encode_base64(protocol.sync_step2(answer.missing))
+    step1 = None if caller.is_viewer else protocol.encode_base64(protocol.sync_step1(answer.state_vector))
     present = _present(rt, caller)
-    if present:
-        update = awareness_codec.encode_update(present)
-        replies.append(protocol.data_message("awareness", protocol.awareness_message(update)))
+    if frame.get("combined") is True:
+        # One frame instead of four (issue 11: a quiet room's periodic resyncs are most of
+        # its messages); the client handles its parts in the order below.
+        fields = {**connected, "data": step2}
+        if step1 is not None:
+            fields["stateVector"] = step1
+        if present:
+            fields.update(awareness_fields(present, "awareness"))
+        replies = [protocol.server_message("synced", **fields)]
+    else:
+        replies = [
+            protocol.server_message("connected", **connected),
+            protocol.server_message("sync", data=step2),
+        ]
+        if step1 is not None:
+            replies.append(protocol.server_message("sync", data=step1))
+        if present:
+            replies.append(protocol.server_message("awareness", **awareness_fields(present)))
     outbox = rt.outbox(caller.endpoint)
     for reply in replies:  # in order, one invocation (docs/design.md §2)
         if not outbox.send(caller.connection_id, reply):
