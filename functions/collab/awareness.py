@@ -110,15 +110,16 @@ class Applied:
 @dataclass(frozen=True)
 class RosterPolicy:
     """When held renewals go out (docs/presence.md). `renew_ms`: a live y-protocols
-    client writes its state at least this often (it renews 15 s after its last write, on a
-    3 s timer). `margin_ms`: the peers' own 3 s check, delivery and timer lateness."""
+    client writes its state at least this often (it renews once 15 s have passed since its
+    last write, on a 3 s timer; the provider's 80 ms throttle on top). `margin_ms`: how
+    much sooner than the peers' 30 s timeout a roster is sent, for its delivery (peers
+    drop at their first 3 s check after the timeout, which only adds time)."""
 
-    cadence_ms: int = 10_000
-    renew_ms: int = 18_000
-    margin_ms: int = 5_000
+    renew_ms: int = 18_500
+    margin_ms: int = 2_000
 
     def args(self, outdated_ms: int) -> tuple[int, int, int, int]:
-        return (self.cadence_ms, outdated_ms, self.renew_ms, self.margin_ms)
+        return (1, outdated_ms, self.renew_ms, self.margin_ms)
 
 
 # ---------------------------------------------------------------------------- codec
@@ -172,11 +173,11 @@ def base64_length(size: int) -> int:
 
 # ---------------------------------------------------------------------------- store
 
-# Shared by every script. KEYS[1..10]: clock, state, conn, user, told, seen, tomb, owned,
-# gone, roster.
+# Shared by every script. KEYS[1..9]: clock, state, conn, user, told, seen, tomb, owned,
+# gone.
 _PRELUDE = """
 local clocks, states, owners, users, told = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local seen, tombs, owned, gone, roster = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local seen, tombs, owned, gone = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
 local function ids_of(conn)
   local list = {}
@@ -223,7 +224,7 @@ local function prune(now, keep)
 end
 
 local function refresh(ttl)
-  for k = 1, 10 do
+  for k = 1, 9 do
     redis.call('EXPIRE', KEYS[k], ttl)
   end
 end
@@ -248,11 +249,10 @@ end
 -- Is a roster due (docs/presence.md)? Renewals are held back, not fanned out; a roster
 -- sends every live state to every member at once. Peers keep a state until 30 s
 -- (`outdated`) after the write they were last told of (`told`), so a held renewal must
--- reach them before that, less `margin`. A roster goes out when something is held and
--- either `cadence` ms passed since the last one, or no renewal can be counted on to
--- arrive before the earliest deadline: every live y-protocols client renews within
--- `renew` ms of its last write, so the earliest such renewal is the next chance to act.
-local function roster_due(now, cadence, outdated, renew, margin)
+-- reach them before that, less `margin`. Every live y-protocols client writes within
+-- `renew` ms of its last write, and each write is a chance to act: a roster goes out
+-- when something is held and no write can be counted on before the earliest deadline.
+local function roster_due(now, outdated, renew, margin)
   local deadline, next_event = math.huge, math.huge
   local recent = redis.call('ZRANGEBYSCORE', seen, '(' .. string.format('%.0f', now - outdated), '+inf', 'WITHSCORES')
   for i = 1, #recent, 2 do
@@ -268,20 +268,15 @@ local function roster_due(now, cadence, outdated, renew, margin)
       end
     end
   end
-  if deadline == math.huge then
-    return false
-  end
-  local last = tonumber(redis.call('GET', roster) or '0')
-  return now - last >= cadence or next_event >= deadline
+  return deadline ~= math.huge and next_event >= deadline
 end
 
 -- Send a roster: every live state, each now told as of its last write.
-local function take_roster(now, outdated, ttl)
+local function take_roster(now, outdated)
   local found = live(now, outdated)
   for i = 1, #found, 4 do
     redis.call('HSET', told, found[i], string.format('%.0f', now - tonumber(found[i + 3])))
   end
-  redis.call('SET', roster, string.format('%.0f', now), 'EX', ttl)
   return found
 end
 
@@ -295,20 +290,20 @@ local function keep_reply(reply, result, seconds)
 end
 """
 
-# KEYS as in the prelude, then KEYS[11] the reply key. ARGV: connection, user, now_ms,
-# ttl, max_ids, max_states, replay_seconds, roster cadence, outdated, renew and margin
-# (ms; cadence 0: never hold renewals), then (clientId, clock, state) triples. Clocks
+# KEYS as in the prelude, then KEYS[10] the reply key. ARGV: connection, user, now_ms,
+# ttl, max_ids, max_states, replay_seconds, hold (1: hold renewals for rosters), outdated,
+# renew and margin (ms), then (clientId, clock, state) triples. Clocks
 # travel as decimal strings: Lua numbers are doubles, exact up to 2**53, which is all
 # lib0 accepts anyway. Returns {'ok', n, n (clientId, clock, state, renewal) accepted,
 # then the roster's (clientId, clock, state, age) if one is due} or {refusal}.
 _APPLY_SCRIPT = (
     _PRELUDE
     + """
-local reply = KEYS[11]
+local reply = KEYS[10]
 local conn, user, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ttl, max_ids, max_states = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local replay_for = tonumber(ARGV[7])
-local cadence, outdated, renew, margin = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local hold, outdated, renew, margin = ARGV[8] == '1', tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local FIRST = 12
 
 local kept = redis.call('LRANGE', reply, 0, -1)
@@ -401,8 +396,8 @@ for i = FIRST, #ARGV, 3 do
       else
         redis.call('ZREM', tombs, id)
       end
-      -- Held back when cadence > 0: peers were told of this id's earlier write only.
-      if not renewal or cadence == 0 then
+      -- A held renewal: peers were told of this id's earlier write only.
+      if not renewal or not hold then
         redis.call('HSET', told, id, string.format('%.0f', now))
       end
       accepted[#accepted + 1] = id
@@ -420,8 +415,8 @@ local result = {'ok', tostring(#accepted / 4)}
 for _, value in ipairs(accepted) do
   result[#result + 1] = value
 end
-if cadence > 0 and roster_due(now, cadence, outdated, renew, margin) then
-  for _, value in ipairs(take_roster(now, outdated, ttl)) do
+if hold and roster_due(now, outdated, renew, margin) then
+  for _, value in ipairs(take_roster(now, outdated)) do
     result[#result + 1] = value
   end
 end
@@ -433,7 +428,7 @@ return keep_reply(reply, result, replay_for)
 _REMOVE_CONNECTION_SCRIPT = (
     _PRELUDE
     + """
-local reply = KEYS[11]
+local reply = KEYS[10]
 local conn, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local replay_for, max_gone = tonumber(ARGV[4]), tonumber(ARGV[5])
 
@@ -482,7 +477,7 @@ return live(now, outdated)
 """
 )
 
-_PARTS = ("clock", "state", "conn", "user", "told", "seen", "tomb", "owned", "gone", "roster")
+_PARTS = ("clock", "state", "conn", "user", "told", "seen", "tomb", "owned", "gone")
 
 
 class AwarenessStore:
