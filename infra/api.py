@@ -66,6 +66,9 @@ class WebSocket(Construct):
             api_name=config.api_name,
             description=f"{config.prefix}: Yjs collaboration over WebSockets",
             route_selection_expression=routes.selection_expression,
+            # egress ipv6: the functions post to @connections over IPv6, which the API
+            # answers on only when dual-stack (its clients may still use IPv4).
+            ip_address_type=apigwv2.IpAddressType.DUAL_STACK if config.dual_stack else None,
         )
         authorizer = authorizers.WebSocketLambdaAuthorizer(
             "Authorizer",

@@ -64,15 +64,21 @@ class StageConfig:
     firebaseProjectId: str | None = None
     jwtSecretParameter: str | None = None
     jwtSecretArn: str | None = None
-    # The cache: ElastiCache Serverless (Valkey) or a node-based replication group.
-    cacheKind: Literal["serverless", "nodes"] = "serverless"
+    # The cache: ElastiCache Serverless (Valkey), a node-based replication group, or none at
+    # all: then there is no VPC either, every function runs outside one, and the handlers
+    # serve everything from DynamoDB (CACHE_KIND=none, collab/settings.py).
+    cacheKind: Literal["serverless", "nodes", "none"] = "serverless"
     cacheEngineVersion: str = "8"
     cacheMaxDataGb: int | None = None
     cacheMaxEcpuPerSecond: int | None = None
     cacheNodeType: str = "cache.t4g.small"
     cacheShards: int = 1
     cacheReplicas: int = 1
-    # Network: functions in the VPC reach the Management API only through NAT.
+    # Network (stages with a cache): how the functions in the VPC reach the Management API.
+    # nat: NAT gateways (natGateways of them) in public subnets; ipv6: a dual-stack VPC whose
+    # private subnets send IPv6 through an egress-only internet gateway, no NAT (natGateways
+    # is then not used), a dual-stack API, and the fan-out over IPv6 only.
+    egress: Literal["nat", "ipv6"] = "nat"
     maxAzs: int = 2
     natGateways: int = 1
     # Functions.
@@ -98,7 +104,9 @@ class StageConfig:
             raise ConfigError(
                 STAGE_KEY, f"is {self.stage!r}; use 1-16 of a-z, 0-9 and -, starting with a letter"
             )
-        if self.natGateways < 1:
+        if self.cacheKind == "none" and self.egress != "nat":
+            raise ConfigError("egress", f"is {self.egress!r}, but cacheKind none has no VPC to route")
+        if self.has_vpc and self.egress == "nat" and self.natGateways < 1:
             raise ConfigError(
                 "natGateways", "must be at least 1: functions in the VPC post to @connections via NAT"
             )
@@ -115,6 +123,26 @@ class StageConfig:
         unknown = sorted(set(self.settings) - set(TUNABLES))
         if unknown:
             raise ConfigError("settings", f"has unknown keys {unknown}; known: {list(TUNABLES)}")
+
+    # --- the shape ----------------------------------------------------------------------
+    @property
+    def has_cache(self) -> bool:
+        return self.cacheKind != "none"
+
+    @property
+    def has_vpc(self) -> bool:
+        """The VPC exists for the cache alone."""
+        return self.has_cache
+
+    @property
+    def dual_stack(self) -> bool:
+        """IPv6 egress: a dual-stack VPC and API, functions allowed IPv6 out."""
+        return self.has_vpc and self.egress == "ipv6"
+
+    @property
+    def nat_gateways(self) -> int:
+        """NAT gateways to build: natGateways with egress nat, else none."""
+        return self.natGateways if self.has_vpc and self.egress == "nat" else 0
 
     # --- names, all derived from the stage ---------------------------------------------
     @property

@@ -1,6 +1,12 @@
 """One Lambda function per entry of routes.json "functions", with the dependency layer,
 Powertools settings, X-Ray, and the grants each one needs (infra/needs.py) and no more.
-The code asset is a built copy of functions/ with its Python 3.13 bytecode."""
+The code asset is a built copy of functions/ with its Python 3.13 bytecode.
+
+A function whose routes.json entry has `needsCache` gets the core's settings
+(collab/settings.py) and, in a stage with a cache, runs in the VPC beside it: with
+`egress: ipv6` allowed IPv6 out (Ipv6AllowedForDualStack) and told to post over IPv6 only
+(FANOUT_IP_FAMILY). Without a cache (`cacheKind: none`) it runs outside any VPC, with
+CACHE_KIND=none and no REDIS_URL."""
 
 from __future__ import annotations
 
@@ -37,8 +43,8 @@ class Functions(Construct):
         layer_dir: str,
         layer_key: str,
         storage: Storage,
-        network: Network,
-        cache: Cache,
+        network: Network | None,
+        cache: Cache | None,
         jwt_secret: JwtSecret,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -76,8 +82,8 @@ class Functions(Construct):
         spec: FunctionSpec,
         needs: Needs,
         storage: Storage,
-        network: Network,
-        cache: Cache,
+        network: Network | None,
+        cache: Cache | None,
         jwt_secret: JwtSecret,
     ) -> lambda_.Function:
         config = self.config
@@ -98,7 +104,9 @@ class Functions(Construct):
         )
         # Logs go to this function's group only (not logs:* on *, as the managed policy has).
         log_group.grant_write(role)
-        if spec.needs_cache:
+        # Beside the cache, in the VPC; no cache, no VPC.
+        vpc = network if spec.needs_cache else None
+        if vpc is not None:
             # Creating and deleting its network interfaces in the VPC; these EC2 actions
             # support no resource-level restriction.
             role.add_managed_policy(
@@ -122,15 +130,17 @@ class Functions(Construct):
             tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
             log_group=log_group,
             environment=environment,
-            vpc=network.vpc if spec.needs_cache else None,
-            vpc_subnets=network.private_subnets if spec.needs_cache else None,
-            security_groups=[network.function_security_group] if spec.needs_cache else None,
+            vpc=vpc.vpc if vpc else None,
+            vpc_subnets=vpc.private_subnets if vpc else None,
+            security_groups=[vpc.function_security_group] if vpc else None,
+            # IPv6 out of a dual-stack VPC: the only way to @connections with egress ipv6.
+            ipv6_allowed_for_dual_stack=True if vpc and vpc.dual_stack else None,
         )
         self._grant(function, needs, storage, jwt_secret)
         return function
 
     def _environment(
-        self, spec: FunctionSpec, needs: Needs, storage: Storage, cache: Cache, jwt_secret: JwtSecret
+        self, spec: FunctionSpec, needs: Needs, storage: Storage, cache: Cache | None, jwt_secret: JwtSecret
     ) -> dict[str, str]:
         config = self.config
         env = {
@@ -148,8 +158,15 @@ class Functions(Construct):
             # collab.settings.Settings: every table, the bucket and the cache, plus tunables.
             env.update(storage.env())
             env[settings.SNAPSHOT_BUCKET] = storage.bucket.bucket_name
-            env[settings.REDIS_URL] = cache.url
-            env[settings.REDIS_CLUSTER] = "true" if cache.cluster else "false"
+            if cache is None:
+                env[settings.CACHE_KIND] = "none"
+            else:
+                env[settings.CACHE_KIND] = "redis"
+                env[settings.REDIS_URL] = cache.url
+                env[settings.REDIS_CLUSTER] = "true" if cache.cluster else "false"
+            if config.dual_stack:
+                # The VPC routes no IPv4 out: an IPv4 address of execute-api is a dead end.
+                env[settings.FANOUT_IP_FAMILY] = "ipv6"
             env.update(config.settings)
         return env
 

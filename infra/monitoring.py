@@ -95,6 +95,11 @@ LOG_SIGNALS = (
 )
 
 
+def log_signals(config: StageConfig) -> tuple[LogSignal, ...]:
+    """The signals of this stage: a stage without a cache has no cache to fail."""
+    return tuple(signal for signal in LOG_SIGNALS if signal.functions is not None or config.has_cache)
+
+
 def log_metrics_namespace(config: StageConfig) -> str:
     """Where the metric filters publish: one namespace per stage, so stages never mix."""
     return f"{METRICS_NAMESPACE}/{config.stage}"
@@ -236,7 +241,7 @@ class Monitoring(Construct):
         namespace = log_metrics_namespace(self.config)
         uses_cache = tuple(name for name, spec in load_routes().functions.items() if spec.needs_cache)
         metrics: dict[str, cloudwatch.Metric] = {}
-        for signal in LOG_SIGNALS:
+        for signal in log_signals(self.config):
             for name in signal.functions or uses_cache:
                 logs.MetricFilter(
                     self,

@@ -46,7 +46,7 @@ def acknowledge_findings(
     storage: Storage,
     functions: Functions,
     websocket: WebSocket,
-    cache: Cache,
+    cache: Cache | None,
     jwt_secret: JwtSecret,
 ) -> None:
     acknowledge(
@@ -115,7 +115,7 @@ def acknowledge_findings(
             "The HS256 key is shared with the token issuer: rotating it here alone would reject every "
             "token. Rotate it together with the issuer (docs/deploy.md).",
         )
-    if cache.replication_group is not None:
+    if cache is not None and cache.replication_group is not None:
         acknowledge(
             cache.replication_group,
             "AEC6",

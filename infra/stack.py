@@ -1,5 +1,6 @@
 """The whole deployment of one stage: network, storage, cache, functions, WebSocket API,
-monitoring, and the outputs a frontend and an operator need."""
+monitoring, and the outputs a frontend and an operator need. docs/deploy.md, "Stage
+shapes", says what each shape (egress nat or ipv6, or cacheKind none) builds."""
 
 from __future__ import annotations
 
@@ -38,9 +39,12 @@ class CollabStack(Stack):
         Tags.of(self).add("stage", config.stage)
         routes = load_routes()
         self.config = config
-        self.network = Network(self, "Network", config=config)
+        # The VPC exists for the cache alone: `cacheKind: none` has neither.
+        self.network = Network(self, "Network", config=config) if config.has_vpc else None
         self.storage = Storage(self, "Storage", config=config, tables=load_tables())
-        self.cache = Cache(self, "Cache", config=config, network=self.network)
+        self.cache = (
+            Cache(self, "Cache", config=config, network=self.network) if self.network is not None else None
+        )
         self.jwt_secret = JwtSecret(self, "JwtSecret", config=config)
         self.functions = Functions(
             self,

@@ -26,6 +26,10 @@ VARIANT = {
     "alarmEmail": "ops@example.com",
     "functions": {"messages": {"provisionedConcurrency": 2, "reservedConcurrency": 100}},
 }
+# The two shapes without a NAT gateway, as `-c egress=ipv6` and `-c cacheKind=none` give
+# them on top of cdk.json's dev stage (whose natGateways: 1 they do not use).
+IPV6 = {"egress": "ipv6"}
+NO_CACHE = {"cacheKind": "none"}
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 
 from infratest import Synthesized, refs
 
-from infra.monitoring import LOG_SIGNALS, LogSignal, log_metrics_namespace
+from infra.monitoring import LOG_SIGNALS, LogSignal, log_metrics_namespace, log_signals
 from infra.specs import load_routes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,9 @@ def filters_of(synthesized: Synthesized, signal: LogSignal) -> list[dict[str, An
 def test_each_handled_failure_is_counted_in_the_log_groups_that_carry_it(synthesized: Synthesized) -> None:
     namespace = log_metrics_namespace(synthesized.config)
     for signal in LOG_SIGNALS:
-        expected = set(signal.functions or USES_CACHE)
+        # A stage without a cache has no cache failures to count.
+        uses_cache = USES_CACHE if synthesized.config.has_cache else set()
+        expected = set(signal.functions or uses_cache)
         filters = filters_of(synthesized, signal)
         assert {refs(f["LogGroupName"]).pop() for f in filters} == {
             log_group_of(synthesized, name) for name in expected
@@ -74,8 +76,14 @@ def test_each_handled_failure_has_an_alarm(synthesized: Synthesized) -> None:
         a["Properties"]["AlarmName"]: a["Properties"]
         for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()
     }
+    signals = log_signals(synthesized.config)
+    assert ("CacheUnavailable" in {s.metric for s in signals}) is synthesized.config.has_cache
     for signal in LOG_SIGNALS:
-        alarm = alarms[f"{synthesized.config.prefix}-{signal.metric}"]
+        name = f"{synthesized.config.prefix}-{signal.metric}"
+        if signal not in signals:
+            assert name not in alarms
+            continue
+        alarm = alarms[name]
         assert alarm["Namespace"] == log_metrics_namespace(synthesized.config)
         assert alarm["MetricName"] == signal.metric and alarm["Statistic"] == "Sum"
         assert "Dimensions" not in alarm
@@ -90,7 +98,7 @@ def test_each_handled_failure_has_an_alarm(synthesized: Synthesized) -> None:
 def test_the_dashboard_shows_the_handled_failures(synthesized: Synthesized) -> None:
     (dashboard,) = synthesized.of_type("AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    for signal in LOG_SIGNALS:
+    for signal in log_signals(synthesized.config):
         assert signal.metric in body
 
 
