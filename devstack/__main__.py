@@ -38,21 +38,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object line instead")
     parser.add_argument("--redis-cluster", action="store_true", help="run redis-server as a one-node cluster")
+    parser.add_argument(
+        "--cache",
+        choices=("redis", "none"),
+        default="redis",
+        help="none: no Redis at all, as a stage deployed with cacheKind none (the handlers get "
+        "CACHE_KIND=none and serve everything from DynamoDB)",
+    )
     parser.add_argument("--no-demo", action="store_true", help="skip the demo scene and page")
     parser.add_argument(
         "--state-file",
         help=f"where collabctl finds this stack (default: ${STATE_FILE_ENV}, else "
         f"{display_path(state_file_path({}) or Path())}; '{OFF}': write none)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.cache == "none" and args.redis_cluster:
+        parser.error("--redis-cluster needs a cache; it cannot go with --cache none")
+    return args
 
 
 def ready_info(stack: LocalStack) -> dict[str, str]:
+    # Without a cache there is no REDIS_URL to give, and the block says why instead.
+    cache = {"REDIS_URL": stack.redis_url} if stack.cache != "none" else {"CACHE_KIND": "none"}
     return {
         "WS_URL": stack.ws_url,
         "MANAGEMENT_URL": stack.management_url,
         "MOTO_URL": stack.moto_url,
-        "REDIS_URL": stack.redis_url,
+        **cache,
         **stack.ready_info,
     }
 
@@ -69,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     port = DEFAULT_PORT if args.port is None else args.port
     state_file = state_file_path({STATE_FILE_ENV: args.state_file} if args.state_file else None)
-    stack = LocalStack(port=port, redis_cluster=args.redis_cluster, seed_demo=not args.no_demo, warm=True)
+    stack = LocalStack(
+        port=port, redis_cluster=args.redis_cluster, seed_demo=not args.no_demo, warm=True, cache=args.cache
+    )
     try:
         stack.start()
         info = ready_info(stack)

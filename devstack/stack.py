@@ -1,6 +1,10 @@
 """The local stack of `make dev` and of the end-to-end tests: moto (DynamoDB and friends),
 Redis, the tables of functions/tables.json, and the emulator serving functions/routes.json
-with the real handlers, all wired through the handlers' environment."""
+with the real handlers, all wired through the handlers' environment.
+
+`cache="none"` is the shape of a stage deployed with `cacheKind: none`: no Redis at all,
+and the handlers get CACHE_KIND=none and no REDIS_URL, so they serve everything from
+DynamoDB (collab/runtime.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from devstack import deployed, faults, services
 from emulator import Emulator, EmulatorConfig, run_in_thread
@@ -29,6 +34,8 @@ SNAPSHOT_BUCKET = "collab-local-snapshots"
 ROUTES_FILE = services.FUNCTIONS_DIR / "routes.json"
 
 ReadyHook = Callable[["LocalStack"], dict[str, str]]
+CacheChoice = Literal["redis", "none"]
+CACHE_CHOICES: tuple[CacheChoice, ...] = ("redis", "none")
 
 
 class LocalStack:
@@ -44,6 +51,8 @@ class LocalStack:
     pause points (devstack/faults.py); off by default.
     `warm`: start one execution environment per function before `on_ready` (`make dev`
     does, so the first messages after READY do not wait for cold starts).
+    `cache`: "redis" (a redis-server, REDIS_URL if set, else fakeredis) or "none" (no cache:
+    nothing is started, and a REDIS_URL in this process's environment is not used).
 
     Each function gets the memory size the CDK app deploys it with (devstack/deployed.py),
     enforced as Lambda enforces it.
@@ -62,7 +71,13 @@ class LocalStack:
         max_environments: int = 4,
         faults_dir: Path | None = None,
         warm: bool = False,
+        cache: CacheChoice = "redis",
     ) -> None:
+        if cache not in CACHE_CHOICES:
+            raise ValueError(f"cache is {cache!r}; expected one of {CACHE_CHOICES}")
+        if cache == "none" and redis_cluster:
+            raise ValueError("redis_cluster needs a cache; cache is 'none'")
+        self.cache = cache
         self.requested_port = port
         self.host = host
         self.stage = stage
@@ -97,7 +112,7 @@ class LocalStack:
             moto = services.start_moto()
             self._resources.callback(moto.stop)
             self.moto_url = moto.url
-            self.redis_url, cluster = self._start_redis()
+            cache_env = self._start_cache()
             tables = services.create_tables(self.moto_url, prefix=TABLE_PREFIX)
             services.create_bucket(self.moto_url, SNAPSHOT_BUCKET)
             # The port first: handlers need MANAGEMENT_ENDPOINT before any worker starts.
@@ -106,8 +121,7 @@ class LocalStack:
                 **services.aws_endpoint_env(self.moto_url),
                 **tables,
                 settings.SNAPSHOT_BUCKET: SNAPSHOT_BUCKET,
-                settings.REDIS_URL: self.redis_url,
-                settings.REDIS_CLUSTER: "true" if cluster else "false",
+                **cache_env,
                 settings.MANAGEMENT_ENDPOINT: f"http://{self.host}:{port}/{self.stage}",
                 settings.AUTH_MODE: "hs256",
                 settings.JWT_SECRET: self.jwt_secret,
@@ -142,6 +156,17 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def _start_cache(self) -> dict[str, str]:
+        """The handlers' cache settings, after starting the cache if there is one."""
+        if self.cache == "none":
+            return {settings.CACHE_KIND: "none"}
+        self.redis_url, cluster = self._start_redis()
+        return {
+            settings.CACHE_KIND: "redis",
+            settings.REDIS_URL: self.redis_url,
+            settings.REDIS_CLUSTER: "true" if cluster else "false",
+        }
 
     def _start_redis(self) -> tuple[str, bool]:
         url = os.environ.get(settings.REDIS_URL, "")

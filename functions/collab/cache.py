@@ -175,7 +175,11 @@ def connect(
     cooldown: float = DEFAULT_COOLDOWN_SECONDS,
     clock: Callable[[], float] = time.monotonic,
 ) -> Cache:
-    """The cache at `url` (rediss:// turns TLS on), built on first use."""
+    """The cache at `url` (rediss:// turns TLS on), built on first use. No URL, no cache:
+    `Cache.disabled()` (Settings.redis_url is empty exactly when CACHE_KIND is none, so a
+    tool that connects to whatever the settings name works on both shapes)."""
+    if not url:
+        return Cache.disabled("no cache URL: this stage has no cache")
     # Short timeouts: a dead or failed-over node must cost one brief wait, then the
     # breaker keeps the cache out of the way while DynamoDB serves. (A hung cluster node
     # costs two: redis-py refreshes the slot map after the first, against the same node.)
