@@ -33,15 +33,16 @@ class Network(Construct):
         super().__init__(scope, construct_id)
         self.dual_stack = config.dual_stack
         subnets = [
+            # Where the NAT gateways live. The IPv6 shape has nothing to put there but keeps
+            # the address space (reserved: no resources), so that the private subnets have
+            # the same IPv4 ranges and logical ids in both shapes.
+            ec2.SubnetConfiguration(
+                name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24, reserved=self.dual_stack
+            ),
             ec2.SubnetConfiguration(
                 name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20
-            )
+            ),
         ]
-        if not self.dual_stack:
-            # Where the NAT gateways live; the IPv6 shape has nothing to put there.
-            subnets.insert(
-                0, ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)
-            )
         self.vpc = ec2.Vpc(
             self,
             "Vpc",

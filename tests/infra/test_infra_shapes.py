@@ -87,6 +87,19 @@ def test_the_nat_stage_routes_ipv4_through_nat_and_has_no_ipv6(dev: Synthesized)
         assert "FANOUT_IP_FAMILY" not in environment(dev, name), name
 
 
+def test_the_private_subnets_keep_their_ids_and_ranges_across_the_two_egress_shapes(
+    dev: Synthesized, ipv6: Synthesized
+) -> None:
+    """Where the cache and the functions live: switching a stage's egress must not make
+    CloudFormation replace them (the public subnets' space stays reserved)."""
+
+    def private(synthesized: Synthesized) -> dict[str, str]:
+        subnets = synthesized.of_type("AWS::EC2::Subnet")
+        return {k: subnets[k]["Properties"]["CidrBlock"] for k in private_route_tables(synthesized)}
+
+    assert private(dev) == private(ipv6) and len(private(dev)) == dev.config.maxAzs
+
+
 def test_ipv6_gateway_endpoints_serve_dynamodb_and_s3_on_the_private_route_tables(ipv6: Synthesized) -> None:
     tables = set(private_route_tables(ipv6).values())
     endpoints = ipv6.of_type("AWS::EC2::VPCEndpoint").values()
