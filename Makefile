@@ -72,6 +72,7 @@ layer: setup-python
 bench: setup
 	$(PY) -m bench.run
 	$(PY) -m bench.openloop
+	$(PY) -m bench.cost
 
 clean:
 	rm -rf $(VENV) client/node_modules tests/e2e/node_modules infra/node_modules cdk.out layers/build
