@@ -251,9 +251,10 @@ end
 -- (`outdated`) after the write they were last told of (`told`), so a held renewal must
 -- reach them before that, less `margin`. Every live y-protocols client writes within
 -- `renew` ms of its last write, and each write is a chance to act: a roster goes out
--- when something is held and no write can be counted on before the earliest deadline.
+-- when something is held and fewer than two writes can be counted on before the earliest
+-- deadline (two: so that one client dying silently cannot make a held renewal late).
 local function roster_due(now, outdated, renew, margin)
-  local deadline, next_event = math.huge, math.huge
+  local deadline, first, second = math.huge, math.huge, math.huge
   local recent = redis.call('ZRANGEBYSCORE', seen, '(' .. string.format('%.0f', now - outdated), '+inf', 'WITHSCORES')
   for i = 1, #recent, 2 do
     local id, at = recent[i], tonumber(recent[i + 1])
@@ -264,11 +265,16 @@ local function roster_due(now, outdated, renew, margin)
         deadline = math.min(deadline, last_told + outdated - margin)
       end
       if now - at <= renew then
-        next_event = math.min(next_event, at + renew)
+        local expected = at + renew
+        if expected < first then
+          first, second = expected, first
+        elseif expected < second then
+          second = expected
+        end
       end
     end
   end
-  return deadline ~= math.huge and next_event >= deadline
+  return deadline ~= math.huge and second >= deadline
 end
 
 -- Send a roster: every live state, each now told as of its last write.

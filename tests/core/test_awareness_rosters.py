@@ -59,27 +59,25 @@ def test_a_roster_carries_every_live_state_with_its_age_once(store: AwarenessSto
     policy = RosterPolicy()
     for n in (1, 2, 3):
         store.apply_holding_renewals(scene, f"c{n}", [AwarenessEntry(n, 1, state(n))], n * 100, policy=policy)
-    # c1 and c2 renew: held, since c3 will write before the peers' deadline for c1 (28.1 s).
-    for n, at in ((1, 15_100), (2, 15_200)):
-        held = store.apply_holding_renewals(
-            scene, f"c{n}", [AwarenessEntry(n, 2, state(n))], at, policy=policy
-        )
-        assert held.roster is None
-    # c3 renews too: now nobody is due to write before 33.6 s, after that deadline.
+    # c1 renews: held, since c2 and c3 will both write before the peers' deadline for c1
+    # (28.1 s; two, so that one of them dying silently cannot make it late).
+    held = store.apply_holding_renewals(scene, "c1", [AwarenessEntry(1, 2, state(1))], 15_100, policy=policy)
+    assert held.roster is None
+    # c2 renews too: only c3 is now due to write before that deadline, which is not enough.
     retry_id = uuid.uuid4().hex
     last = store.apply_holding_renewals(
-        scene, "c3", [AwarenessEntry(3, 2, state(3))], 15_300, policy=policy, request_id=retry_id
+        scene, "c2", [AwarenessEntry(2, 2, state(2))], 15_200, policy=policy, request_id=retry_id
     )
     assert last.roster is not None
-    assert [(e.client_id, e.clock, e.age_ms) for e in last.roster] == [(1, 2, 200), (2, 2, 100), (3, 2, 0)]
+    assert [(e.client_id, e.clock, e.age_ms) for e in last.roster] == [(1, 2, 100), (2, 2, 0), (3, 1, 14_900)]
     # A retry of the call whose reply was lost gets the same roster...
     replay = store.apply_holding_renewals(
-        scene, "c3", [AwarenessEntry(3, 2, state(3))], 15_350, policy=policy, request_id=retry_id
+        scene, "c2", [AwarenessEntry(2, 2, state(2))], 15_350, policy=policy, request_id=retry_id
     )
     assert replay == last and replay.roster == last.roster
     # ...and it went out once: everything is told, nothing is held.
-    quiet = store.apply_holding_renewals(scene, "c1", [AwarenessEntry(1, 3, state(1))], 15_400, policy=policy)
-    assert quiet.roster is None
+    told = store.apply_holding_renewals(scene, "c1", [AwarenessEntry(1, 3, state(1))], 16_000, policy=policy)
+    assert told.roster is None  # peers were told of 15.1 s: deadline 43.1 s; c3 and c2 write by 33.7 s
 
 
 def test_the_only_writer_gets_its_renewal_out_before_the_deadline(store: AwarenessStore, scene: str) -> None:
@@ -201,7 +199,7 @@ def test_a_quiet_room_never_drops_a_live_cursor(
     per_second = quiet.messages_out / 180
     print(f"{size} {layout}: {per_second:.2f} messages/s, relaying {relayed_per_second:.2f}")
     if size == 20:
-        assert per_second <= 2.5, per_second  # 25.3 a second if every renewal were relayed
+        assert per_second <= 2.7, per_second  # 25.3 a second if every renewal were relayed
 
 
 @pytest.mark.parametrize("size", [2, 5, 20])

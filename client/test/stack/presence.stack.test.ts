@@ -19,10 +19,14 @@ afterEach(() => clients.closeAll());
 /** `ws` that counts the messages every socket receives. */
 class CountingWebSocket extends WebSocket {
   static received = 0;
+  static kinds = new Map<string, number>();
   constructor(...args: ConstructorParameters<typeof WebSocket>) {
     super(...args);
-    this.on('message', () => {
+    this.on('message', (data) => {
       CountingWebSocket.received += 1;
+      const frame = JSON.parse(String(data)) as { type: string; ages?: unknown };
+      const kind = frame.type + (frame.ages === undefined ? '' : '+ages');
+      CountingWebSocket.kinds.set(kind, (CountingWebSocket.kinds.get(kind) ?? 0) + 1);
     });
   }
 }
@@ -51,6 +55,7 @@ describe('a quiet room', () => {
 
     // Only y-protocols' 15 s renewals and the providers' 45 s resyncs from here on.
     CountingWebSocket.received = 0;
+    CountingWebSocket.kinds.clear();
     const quietMs = 65_000;
     const started = Date.now();
     const gaps: string[] = [];
@@ -62,7 +67,7 @@ describe('a quiet room', () => {
     const received = CountingWebSocket.received;
     // Relaying every renewal alone would deliver size*(size-1) messages per 15 s.
     const relayed = ((size * (size - 1)) / 15) * (quietMs / 1000);
-    console.log(`quiet room of ${size}: ${received} messages in ${quietMs / 1000} s (renewals relayed: ${relayed.toFixed(0)} + resyncs)`);
+    console.log(`quiet room of ${size}: ${received} messages in ${quietMs / 1000} s (renewals relayed: ${relayed.toFixed(0)} + resyncs)`, Object.fromEntries(CountingWebSocket.kinds));
     expect(received).toBeLessThan(relayed);
 
     // A frozen tab: its socket stays open (no $disconnect), it sends nothing more.
