@@ -15,14 +15,18 @@ Items of the documents table, in the scene's partition (no other module's query 
     aw#s               the scene: `n` (how many client id items) and `tombs` (the removed
                        ones, "id@removedAt,..."), what the caps and the eviction read
     aw#s#<client id>   one client id: clock, state, owner connection and user, `seen` (its
-                       last accepted write, ms), `ended` (its owner has ended), `req` (the
-                       call that wrote it)
+                       last accepted write, ms), `told` (when its own write was last
+                       forwarded), `ended` (its owner has ended), `req` (the call that
+                       wrote it)
+    aw#s-roster        the last roster of held renewals: the call that took it and the
+                       `seen` of every state it told peers of
     aw#c#<connection>  one connection: the ids it owns ("1,3"), `gone` once it has ended,
                        and the removals its end announced (for a retry)
-    aw#roster          who last took the scene's roster (`take_roster`)
+    aw#roster          who last took `take_roster`
 
-One Query (`begins_with(sk, "aw#s")`) reads the scene item and every client id, nothing
-else: `current` and `expire` read at most the scene's cap of ids.
+One Query (`begins_with(sk, "aw#s")`) reads the scene item, every client id and the last
+roster, nothing else: `current`, `expire` and the roster's decision read at most the
+scene's cap of ids.
 
 How a Lua script's atomicity is kept: every call reads the items its decision depends on
 (strongly consistent), decides exactly as the script does, in Python, and writes what
@@ -33,8 +37,14 @@ excluded here too: two invocations of one connection reordered (the later clock 
 whichever writes first), two connections of one user taking an id back and forth, a
 $disconnect racing the connection's own last write (the removal and the ended mark are one
 transaction with the connection's `gone`, so a write decided before it fails its version
-and, decided again, finds the connection gone), and the scene cap (every admission changes
-`aw#s` under its version, so the cap is exact, not approximate).
+and, decided again, finds the connection gone), two expiries (each removal goes to one),
+and the scene cap: every admission changes `aw#s` under its version, so the cap is exact
+while the items are intact. Should DynamoDB's TTL delete `aw#s` while ids live on (only in
+a scene where nobody synced for two hours: `current` refreshes it), the count starts again
+from zero and the scene may take up to twice the cap until the next `current` repairs it;
+`current` reads at most twice the cap, so that stays bounded. A call that loses its race
+MAX_ATTEMPTS times raises AwarenessContended, for the caller to treat as an unavailable
+cache (drop that awareness message; the client renews it within 15 s).
 
 When one item is enough, one conditional write: a renewal or cursor move of an id the
 connection owns (the hot path) is a BatchGetItem of the connection and the id and one
@@ -63,9 +73,21 @@ newcomer's first awareness. `current` also repairs `aw#s` if it disagrees with t
 (DynamoDB's TTL deleted an item, or `aw#s` itself expired), under its version. Every
 write sets `expiresAt`, so an abandoned scene's presence disappears.
 
+Held renewals (`apply_holding_renewals`, docs/presence.md) decide as the script does: an
+accepted renewal keeps the id's `told`, and `roster_due` reads the scene's live states (the
+Query above: the script reads them too). Peers were told of an id by its last forwarded
+write or by the last roster, whichever is later, so a roster is one conditional put of
+`aw#s-roster` on the version read (racing writers send one roster), not a write per id.
+A retry of the call that took it gets the roster again, its states as they are now.
+
+Two operations the Redis store does not have: `take_roster` (True for one caller per scene
+per interval, a conditional put) and `expire` (quiet states removed as `remove_connection`
+removes them, each removal returned to exactly one caller).
+
 Work per call: `apply` reads and writes O(entries + the owners and tombstones they
-touch); `remove_connection` O(ids of the connection); `current` and `expire` read the
-scene's ids (at most `max_states` of them, bounded at twice that).
+touch); `remove_connection` O(ids of the connection); `current`, `expire` and
+`apply_holding_renewals` also read the scene's ids (at most `max_states` of them, bounded
+at twice that).
 """
 
 from __future__ import annotations
@@ -89,7 +111,9 @@ from collab.awareness import (
     MAX_STATE_BYTES,
     MAX_STATES,
     REMOVED,
+    Applied,
     AwarenessEntry,
+    RosterPolicy,
     base64_length,
     decode_update,
 )
@@ -98,7 +122,8 @@ from collab.errors import TooLarge
 SCENE = "aw#s"
 ID_PREFIX = "aw#s#"
 CONN_PREFIX = "aw#c#"
-ROSTER = "aw#roster"
+ROSTER = "aw#roster"  # take_roster's
+HELD_ROSTER = "aw#s-roster"  # apply_holding_renewals': in the scene's Query, after the ids
 
 # API Gateway closes a WebSocket connection after two hours: a connection item written
 # now is needed at most that long, plus the idle timeout its ids are kept for.
@@ -133,6 +158,7 @@ class _Id:
     ended: bool = False
     req: str = ""
     renewal: bool = False
+    told: int = 0  # when peers were last told of this id's state by a write (ms)
 
     @property
     def present(self) -> bool:
@@ -153,7 +179,18 @@ class _Scene:
     tombs: dict[int, int] = field(default_factory=dict)  # removed client id -> when (ms)
 
 
-_Value = _Id | _Conn | _Scene
+@dataclass
+class _Roster:
+    """The last roster of held renewals: who took it, and the write of each live id it
+    told peers of (a roster tells of every live state at once, so it is one item here,
+    not a write to every id)."""
+
+    at: int = 0
+    req: str = ""
+    told: dict[int, int] = field(default_factory=dict)  # client id -> `seen` it carried
+
+
+_Value = _Id | _Conn | _Scene | _Roster
 _T = TypeVar("_T")
 
 
@@ -213,6 +250,11 @@ class _World:
             value = self.work[SCENE] = _Scene()
         assert isinstance(value, _Scene)
         return value
+
+    def put(self, sort_key: str, value: _Value) -> None:
+        """Write an item whatever it held (it must have been read)."""
+        self._get(sort_key)
+        self.work[sort_key] = value
 
     def put_id(self, client: int, value: _Id | None) -> None:
         """Write (or, with None, forget) an id, keeping the scene's count and tombstones."""
@@ -344,7 +386,40 @@ class AwarenessTable:
     ) -> list[AwarenessEntry]:
         """As AwarenessStore.apply: the accepted entries (`renewal` set on those whose
         state is the one stored before), TooLarge with nothing applied over a cap."""
-        items = list(entries)
+        now, request = _now(now_ms), request_id or uuid.uuid4().hex
+        return self._apply(scene_id, connection_id, list(entries), now, user_id or "", request, hold=False)
+
+    def apply_holding_renewals(
+        self,
+        scene_id: str,
+        connection_id: str,
+        entries: Iterable[AwarenessEntry],
+        now_ms: int | None = None,
+        *,
+        user_id: str | None = None,
+        request_id: str | None = None,
+        policy: RosterPolicy | None = None,
+    ) -> Applied:
+        """As AwarenessStore.apply_holding_renewals (docs/presence.md): `apply`, with
+        renewals held back, and the roster when one is due. The roster's decision reads
+        the scene's ids (one Query, as the script reads the scene's live states)."""
+        now, request = _now(now_ms), request_id or uuid.uuid4().hex
+        accepted = self._apply(scene_id, connection_id, list(entries), now, user_id or "", request, hold=True)
+        if not accepted:
+            return Applied([], None)
+        return Applied(accepted, self._roster_if_due(scene_id, now, policy or RosterPolicy(), request))
+
+    def _apply(
+        self,
+        scene_id: str,
+        connection_id: str,
+        items: list[AwarenessEntry],
+        now: int,
+        user: str,
+        request: str,
+        *,
+        hold: bool,
+    ) -> list[AwarenessEntry]:
         if len(items) > self.max_entries:
             raise TooLarge(f"an awareness update may carry at most {self.max_entries} entries")
         if not items:
@@ -352,13 +427,12 @@ class AwarenessTable:
         for entry in items:
             if len(entry.state.encode("utf-8")) > self.max_state_bytes:
                 raise TooLarge(f"awareness state over {self.max_state_bytes} bytes")
-        now, request = _now(now_ms), request_id or uuid.uuid4().hex
         keys = [CONN_PREFIX + connection_id, *(ID_PREFIX + str(e.client_id) for e in items)]
         return self._run(
             scene_id,
             _World(connection_id),
             keys,
-            lambda world: self._decide_apply(world, connection_id, user_id or "", now, items, request),
+            lambda world: self._decide_apply(world, connection_id, user, now, items, request, hold),
             "apply:decided",
             now,
         )
@@ -441,7 +515,7 @@ class AwarenessTable:
                 item = world.id(client)
                 assert item is not None
                 removal = replace(
-                    item, clock=item.clock + 1, state=REMOVED, seen=now, req=request, renewal=False
+                    item, clock=item.clock + 1, state=REMOVED, seen=now, req=request, renewal=False, told=now
                 )
                 world.put_id(client, removal)
             self._pause("expire:decided")
@@ -451,7 +525,14 @@ class AwarenessTable:
 
     # -- decisions (the scripts, over the items read) ---------------------------------------
     def _decide_apply(
-        self, world: _World, me: str, user: str, now: int, entries: list[AwarenessEntry], request: str
+        self,
+        world: _World,
+        me: str,
+        user: str,
+        now: int,
+        entries: list[AwarenessEntry],
+        request: str,
+        hold: bool,
     ) -> list[AwarenessEntry]:
         conn = world.conn(me)
         if conn.gone is not None:
@@ -468,7 +549,7 @@ class AwarenessTable:
             if item is not None
             and item.conn != me
             and not item.ended
-            and (item.user == user or item.seen <= cutoff)
+            and ((user and item.user == user) or item.seen <= cutoff)
         ]
         counted = any(e.removed for e in entries) or any(
             item is None or not item.present or item.seen <= cutoff for item in stored.values()
@@ -543,9 +624,11 @@ class AwarenessTable:
                     owner.ids.remove(entry.client_id)
             if kind != "own":
                 conn.ids.append(entry.client_id)
+            # A held renewal: peers were told of this id's earlier write only.
+            told = before.told if renewal and hold and before is not None else now
             world.put_id(
                 entry.client_id,
-                _Id(entry.clock, entry.state, me, user, now, req=request, renewal=renewal),
+                _Id(entry.clock, entry.state, me, user, now, req=request, renewal=renewal, told=told),
             )
             accepted.append(_accepted(entry, renewal))
         return accepted
@@ -580,7 +663,14 @@ class AwarenessTable:
                 # One above the stored clock, so every peer (and this store) accepts it.
                 clock = item.clock + 1
                 removal = replace(
-                    item, clock=clock, state=REMOVED, seen=now, ended=True, req=request, renewal=False
+                    item,
+                    clock=clock,
+                    state=REMOVED,
+                    seen=now,
+                    ended=True,
+                    req=request,
+                    renewal=False,
+                    told=now,
                 )
                 world.put_id(client, removal)
                 removed.append(AwarenessEntry(client, clock, REMOVED))
@@ -592,6 +682,39 @@ class AwarenessTable:
         if removed:
             conn.bye_req, conn.bye = request, [(e.client_id, e.clock) for e in removed]
         return removed
+
+    def _roster_if_due(
+        self, scene_id: str, now: int, policy: RosterPolicy, request: str
+    ) -> list[AwarenessEntry] | None:
+        """Every live state, with ages, if a roster is due (`roster_due`) and this call is
+        the one that takes it: a conditional put of HELD_ROSTER on the version read, so
+        racing writers send one roster, not one each."""
+        for attempt in range(MAX_ATTEMPTS):
+            world, ids, _ = self._query(scene_id)
+            kept = world.read[HELD_ROSTER]
+            last = kept[1] if kept else _Roster()
+            assert isinstance(last, _Roster)
+            live = {
+                c: item
+                for c, item in sorted(ids.items())
+                if item.present and item.seen > now - self.outdated_ms
+            }
+            roster = [
+                AwarenessEntry(c, item.clock, item.state, age_ms=now - item.seen) for c, item in live.items()
+            ]
+            if last.req == request:
+                return roster  # a retry of the call that took it (or its put's lost response)
+            # Peers were last told of an id by its own forwarded write or by the last roster.
+            told = [(item.seen, max(item.told, last.told.get(c, 0))) for c, item in live.items()]
+            if not roster_due(now, self.outdated_ms, policy.renew_ms, policy.margin_ms, told):
+                return None
+            world.reset()
+            world.put(HELD_ROSTER, _Roster(now, request, {c: item.seen for c, item in live.items()}))
+            self._pause("roster:decided")
+            if self._commit(scene_id, world, now):
+                return roster
+            _backoff(attempt)  # another writer took one meanwhile: is one still due?
+        return None  # others kept taking rosters: they told the peers
 
     def _tidy(self, scene_id: str, world: _World, ids: dict[int, _Id], complete: bool, now: int) -> None:
         """Best effort, after `current` read the scene: forget a batch of ids nobody wrote
@@ -676,7 +799,7 @@ class AwarenessTable:
         """The scene item and every id, strongly consistent, as a World; False when there
         were more ids than twice the cap (then only that many are looked at)."""
         world = _World()
-        world.read[SCENE] = None
+        world.read[SCENE] = world.read[HELD_ROSTER] = None
         ids: dict[int, _Id] = {}
         bound = 2 * self.max_states
         kwargs: dict[str, Any] = {
@@ -760,6 +883,7 @@ class AwarenessTable:
                 "seen": {"N": str(value.seen)},
                 "req": {"S": value.req},
                 "renewal": {"BOOL": value.renewal},
+                "told": {"N": str(value.told)},
                 # Kept past the idle timeout, after which this store forgets it itself:
                 # DynamoDB's TTL only clears scenes nobody reads any more.
                 "expiresAt": {"N": str(value.seen // 1000 + 2 * self.ttl_seconds)},
@@ -776,6 +900,16 @@ class AwarenessTable:
                 item["byeReq"] = {"S": value.bye_req}
                 item["bye"] = {"S": ",".join(f"{c}:{k}" for c, k in value.bye)}
             return item
+        if isinstance(value, _Roster):
+            told = ",".join(f"{c}@{seen}" for c, seen in value.told.items())
+            # Needed while a state it told of is live, and for a retry of its call.
+            expires = {"N": str(value.at // 1000 + self.ttl_seconds)}
+            return {
+                "at": {"N": str(value.at)},
+                "req": {"S": value.req},
+                "told": {"S": told},
+                "expiresAt": expires,
+            }
         tombs = ",".join(f"{c}@{at}" for c, at in value.tombs.items())
         return {"n": {"N": str(value.n)}, "tombs": {"S": tombs}, "expiresAt": horizon}
 
@@ -792,11 +926,9 @@ class AwarenessTable:
 def _decode(item: dict[str, Any]) -> tuple[int, _Value]:
     sort_key, version = item["sk"]["S"], int(item["ver"]["N"])
     if sort_key == SCENE:
-        tombs = {}
-        for part in filter(None, item["tombs"]["S"].split(",")):
-            client, at = part.split("@")
-            tombs[int(client)] = int(at)
-        return version, _Scene(int(item["n"]["N"]), tombs)
+        return version, _Scene(int(item["n"]["N"]), _pairs(item["tombs"]["S"]))
+    if sort_key == HELD_ROSTER:
+        return version, _Roster(int(item["at"]["N"]), item["req"]["S"], _pairs(item["told"]["S"]))
     if sort_key.startswith(CONN_PREFIX):
         bye = []
         for part in filter(None, item.get("bye", {}).get("S", "").split(",")):
@@ -817,7 +949,35 @@ def _decode(item: dict[str, Any]) -> tuple[int, _Value]:
         bool(item.get("ended", {}).get("BOOL", False)),
         item["req"]["S"],
         bool(item["renewal"]["BOOL"]),
+        int(item["told"]["N"]),
     )
+
+
+def _pairs(text: str) -> dict[int, int]:
+    """ "id@ms,id@ms" -> {id: ms}."""
+    found = {}
+    for part in filter(None, text.split(",")):
+        client, at = part.split("@")
+        found[int(client)] = int(at)
+    return found
+
+
+def roster_due(now: int, outdated: int, renew: int, margin: int, live: Iterable[tuple[int, int]]) -> bool:
+    """The script's `roster_due` (collab.awareness), over (seen, told) of each live state:
+    a roster is due when a held renewal (seen > told) would reach its peers' deadline
+    (told + outdated - margin) before two more writes can be counted on (every live
+    y-protocols client writes within `renew` ms of its last write)."""
+    deadline = first = second = float("inf")
+    for seen, told in live:
+        if seen > told:
+            deadline = min(deadline, told + outdated - margin)
+        if now - seen <= renew:
+            expected = seen + renew
+            if expected < first:
+                first, second = expected, first
+            elif expected < second:
+                second = expected
+    return deadline != float("inf") and second >= deadline
 
 
 def _key(scene_id: str, sort_key: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ store's records agree with each other."""
 from __future__ import annotations
 
 import base64
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ import boto3
 import pytest
 
 from collab import protocol
-from collab.awareness import AwarenessEntry, AwarenessStore, decode_update, encode_update
+from collab.awareness import AwarenessEntry, AwarenessStore, RosterPolicy, decode_update, encode_update
 from collab.awareness_table import CONN_PREFIX, ID_PREFIX, SCENE, AwarenessTable
 from collab.cache import Cache, connect, scene_key
 from collab.errors import BadRequest, TooLarge
+from tests.core.test_awareness_rosters import CHECK_MS, OUTDATED_MS, room, state
 
 NOW = 1_764_000_000_000
 MINUTE = 60_000
@@ -449,3 +451,84 @@ def test_remove_connection_run_twice_returns_the_removals(store: Store, scene: s
     assert store.remove_connection(scene, "A=", NOW + 1, request_id="bye") == first
     assert store.remove_connection(scene, "A=", NOW + 1, request_id="other") == []
     assert store.current(scene, NOW + 2) == []
+
+
+# ---------------------------------------------------------------------------- held renewals and rosters
+# (docs/presence.md; the cases of test_awareness_rosters.py, and its simulated room)
+
+
+def test_a_renewal_is_marked_and_held_a_change_is_not(store: Store, scene: str) -> None:
+    policy = RosterPolicy()
+    store.apply_holding_renewals(scene, "c1", [AwarenessEntry(1, 1, state(1))], 0, policy=policy)
+    store.apply_holding_renewals(scene, "c2", [AwarenessEntry(2, 1, state(2))], 1_000, policy=policy)
+    store.apply_holding_renewals(scene, "c3", [AwarenessEntry(3, 1, state(3))], 2_000, policy=policy)
+    renewed = store.apply_holding_renewals(
+        scene, "c1", [AwarenessEntry(1, 2, state(1))], 3_000, policy=policy
+    )
+    assert [e.renewal for e in renewed.accepted] == [True]
+    assert renewed.to_forward == []
+    assert renewed.roster is None
+    moved = store.apply_holding_renewals(scene, "c1", [AwarenessEntry(1, 3, state(9))], 4_000, policy=policy)
+    assert [e.renewal for e in moved.accepted] == [False]
+    assert moved.to_forward == [AwarenessEntry(1, 3, state(9))]
+
+
+def test_a_roster_carries_every_live_state_with_its_age_once(store: Store, scene: str) -> None:
+    policy = RosterPolicy()
+    for n in (1, 2, 3):
+        store.apply_holding_renewals(scene, f"c{n}", [AwarenessEntry(n, 1, state(n))], n * 100, policy=policy)
+    held = store.apply_holding_renewals(scene, "c1", [AwarenessEntry(1, 2, state(1))], 15_100, policy=policy)
+    assert held.roster is None
+    retry_id = uuid.uuid4().hex
+    last = store.apply_holding_renewals(
+        scene, "c2", [AwarenessEntry(2, 2, state(2))], 15_200, policy=policy, request_id=retry_id
+    )
+    assert last.roster is not None
+    assert [(e.client_id, e.clock, e.age_ms) for e in last.roster] == [(1, 2, 100), (2, 2, 0), (3, 1, 14_900)]
+    replay = store.apply_holding_renewals(
+        scene, "c2", [AwarenessEntry(2, 2, state(2))], 15_350, policy=policy, request_id=retry_id
+    )
+    assert replay == last and replay.roster == last.roster
+    told = store.apply_holding_renewals(scene, "c1", [AwarenessEntry(1, 3, state(1))], 16_000, policy=policy)
+    assert told.roster is None
+
+
+def test_the_only_writer_gets_its_renewal_out_before_the_deadline(store: Store, scene: str) -> None:
+    policy = RosterPolicy()
+    store.apply_holding_renewals(scene, "c1", [AwarenessEntry(1, 1, state(1))], 0, policy=policy)
+    renewed = store.apply_holding_renewals(
+        scene, "c1", [AwarenessEntry(1, 2, state(1))], 15_000, policy=policy
+    )
+    assert renewed.roster is not None
+
+
+def test_plain_apply_never_holds(store: Store, scene: str) -> None:
+    store.apply(scene, "c1", [AwarenessEntry(1, 1, state(1))], 0)
+    store.apply(scene, "c2", [AwarenessEntry(2, 1, state(2))], 0)
+    [accepted] = store.apply(scene, "c1", [AwarenessEntry(1, 2, state(1))], 15_000)
+    assert accepted == AwarenessEntry(1, 2, state(1)) and accepted.renewal
+    # Told as it was forwarded: a held renewal of it later is due only 30 s after this.
+    store.apply(scene, "c2", [AwarenessEntry(2, 2, state(2))], 15_000)
+    later = store.apply_holding_renewals(scene, "c1", [AwarenessEntry(1, 3, state(1))], 16_000)
+    assert later.roster is None and later.to_forward == []
+
+
+@pytest.mark.parametrize("layout", ["random", "together"])
+def test_a_quiet_room_never_drops_a_live_cursor(store: Store, scene: str, layout: str) -> None:
+    rng = random.Random(5)
+    phases = [rng.randrange(0, 1_000 if layout == "together" else 18_000, 100) for _ in range(5)]
+    quiet = room(store, scene, phases)  # type: ignore[arg-type]
+    quiet.count_from_ms = 60_000
+    quiet.run(150_000)
+    assert quiet.dropped_live == []
+    assert quiet.messages_out / 90 < 5 * 4 / 15  # fewer than relaying every renewal
+
+
+def test_a_gone_cursor_is_dropped_within_30_s_of_its_last_renewal(store: Store, scene: str) -> None:
+    rng = random.Random(105)
+    quiet = room(store, scene, [rng.randrange(0, 18_000, 100) for _ in range(5)])  # type: ignore[arg-type]
+    gone = quiet.clients[0]
+    gone.gone_at = 61_000
+    quiet.run(130_000)
+    assert quiet.dropped_live == []
+    assert quiet.dropped_gone[gone.client_id] - gone.last_write <= OUTDATED_MS + CHECK_MS

@@ -6,6 +6,7 @@ call's decision and its write."""
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import pytest
 from botocore.config import Config
 
 from collab import client_ids, durable_chunks, durable_log
-from collab.awareness import AwarenessEntry
+from collab.awareness import AwarenessEntry, AwarenessStore
 from collab.awareness_table import (
     CONN_PREFIX,
     CONNECTION_SECONDS,
@@ -28,7 +29,9 @@ from collab.awareness_table import (
     AwarenessTable,
 )
 from collab.blobs import BlobStore
+from collab.cache import connect, scene_key
 from collab.errors import TooLarge
+from tests.core.test_awareness_rosters import room
 from tests.support.faults import LoseResponses
 from tests.support.pause import PausePoints
 
@@ -481,3 +484,67 @@ def test_apply_reads_only_its_own_ids(db: Any, table: str, scene: str) -> None:
         store.apply(scene, "C=", [entry(3, 1, "{}")], NOW + 10 * MINUTE)
     assert store.current(scene, NOW + 10 * MINUTE) == []
     assert store.apply(scene, "C=", [entry(3, 1, "{}")], NOW + 10 * MINUTE) == [entry(3, 1, "{}")]
+
+
+def test_rosters_are_decided_as_the_script_decides_them(
+    db: Any, table: str, redis_standalone: str, scene: str
+) -> None:
+    # The same simulated room (test_awareness_rosters.py) on both stores: every message
+    # the server would send, in order, is the same.
+    cache = connect(redis_standalone, False)
+    try:
+        rng = random.Random(8)
+        phases = [rng.randrange(0, 18_000, 100) for _ in range(8)]
+        sent: dict[str, list[tuple[str, int, list[tuple[int, int, int | None]]]]] = {}
+        for name, store in (("redis", AwarenessStore(cache)), ("dynamodb", AwarenessTable(db, table))):
+            quiet = room(store, f"{scene}-{name}", phases)  # type: ignore[arg-type]
+            quiet.clients[3].gone_at = 50_000
+            log = sent[name] = []
+            original = store.apply_holding_renewals
+
+            def recording(*args: Any, original: Any = original, log: list[Any] = log, **kwargs: Any) -> Any:
+                applied = original(*args, **kwargs)
+                if applied.roster is not None:
+                    log.append(
+                        ("roster", args[3], [(e.client_id, e.clock, e.age_ms) for e in applied.roster])
+                    )
+                log.append(("forward", args[3], [(e.client_id, e.clock, None) for e in applied.to_forward]))
+                return applied
+
+            store.apply_holding_renewals = recording  # type: ignore[method-assign]
+            quiet.run(120_000)
+            assert quiet.dropped_live == []
+        assert sent["dynamodb"] == sent["redis"]
+        assert any(kind == "roster" for kind, _, _ in sent["redis"])
+    finally:
+        for key in list(cache.scan_iter(match=scene_key(f"{scene}-redis", "aw:*"))):
+            cache.delete(key)
+        cache.close()
+
+
+def test_two_writers_due_a_roster_at_once_send_one(
+    db: Any, table: str, store: AwarenessTable, scene: str
+) -> None:
+    store.apply_holding_renewals(scene, A, [entry(1, 1, '{"c":1}')], 0)
+    store.apply_holding_renewals(scene, B, [entry(2, 1, '{"c":2}')], 100)
+    # Both renew at 15 s: each alone would find a roster due (one writer left to count on).
+    pause, thread, result = paused(
+        "roster:decided",
+        lambda p: AwarenessTable(db, table, pause=p).apply_holding_renewals(
+            scene, A, [entry(1, 2, '{"c":1}')], 15_000
+        ),
+    )
+    other = store.apply_holding_renewals(scene, B, [entry(2, 2, '{"c":2}')], 15_000)
+    assert other.roster is not None and [e.client_id for e in other.roster] == [1, 2]
+    first = finish(pause, "roster:decided", thread, result)
+    assert first.accepted == [entry(1, 2, '{"c":1}')] and first.roster is None  # told by the other's
+
+
+def test_a_roster_whose_response_was_lost_is_still_sent(
+    db: Any, table: str, store: AwarenessTable, scene: str
+) -> None:
+    store.apply_holding_renewals(scene, A, [entry(1, 1, '{"c":1}')], 0)
+    lose = LoseResponses(db, "PutItem", times=2)  # the renewal's put, then the roster's
+    applied = store.apply_holding_renewals(scene, A, [entry(1, 2, '{"c":1}')], 15_000)
+    assert lose.lost == 2
+    assert applied.to_forward == [] and applied.roster == [entry(1, 2, '{"c":1}')]
