@@ -80,8 +80,9 @@ class AwarenessEntry:
     """One client's awareness state; `state` is its JSON text, "null" for a removal.
 
     Set by the store, not part of the value: `renewal` (an accepted entry whose state is
-    the one stored before: only the clock moved, y-protocols' 15 s keep-alive) and
-    `age_ms` (how long ago the store last accepted a write for this client id)."""
+    the one stored before: only the clock moved, y-protocols' 15 s keep-alive; in a
+    roster, an entry whose renewal was held until this roster) and `age_ms` (how long ago
+    the store last accepted a write for this client id)."""
 
     client_id: int
     clock: int
@@ -105,6 +106,13 @@ class Applied:
     def to_forward(self) -> list[AwarenessEntry]:
         """The accepted entries peers must hear of now: everything but held renewals."""
         return [entry for entry in self.accepted if not entry.renewal]
+
+    @property
+    def roster_for_sender(self) -> bool:
+        """Whether the sender needs the roster too: it held back another client's renewal
+        (in a roster, `renewal` marks an entry the peers had not been told of yet)."""
+        own = {entry.client_id for entry in self.accepted}
+        return any(entry.renewal and entry.client_id not in own for entry in self.roster or ())
 
 
 @dataclass(frozen=True)
@@ -277,13 +285,21 @@ local function roster_due(now, outdated, renew, margin)
   return deadline ~= math.huge and second >= deadline
 end
 
--- Send a roster: every live state, each now told as of its last write.
+-- Send a roster: every live state, each now told as of its last write. Returns
+-- {id, clock, state, age, held ('1': peers had not been told of its last write)}.
 local function take_roster(now, outdated)
   local found = live(now, outdated)
+  local roster = {}
   for i = 1, #found, 4 do
-    redis.call('HSET', told, found[i], string.format('%.0f', now - tonumber(found[i + 3])))
+    local id, written = found[i], string.format('%.0f', now - tonumber(found[i + 3]))
+    local held = tonumber(redis.call('HGET', told, id) or '0') < tonumber(written)
+    redis.call('HSET', told, id, written)
+    for k = 0, 3 do
+      roster[#roster + 1] = found[i + k]
+    end
+    roster[#roster + 1] = held and '1' or '0'
   end
-  return found
+  return roster
 end
 
 -- A retry of a call whose reply was lost must get the same answer, not "nothing new".
@@ -616,7 +632,7 @@ class AwarenessStore:
             )
             for i in range(2, end, 4)
         ]
-        roster = _aged(flat[end:]) if len(flat) > end else None
+        roster = _roster(flat[end:]) if len(flat) > end else None
         return Applied(accepted, roster)
 
     def current(self, scene_id: str, now_ms: int | None = None) -> list[AwarenessEntry]:
@@ -667,6 +683,21 @@ def _now(now_ms: int | None) -> int:
 def _reply(flat: list[bytes]) -> tuple[str, list[AwarenessEntry]]:
     """A changing script's {status, triples...} reply."""
     return bytes(flat[0]).decode("ascii"), _entries(flat[1:])
+
+
+def _roster(flat: list[bytes]) -> list[AwarenessEntry]:
+    """(clientId, clock, state, age ms, held) quintuples, by client id."""
+    found = [
+        AwarenessEntry(
+            int(flat[i]),
+            int(flat[i + 1]),
+            bytes(flat[i + 2]).decode("utf-8"),
+            flat[i + 4] == b"1",
+            int(flat[i + 3]),
+        )
+        for i in range(0, len(flat), 5)
+    ]
+    return sorted(found, key=lambda entry: entry.client_id)
 
 
 def _aged(flat: list[bytes]) -> list[AwarenessEntry]:

@@ -138,7 +138,9 @@ class Room:
         )  # fmt: skip
         receivers = self.live(now)
         if applied.roster is not None:
-            for receiver in receivers:  # to every member, the writer included
+            for receiver in receivers:  # to every member; the writer if it needs it
+                if receiver is client and not applied.roster_for_sender:
+                    continue
                 self.messages_out += now >= self.count_from_ms
                 for entry in applied.roster:
                     if entry.client_id != receiver.client_id:

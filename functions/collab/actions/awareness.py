@@ -29,6 +29,8 @@ class Presence:
 
     forward: list[AwarenessEntry]
     roster: list[AwarenessEntry] | None
+    # The sender needs the roster only when another client's renewal was held in it.
+    roster_for_sender: bool = False
 
 
 def on_awareness(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
@@ -45,7 +47,7 @@ def share(rt: Runtime, caller: Caller, entries: list[AwarenessEntry]) -> None:
         return
     others = [m.connection_id for m in recipients(rt, caller)]
     if presence.roster is not None:
-        send_roster(rt, caller, others, presence.roster)
+        send_roster(rt, caller, others, presence)
     else:
         broadcast(
             rt, caller, others, protocol.server_message("awareness", **awareness_fields(presence.forward))
@@ -72,15 +74,16 @@ def accept(rt: Runtime, caller: Caller, entries: list[AwarenessEntry]) -> Presen
         # connection), and not a viewer's, which can never write: bindings stay bounded.
         foreign = rt.client_ids.foreign(caller.scene_id, caller.user_id, [e.client_id for e in forward])
         forward = [entry for entry in forward if entry.client_id not in foreign]
-    return Presence(forward, applied.roster)
+    return Presence(forward, applied.roster, applied.roster_for_sender)
 
 
-def send_roster(rt: Runtime, caller: Caller, others: list[str], roster: list[AwarenessEntry]) -> None:
-    """Every live state to every member, the sender included: one message each instead of
-    every held renewal fanned out on its own."""
+def send_roster(rt: Runtime, caller: Caller, others: list[str], presence: Presence) -> None:
+    """Every live state to every member (the sender too, if it was held another client's
+    renewal): one message each instead of every held renewal fanned out on its own."""
+    assert presence.roster is not None
     metrics.add_metric(name="AwarenessRosters", unit=MetricUnit.Count, value=1)
-    text = protocol.server_message("awareness", **awareness_fields(roster))
-    broadcast(rt, caller, [*others, caller.connection_id], text)
+    text = protocol.server_message("awareness", **awareness_fields(presence.roster))
+    broadcast(rt, caller, [*others, caller.connection_id] if presence.roster_for_sender else others, text)
 
 
 def share_with_update(rt: Runtime, caller: Caller, presence: Presence | None) -> dict[str, Any]:
@@ -91,8 +94,9 @@ def share_with_update(rt: Runtime, caller: Caller, presence: Presence | None) ->
         return {}
     if presence.roster is not None:
         metrics.add_metric(name="AwarenessRosters", unit=MetricUnit.Count, value=1)
-        own = protocol.server_message("awareness", **awareness_fields(presence.roster))
-        broadcast(rt, caller, [caller.connection_id], own)
+        if presence.roster_for_sender:
+            own = protocol.server_message("awareness", **awareness_fields(presence.roster))
+            broadcast(rt, caller, [caller.connection_id], own)
         return awareness_fields(presence.roster, "awareness")
     return awareness_fields(presence.forward, "awareness") if presence.forward else {}
 
