@@ -699,13 +699,18 @@ class AwarenessTable:
                 for c, item in sorted(ids.items())
                 if item.present and item.seen > now - self.outdated_ms
             }
+            # Peers were last told of an id by its own forwarded write or by the last roster.
+            told_of = {c: max(item.told, last.told.get(c, 0)) for c, item in live.items()}
+            # `renewal` in a roster: held until now (the sender needs it if another's was).
             roster = [
-                AwarenessEntry(c, item.clock, item.state, age_ms=now - item.seen) for c, item in live.items()
+                AwarenessEntry(
+                    c, item.clock, item.state, renewal=item.seen > told_of[c], age_ms=now - item.seen
+                )
+                for c, item in live.items()
             ]
             if last.req == request:
                 return roster  # a retry of the call that took it (or its put's lost response)
-            # Peers were last told of an id by its own forwarded write or by the last roster.
-            told = [(item.seen, max(item.told, last.told.get(c, 0))) for c, item in live.items()]
+            told = [(item.seen, told_of[c]) for c, item in live.items()]
             if not roster_due(now, self.outdated_ms, policy.renew_ms, policy.margin_ms, told):
                 return None
             world.reset()

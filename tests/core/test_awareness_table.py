@@ -506,7 +506,11 @@ def test_rosters_are_decided_as_the_script_decides_them(
                 applied = original(*args, **kwargs)
                 if applied.roster is not None:
                     log.append(
-                        ("roster", args[3], [(e.client_id, e.clock, e.age_ms) for e in applied.roster])
+                        (
+                            "roster" + ("+sender" if applied.roster_for_sender else ""),
+                            args[3],
+                            [(e.client_id, e.clock, e.age_ms) for e in applied.roster],
+                        )
                     )
                 log.append(("forward", args[3], [(e.client_id, e.clock, None) for e in applied.to_forward]))
                 return applied
@@ -515,7 +519,8 @@ def test_rosters_are_decided_as_the_script_decides_them(
             quiet.run(120_000)
             assert quiet.dropped_live == []
         assert sent["dynamodb"] == sent["redis"]
-        assert any(kind == "roster" for kind, _, _ in sent["redis"])
+        assert any(kind.startswith("roster") for kind, _, _ in sent["redis"])
+        assert any(kind == "roster+sender" for kind, _, _ in sent["redis"])
     finally:
         for key in list(cache.scan_iter(match=scene_key(f"{scene}-redis", "aw:*"))):
             cache.delete(key)
