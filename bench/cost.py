@@ -358,8 +358,17 @@ def report_rest(results: dict[str, list[Item] | str], out: Any) -> None:
         print(f" shape {shape} ({cost_model.SHAPES[shape] or 'cdk.json dev'}):", file=out)
         if isinstance(items, str):
             print(f"   {items}", file=out)
-        else:
-            print_items(items, 1.0, "per month at rest", out)
+            continue
+        total = print_items(items, 1.0, "per month at rest", out)
+        # CloudWatch's free tier is per account: 3 dashboards and 10 alarm metrics.
+        by_label = {item.label: item for item in items}
+        free = min(3.0, by_label["CloudWatch dashboards"].quantity) * prices.price("dashboard_month")
+        free += min(10.0, by_label["CloudWatch alarm metrics"].quantity) * prices.price("alarm_month")
+        print(
+            f"   {'in an account whose CloudWatch free tier is unused (3 dashboards, 10 alarm metrics)':<90}"
+            f"{money(total - free):>12}",
+            file=out,
+        )
 
 
 # -- main ------------------------------------------------------------------------------------
