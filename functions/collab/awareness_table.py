@@ -22,11 +22,10 @@ Items of the documents table, in the scene's partition (no other module's query 
                        `seen` of every state it told peers of
     aw#c#<connection>  one connection: the ids it owns ("1,3"), `gone` once it has ended,
                        and the removals its end announced (for a retry)
-    aw#roster          who last took `take_roster`
 
 One Query (`begins_with(sk, "aw#s")`) reads the scene item, every client id and the last
-roster, nothing else: `current`, `expire` and the roster's decision read at most the
-scene's cap of ids.
+roster, nothing else: `current` and the roster's decision read at most the scene's cap
+of ids.
 
 How a Lua script's atomicity is kept: every call reads the items its decision depends on
 (strongly consistent), decides exactly as the script does, in Python, and writes what
@@ -37,12 +36,12 @@ excluded here too: two invocations of one connection reordered (the later clock 
 whichever writes first), two connections of one user taking an id back and forth, a
 $disconnect racing the connection's own last write (the removal and the ended mark are one
 transaction with the connection's `gone`, so a write decided before it fails its version
-and, decided again, finds the connection gone), two expiries (each removal goes to one),
-and the scene cap: every admission changes `aw#s` under its version, so the cap is exact
-while the items are intact. Should DynamoDB's TTL delete `aw#s` while ids live on (only in
-a scene where nobody synced for two hours: `current` refreshes it), the count starts again
-from zero and the scene may take up to twice the cap until the next `current` repairs it;
-`current` reads at most twice the cap, so that stays bounded. A call that loses its race
+and, decided again, finds the connection gone), and the scene cap: every admission
+changes `aw#s` under its version, so the cap is exact while the items are intact.
+Should DynamoDB's TTL delete `aw#s` while ids live on (only in a scene where nobody synced
+for two hours: `current` refreshes it), the count starts again from zero and the scene may
+take up to twice the cap until the next `current` repairs it; `current` reads at most
+twice the cap, so that stays bounded. A call that loses its race
 MAX_ATTEMPTS times raises AwarenessContended, for the caller to treat as an unavailable
 cache (drop that awareness message; the client renews it within 15 s).
 
@@ -80,12 +79,8 @@ write or by the last roster, whichever is later, so a roster is one conditional 
 `aw#s-roster` on the version read (racing writers send one roster), not a write per id.
 A retry of the call that took it gets the roster again, its states as they are now.
 
-Two operations the Redis store does not have: `take_roster` (True for one caller per scene
-per interval, a conditional put) and `expire` (quiet states removed as `remove_connection`
-removes them, each removal returned to exactly one caller).
-
 Work per call: `apply` reads and writes O(entries + the owners and tombstones they
-touch); `remove_connection` O(ids of the connection); `current`, `expire` and
+touch); `remove_connection` O(ids of the connection); `current` and
 `apply_holding_renewals` also read the scene's ids (at most `max_states` of them, bounded
 at twice that).
 """
@@ -122,7 +117,6 @@ from collab.errors import TooLarge
 SCENE = "aw#s"
 ID_PREFIX = "aw#s#"
 CONN_PREFIX = "aw#c#"
-ROSTER = "aw#roster"  # take_roster's
 HELD_ROSTER = "aw#s-roster"  # apply_holding_renewals': in the scene's Query, after the ids
 
 # API Gateway closes a WebSocket connection after two hours: a connection item written
@@ -130,9 +124,8 @@ HELD_ROSTER = "aw#s-roster"  # apply_holding_renewals': in the scene's Query, af
 CONNECTION_SECONDS = 2 * 3600
 # A decision read again after a conflict; conflicts mean another call made progress.
 MAX_ATTEMPTS = 8
-# Ids forgotten by one `current`, and tombstones written by one `expire` transaction.
+# Ids forgotten by one `current`: one transaction, amortised over the calls.
 PRUNE_BATCH = 25
-EXPIRE_BATCH = 50
 # A transaction holds at most 100 items.
 TRANSACTION_LIMIT = 100
 
@@ -469,59 +462,6 @@ class AwarenessTable:
             "remove:decided",
             now,
         )
-
-    def take_roster(self, scene_id: str, interval_ms: int, now_ms: int | None = None) -> bool:
-        """True for at most one caller per scene per `interval_ms`: a conditional put."""
-        now, token = _now(now_ms), uuid.uuid4().hex
-        item = {
-            **_key(scene_id, ROSTER),
-            "at": {"N": str(now)},
-            "by": {"S": token},
-            "expiresAt": {"N": str((now + interval_ms) // 1000 + self.ttl_seconds)},
-        }
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(sk) OR #at <= :cut",
-                ExpressionAttributeNames={"#at": "at"},
-                ExpressionAttributeValues={":cut": {"N": str(now - interval_ms)}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            return True
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
-            holder: dict[str, Any] | None = error.response.get("Item") or self._get_roster(scene_id)
-        # A retry of a put whose response was lost fails on our own write: still ours.
-        return holder is not None and holder.get("by", {}).get("S") == token
-
-    def expire(self, scene_id: str, older_than_ms: int, now_ms: int | None = None) -> list[AwarenessEntry]:
-        """Remove every present state not written for `older_than_ms` (clock = stored + 1,
-        a tombstone), and return those removals, each to exactly one caller."""
-        now, request = _now(now_ms), uuid.uuid4().hex
-        for attempt in range(MAX_ATTEMPTS):
-            world, ids, _ = self._query(scene_id)
-            due = [c for c, item in ids.items() if item.present and item.seen <= now - older_than_ms]
-            if not due:
-                # Ours: what this call's transactions wrote (also one whose response was lost).
-                return [
-                    AwarenessEntry(c, item.clock, REMOVED)
-                    for c, item in sorted(ids.items())
-                    if item.req == request and not item.present
-                ]
-            world.reset()
-            for client in due[:EXPIRE_BATCH]:
-                item = world.id(client)
-                assert item is not None
-                removal = replace(
-                    item, clock=item.clock + 1, state=REMOVED, seen=now, req=request, renewal=False, told=now
-                )
-                world.put_id(client, removal)
-            self._pause("expire:decided")
-            if not self._commit(scene_id, world, now):
-                _backoff(attempt)
-        raise AwarenessContended(f"expiring the presence of {scene_id}")
 
     # -- decisions (the scripts, over the items read) ---------------------------------------
     def _decide_apply(
@@ -917,12 +857,6 @@ class AwarenessTable:
             }
         tombs = ",".join(f"{c}@{at}" for c, at in value.tombs.items())
         return {"n": {"N": str(value.n)}, "tombs": {"S": tombs}, "expiresAt": horizon}
-
-    def _get_roster(self, scene_id: str) -> dict[str, Any] | None:
-        item: dict[str, Any] | None = self._db.get_item(
-            TableName=self._table, Key=_key(scene_id, ROSTER), ConsistentRead=True
-        ).get("Item")
-        return item
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -1,7 +1,6 @@
 """AwarenessTable in moto's DynamoDB, beyond the behaviours it shares with the Redis store
 (test_awareness_stores.py): its items (where they live, their TTL, what a renewal costs),
-the `renewal` flag, `take_roster` and `expire`, lost responses, and the races a Lua script
-excludes and a read-then-write store has to: each is driven with pause points between a
+the `renewal` flag, lost responses, and the races a Lua script excludes and a read-then-write store has to: each is driven with pause points between a
 call's decision and its write."""
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from collab.awareness import AwarenessEntry, AwarenessStore
 from collab.awareness_table import (
     CONN_PREFIX,
     CONNECTION_SECONDS,
-    EXPIRE_BATCH,
+    HELD_ROSTER,
     ID_PREFIX,
     MAX_ATTEMPTS,
     SCENE,
@@ -138,11 +137,12 @@ def finish(pause: PausePoints, point: str, thread: threading.Thread, result: dic
 def test_presence_is_invisible_to_every_other_reader_of_the_documents_table(
     db: Any, table: str, store: AwarenessTable, scene: str
 ) -> None:
-    store.apply(scene, A, [entry(1, 1, "{}"), entry(2, 1)], NOW, user_id=ZOE)
+    store.apply_holding_renewals(scene, A, [entry(1, 1, "{}"), entry(2, 1)], NOW - 15_000, user_id=ZOE)
+    # A held renewal with no other writer to count on: a roster is due, and recorded.
+    assert store.apply_holding_renewals(scene, A, [entry(1, 2, "{}")], NOW, user_id=ZOE).roster
     store.remove_connection(scene, A, NOW + 1)
-    store.take_roster(scene, 10_000, NOW + 2)
     sort_keys = set(items(db, table, scene))
-    assert sort_keys == {SCENE, ID_PREFIX + "1", ID_PREFIX + "2", CONN_PREFIX + A, "aw#roster"}
+    assert sort_keys == {SCENE, ID_PREFIX + "1", ID_PREFIX + "2", CONN_PREFIX + A, HELD_ROSTER}
     # What the other modules query or read by key in the same partition.
     others = (
         durable_log.LOG_PREFIX,
@@ -159,19 +159,26 @@ def test_presence_is_invisible_to_every_other_reader_of_the_documents_table(
 
 
 def test_every_item_expires(db: Any, table: str, store: AwarenessTable, scene: str) -> None:
-    store.apply(scene, A, [entry(1, 1, "{}")], NOW)
-    store.apply(scene, B, [entry(2, 1, "{}")], NOW)
-    store.remove_connection(scene, A, NOW)
-    store.take_roster(scene, 10_000, NOW)
+    store.apply_holding_renewals(scene, A, [entry(1, 1, "{}")], NOW)
+    store.apply_holding_renewals(scene, B, [entry(2, 1, "{}")], NOW)
+    # 1's renewal is held, and B's next write is the only one left to count on: a roster.
+    assert store.apply_holding_renewals(scene, A, [entry(1, 2, "{}")], NOW + 15_000).roster
+    store.remove_connection(scene, A, NOW + 15_000)
     found = items(db, table, scene)
     assert len(found) == 6  # the scene, two ids, two connections, the roster
-    now_s, ttl = NOW // 1000, store.ttl_seconds
+    ttl = store.ttl_seconds
+    written_late = {SCENE, ID_PREFIX + "1", CONN_PREFIX + A, HELD_ROSTER}  # at NOW + 15 s
     for sort_key, item in found.items():
         expires = int(item["expiresAt"]["N"])
-        # Ids past the idle timeout (after which the store forgets them itself); the scene
-        # and connections past a connection's longest life; the roster past its interval.
-        limit = now_s + (2 * ttl if sort_key.startswith(ID_PREFIX) else CONNECTION_SECONDS + ttl + 10)
-        assert now_s + ttl < expires <= limit, sort_key
+        written_s = (NOW + (15_000 if sort_key in written_late else 0)) // 1000
+        # The roster past the live states it told of and a retry of its call; ids past the
+        # idle timeout (after which the store forgets them itself); the scene and
+        # connections past a connection's longest life.
+        if sort_key == HELD_ROSTER:
+            assert expires == written_s + ttl
+            continue
+        limit = written_s + (2 * ttl if sort_key.startswith(ID_PREFIX) else CONNECTION_SECONDS + ttl)
+        assert written_s + ttl < expires <= limit, sort_key
 
 
 def test_a_renewal_is_one_read_and_one_conditional_put(db: Any, table: str, scene: str) -> None:
@@ -214,72 +221,6 @@ def test_current_tells_each_states_age(store: AwarenessTable, scene: str) -> Non
     store.apply(scene, A, [entry(1, 1, "{}")], NOW)
     store.apply(scene, B, [entry(2, 1, "{}")], NOW + 4_000)
     assert [e.age_ms for e in store.current(scene, NOW + 5_000)] == [5_000, 1_000]
-
-
-# ---------------------------------------------------------------------------- roster and expiry
-
-
-def test_take_roster_once_per_interval(store: AwarenessTable, scene: str) -> None:
-    assert store.take_roster(scene, 10_000, NOW)
-    assert not store.take_roster(scene, 10_000, NOW + 9_999)
-    assert store.take_roster(scene, 10_000, NOW + 10_000)
-    assert not store.take_roster(scene, 10_000, NOW + 10_001)
-    assert store.take_roster(f"{scene}-other", 10_000, NOW + 10_001)  # per scene
-
-
-def test_take_roster_racing_callers_one_wins(db: Any, table: str, scene: str) -> None:
-    stores = [AwarenessTable(boto3.client("dynamodb", region_name="us-east-1"), table) for _ in range(4)]
-    started = [in_thread(lambda s=s: s.take_roster(scene, 10_000, NOW)) for s in stores]  # type: ignore[misc]
-    for thread, _ in started:
-        thread.join(30)
-    assert sorted(result["value"] for _, result in started) == [False, False, False, True]
-
-
-def test_take_roster_whose_response_was_lost_is_still_taken(db: Any, table: str, scene: str) -> None:
-    lose = LoseResponses(db, "PutItem")
-    assert AwarenessTable(db, table).take_roster(scene, 10_000, NOW)  # the retry failed on our own put
-    assert lose.lost == 1
-    assert not AwarenessTable(db, table).take_roster(scene, 10_000, NOW + 1)
-
-
-def test_expire_removes_states_not_written_for_a_while(
-    db: Any, table: str, store: AwarenessTable, scene: str
-) -> None:
-    store.apply(scene, A, [entry(1, 4, '{"a":1}'), entry(2, 1)], NOW, user_id=ZOE)
-    store.apply(scene, B, [entry(3, 7, '{"b":1}')], NOW + 20_000)
-    assert store.expire(scene, 30_000, NOW + 30_000) == [entry(1, 5)]  # 2 was removed already
-    assert store.expire(scene, 30_000, NOW + 30_000) == []  # once
-    assert store.current(scene, NOW + 30_000) == [entry(3, 7, '{"b":1}')]
-    assert set(items(db, table, scene, SCENE)[SCENE]["tombs"]["S"].split(",")) == {
-        f"1@{NOW + 30_000}",
-        f"2@{NOW}",
-    }
-    # The owner is alive, only quiet: its id is still its own, past the expiry's clock.
-    assert store.apply(scene, B, [entry(1, 9, '{"b":2}')], NOW + 31_000, user_id="bob") == []
-    assert store.apply(scene, A, [entry(1, 5, '{"a":1}')], NOW + 31_000, user_id=ZOE) == []
-    assert store.apply(scene, A, [entry(1, 6, '{"a":1}')], NOW + 31_000, user_id=ZOE) == [
-        entry(1, 6, '{"a":1}')
-    ]
-
-
-def test_expire_of_more_states_than_one_transaction(db: Any, table: str, scene: str) -> None:
-    count = EXPIRE_BATCH + 5
-    store = AwarenessTable(db, table, max_states=count, max_ids_per_connection=8)
-    for n in range(0, count, 8):
-        store.apply(scene, f"c{n}=", [entry(i, 1, "{}") for i in range(n, min(n + 8, count))], NOW)
-    removed = store.expire(scene, 30_000, NOW + 30_000)
-    assert removed == [entry(i, 2) for i in range(count)]
-    assert store.current(scene, NOW + 30_000) == []
-    assert scene_count(db, table, scene) == count
-
-
-def test_an_expire_whose_response_was_lost_still_reports_its_removals(
-    db: Any, table: str, store: AwarenessTable, scene: str
-) -> None:
-    store.apply(scene, A, [entry(1, 1, "{}")], NOW)
-    lose = LoseResponses(db, "TransactWriteItems")
-    assert store.expire(scene, 30_000, NOW + 30_000) == [entry(1, 2)]
-    assert lose.lost == 1
 
 
 # ---------------------------------------------------------------------------- lost responses
@@ -394,34 +335,6 @@ def test_the_scene_cap_holds_for_newcomers_admitted_at_once(db: Any, table: str,
     assert sorted(map(str, outcomes)) == sorted(["too_large", str([entry(10, 1, "{}")])])
     assert len(AwarenessTable(db, table).current(scene, NOW + 2)) == 2
     assert scene_count(db, table, scene) == 2
-
-
-def test_racing_expiries_report_each_removal_once(
-    db: Any, table: str, store: AwarenessTable, scene: str
-) -> None:
-    store.apply(scene, A, [entry(1, 1, "{}"), entry(2, 4, "{}")], NOW)
-    racers = [
-        paused(
-            "expire:decided",
-            lambda p: AwarenessTable(db, table, pause=p).expire(scene, 30_000, NOW + 30_000),
-        )
-        for _ in range(2)
-    ]
-    reported = [finish(pause, "expire:decided", thread, result) for pause, thread, result in racers]
-    assert reported == [[entry(1, 2), entry(2, 5)], []]
-    assert store.current(scene, NOW + 30_000) == []
-
-
-def test_a_renewal_landing_before_an_expiry_writes_keeps_the_state(
-    db: Any, table: str, store: AwarenessTable, scene: str
-) -> None:
-    store.apply(scene, A, [entry(1, 1, '{"c":1}')], NOW)
-    pause, thread, result = paused(
-        "expire:decided", lambda p: AwarenessTable(db, table, pause=p).expire(scene, 30_000, NOW + 30_000)
-    )
-    assert store.apply(scene, A, [entry(1, 2, '{"c":1}')], NOW + 29_000) != []
-    assert finish(pause, "expire:decided", thread, result) == []
-    assert store.current(scene, NOW + 30_000) == [entry(1, 2, '{"c":1}')]
 
 
 def test_a_call_that_keeps_losing_its_race_gives_up(
