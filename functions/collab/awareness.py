@@ -55,6 +55,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from collab import protocol
 from collab.cache import Cache, scene_key
@@ -500,6 +501,52 @@ return live(now, outdated)
 )
 
 _PARTS = ("clock", "state", "conn", "user", "told", "seen", "tomb", "owned", "gone")
+
+
+class PresenceUnavailable(Exception):
+    """The presence store could not serve this call now (a cache outage, or, in DynamoDB,
+    a call that kept losing its races); the caller carries on without presence."""
+
+
+class Presence(Protocol):
+    """What the handlers need of a presence store: AwarenessStore (Redis) or, on a stage
+    without a cache, collab.awareness_table.AwarenessTable (DynamoDB)."""
+
+    def decode(self, data: str) -> list[AwarenessEntry]: ...
+
+    def apply(
+        self,
+        scene_id: str,
+        connection_id: str,
+        entries: Iterable[AwarenessEntry],
+        now_ms: int | None = None,
+        *,
+        user_id: str | None = None,
+        request_id: str | None = None,
+    ) -> list[AwarenessEntry]: ...
+
+    def apply_holding_renewals(
+        self,
+        scene_id: str,
+        connection_id: str,
+        entries: Iterable[AwarenessEntry],
+        now_ms: int | None = None,
+        *,
+        user_id: str | None = None,
+        request_id: str | None = None,
+        policy: RosterPolicy | None = None,
+    ) -> Applied: ...
+
+    def current(self, scene_id: str, now_ms: int | None = None) -> list[AwarenessEntry]: ...
+
+    def remove_connection(
+        self,
+        scene_id: str,
+        connection_id: str,
+        now_ms: int | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> list[AwarenessEntry]: ...
 
 
 class AwarenessStore:

@@ -108,6 +108,7 @@ from collab.awareness import (
     REMOVED,
     Applied,
     AwarenessEntry,
+    PresenceUnavailable,
     RosterPolicy,
     base64_length,
     decode_update,
@@ -130,7 +131,7 @@ PRUNE_BATCH = 25
 TRANSACTION_LIMIT = 100
 
 
-class AwarenessContended(RuntimeError):
+class AwarenessContended(PresenceUnavailable):
     """Other calls kept changing the items this call read, MAX_ATTEMPTS times over."""
 
 

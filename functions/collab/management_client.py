@@ -29,8 +29,6 @@ per resolved address (aws-c-io, channel_bootstrap.c).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import hashlib
 import io
 import ipaddress
@@ -39,7 +37,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -183,21 +180,6 @@ def ipv6_addresses(host: str, port: int) -> list[str]:
     return found
 
 
-# The family a ConnectionPool takes when none is given (see `ip_family`).
-_family: contextvars.ContextVar[IpFamily] = contextvars.ContextVar("fanout_ip_family", default="any")
-
-
-@contextlib.contextmanager
-def ip_family(family: IpFamily) -> Iterator[None]:
-    """Pools made inside this block (by an Outbox, which takes no family itself) use
-    `family`; collab.runtime wraps the Outbox it builds in it."""
-    token = _family.set(family)
-    try:
-        yield
-    finally:
-        _family.reset(token)
-
-
 @dataclass
 class _EventLoop:
     pid: int
@@ -245,7 +227,7 @@ class ConnectionPool:
     max_idle_seconds: float = 50.0
     ca_file: str | None = None  # HTTPS trust store override (tests); None: the system's
     # "any": awscrt resolves the name (IPv4 and IPv6, raced); "ipv6": IPv6 addresses only.
-    ip_family: IpFamily = field(default_factory=_family.get)
+    ip_family: IpFamily = "any"
     _idle: list[tuple[float, http.HttpClientConnection]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # ipv6: the resolved addresses (or why there are none) and until when they hold.

@@ -108,8 +108,8 @@ def _remove_cursors(rt: Runtime, caller: Caller, connection_ids: list[str]) -> l
     for connection_id in connection_ids:
         try:
             removed += rt.awareness.remove_connection(caller.scene_id, connection_id)
-        except CacheUnavailable:
-            # Presence lives in the cache only; peers drop a cursor not renewed in 30 s.
+        except (CacheUnavailable, awareness_codec.PresenceUnavailable):
+            # Presence is unavailable; peers drop a cursor not renewed in 30 s.
             logger.info("cursor removal skipped: the cache is unavailable")
             return removed
     return removed

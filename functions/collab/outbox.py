@@ -64,18 +64,23 @@ class Outbox:
         connect_timeout: float = 1.0,
         credentials: Any = None,
         ca_file: str | None = None,
+        ip_family: mc.IpFamily = "any",
     ) -> None:
         """`workers`: posts in flight at once (one connection each); `timeout`: seconds one
         post may take, connecting included; `credentials`: anything with botocore's
         `get_frozen_credentials()`, by default botocore's standard chain; `ca_file`: a
-        trust store for HTTPS other than the system's (tests)."""
+        trust store for HTTPS other than the system's (tests); `ip_family`: "ipv6" to reach
+        the endpoint over IPv6 only (FANOUT_IP_FAMILY, collab.settings)."""
         self.endpoint = endpoint
         self._endpoint = mc.Endpoint.parse(endpoint, mc.default_region())
         self._in_flight = max(1, workers)
         self._timeout = timeout
         self._identity = mc.SigningIdentity(credentials)
         self._pool = mc.ConnectionPool(
-            self._endpoint, connect_timeout_ms=int(connect_timeout * 1000), ca_file=ca_file
+            self._endpoint,
+            connect_timeout_ms=int(connect_timeout * 1000),
+            ca_file=ca_file,
+            ip_family=ip_family,
         )
 
     def send(self, connection_id: str, text: str) -> bool:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.config import Config
 
 from collab import aws_clients
-from collab import management_client as mc
 from collab.access import SceneAccess
-from collab.awareness import AwarenessStore
+from collab.awareness import AwarenessStore, Presence
+from collab.awareness_table import AwarenessTable
 from collab.blobs import BlobStore
 from collab.cache import Cache, connect
 from collab.chunks import ChunkAssembler
@@ -39,7 +40,7 @@ class Runtime:
     rooms: Rooms
     access: SceneAccess
     documents: Documents
-    awareness: AwarenessStore
+    awareness: Presence
     chunks: ChunkAssembler
     outbox_factory: Callable[[str], Outbox]
     # Who first wrote with each Yjs client id (review M8).
@@ -76,7 +77,7 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
         rooms=Rooms(dynamodb, settings.connections_table, settings.connection_ttl_seconds),
         access=SceneAccess(settings.access_table, dynamodb),
         documents=documents,
-        awareness=_presence(settings, redis),
+        awareness=_presence(settings, redis, dynamodb),
         chunks=ChunkAssembler(
             redis, max_bytes=settings.max_message_bytes, max_pending=settings.max_pending_chunked
         ),
@@ -98,10 +99,18 @@ def _cache(settings: Settings) -> Cache:
     return connect(settings.redis_url, settings.redis_cluster)
 
 
-def _presence(settings: Settings, cache: Cache) -> AwarenessStore:
-    """Presence lives in the cache. Without one (settings.has_cache false) this store
-    refuses every call like a cache that is down, and awareness messages are dropped; a
-    presence store that needs no cache belongs here, chosen on settings.cache_kind."""
+def _presence(settings: Settings, cache: Cache, dynamodb: Any) -> Presence:
+    """Presence lives in the cache; on a stage without one, in the documents table (the
+    same rules, collab.awareness_table)."""
+    if not settings.has_cache:
+        return AwarenessTable(
+            dynamodb,
+            settings.documents_table,
+            max_message_bytes=settings.awareness_max_message_bytes,
+            max_entries=settings.awareness_max_entries,
+            max_ids_per_connection=settings.awareness_max_ids_per_connection,
+            max_states=settings.awareness_max_states,
+        )
     return AwarenessStore(
         cache,
         max_message_bytes=settings.awareness_max_message_bytes,
@@ -112,10 +121,7 @@ def _presence(settings: Settings, cache: Cache) -> AwarenessStore:
 
 
 def _outbox(settings: Settings, endpoint: str) -> Outbox:
-    # The Outbox's connection pool takes the family in force while it is made (the Outbox
-    # has no parameter for it).
-    with mc.ip_family(settings.fanout_ip_family):
-        return Outbox(endpoint, settings.fanout_workers)
+    return Outbox(endpoint, settings.fanout_workers, ip_family=settings.fanout_ip_family)
 
 
 _runtime: Runtime | None = None

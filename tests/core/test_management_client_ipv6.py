@@ -93,9 +93,7 @@ def listeners() -> Iterator[tuple[Listener, Listener]]:
 
 
 def outbox(url: str, family: mc.IpFamily) -> Outbox:
-    # As collab.runtime builds it: the pool takes the family in force while it is made.
-    with mc.ip_family(family):
-        return Outbox(url, timeout=2.0, connect_timeout=1.0)
+    return Outbox(url, timeout=2.0, connect_timeout=1.0, ip_family=family)
 
 
 def test_localhost_is_an_ipv4_only_name_here() -> None:
@@ -175,7 +173,7 @@ def test_the_runtime_builds_ipv6_only_fan_out_from_the_setting(
     assert box.send("a=", "from the runtime") is True
     assert v6.wait_for_bodies(1) == [b"from the runtime"]
     box.shutdown()
-    # The default, and a pool made outside the runtime's block, stay as they were.
+    # The default stays as it was.
     default = runtime.build(Settings.from_env({**env, FANOUT_IP_FAMILY: ""}))
     assert default.outbox("http://[::1]:1/local")._pool.ip_family == "any"
     assert Outbox("http://[::1]:1/local")._pool.ip_family == "any"

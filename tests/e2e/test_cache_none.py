@@ -75,3 +75,17 @@ def test_clients_converge_and_a_late_joiner_gets_everything_without_a_cache(
     out = capfd.readouterr().out
     assert "this stage has no cache" in out
     assert "cache unavailable" not in out
+
+
+def test_presence_lives_in_dynamodb_without_a_cache(bare_scene: Scene) -> None:
+    """The presence scenario (cursors appear for the others, a forged removal of another
+    client's state is ignored, a killed client's cursor disappears, a late joiner sees
+    the live cursors), with the awareness states in the documents table."""
+    tokens = [bare_scene.grant(user, "editor") for user in ("alice", "bob", "carol", "dave")]
+    result = run_scenario(
+        "presence", {"wsUrl": bare_scene.stack.ws_url, "sceneId": bare_scene.scene_id, "tokens": tokens}
+    )
+    assert result["errors"] == []
+    assert result["carolSeesAliceAfterForgery"] is True
+    assert result["carolGoneForAlice"] and result["carolGoneForBob"]
+    assert result["daveSees"] == ["Alice", "Bob"]

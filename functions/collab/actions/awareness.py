@@ -1,9 +1,9 @@
 """`awareness`: keep the latest state per Yjs client id; tell the others what changed at
 once, and hold back renewals for the next roster (docs/presence.md).
 
-Presence lives in the cache only: with the cache unavailable an awareness update is
-dropped (nothing can check which client ids the connection owns), and peers drop a state
-not renewed within 30 s, as y-protocols does."""
+Presence lives in the cache, or in DynamoDB on a stage without one (collab.runtime). With
+the store unavailable an awareness update is dropped (nothing can check which client ids
+the connection owns), and peers drop a state not renewed within 30 s, as y-protocols does."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from collab import awareness as awareness_codec
 from collab import protocol
-from collab.awareness import AwarenessEntry
+from collab.awareness import AwarenessEntry, PresenceUnavailable
 from collab.cache import CacheUnavailable
 from collab.caller import Caller
 from collab.membership import broadcast, recipients
@@ -60,7 +60,7 @@ def accept(rt: Runtime, caller: Caller, entries: list[AwarenessEntry]) -> Presen
         applied = rt.awareness.apply_holding_renewals(
             caller.scene_id, caller.connection_id, entries, user_id=caller.user_id
         )
-    except CacheUnavailable:
+    except (CacheUnavailable, PresenceUnavailable):
         metrics.add_metric(name="AwarenessDropped", unit=MetricUnit.Count, value=1)
         return None
     forward = applied.to_forward

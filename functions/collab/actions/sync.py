@@ -128,8 +128,8 @@ def _recheck_role(rt: Runtime, caller: Caller) -> None:
 def _present(rt: Runtime, caller: Caller) -> list[awareness_codec.AwarenessEntry]:
     try:
         return rt.awareness.current(caller.scene_id)
-    except CacheUnavailable:
-        # Presence lives in the cache only; the scene itself is served from DynamoDB.
+    except (CacheUnavailable, awareness_codec.PresenceUnavailable):
+        # Presence is unavailable (the cache is down); the scene is served from DynamoDB.
         logger.info("awareness skipped in the sync reply: the cache is unavailable")
         metrics.add_metric(name="AwarenessSkipped", unit=MetricUnit.Count, value=1)
         return []
