@@ -28,7 +28,8 @@ roster, nothing else: `current` and the roster's decision read at most the scene
 of ids.
 
 How a Lua script's atomicity is kept: every call reads the items its decision depends on
-(strongly consistent), decides exactly as the script does, in Python, and writes what
+(strongly consistent), decides exactly as the script does, in Python (the decisions are
+collab.awareness_decisions; this module reads, writes and retries), and writes what
 changed with a condition that each item it read still has the version (`ver`) it read.
 If anything moved in between, nothing is written and the call reads and decides again.
 That is serialisable for the items involved, so every race the scripts exclude is
@@ -88,12 +89,10 @@ at twice that).
 from __future__ import annotations
 
 import contextlib
-import copy
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -105,7 +104,6 @@ from collab.awareness import (
     MAX_MESSAGE_BYTES,
     MAX_STATE_BYTES,
     MAX_STATES,
-    REMOVED,
     Applied,
     AwarenessEntry,
     PresenceUnavailable,
@@ -113,12 +111,39 @@ from collab.awareness import (
     base64_length,
     decode_update,
 )
+from collab.awareness_decisions import (
+    CONN_PREFIX,
+    HELD_ROSTER,
+    ID_PREFIX,
+    SCENE,
+    ConnItem,
+    IdItem,
+    Item,
+    Need,
+    RosterItem,
+    SceneItem,
+    World,
+    decide_apply,
+    decide_remove,
+    decide_roster,
+    decide_tidy,
+    live_ids,
+    roster_due,
+)
 from collab.errors import TooLarge
 
-SCENE = "aw#s"
-ID_PREFIX = "aw#s#"
-CONN_PREFIX = "aw#c#"
-HELD_ROSTER = "aw#s-roster"  # apply_holding_renewals': in the scene's Query, after the ids
+# What callers and tests import from here; the decisions live in collab.awareness_decisions.
+__all__ = [
+    "CONNECTION_SECONDS",
+    "CONN_PREFIX",
+    "HELD_ROSTER",
+    "ID_PREFIX",
+    "MAX_ATTEMPTS",
+    "SCENE",
+    "AwarenessContended",
+    "AwarenessTable",
+    "roster_due",
+]
 
 # API Gateway closes a WebSocket connection after two hours: a connection item written
 # now is needed at most that long, plus the idle timeout its ids are kept for.
@@ -130,194 +155,14 @@ PRUNE_BATCH = 25
 # A transaction holds at most 100 items.
 TRANSACTION_LIMIT = 100
 
+_T = TypeVar("_T")  # what a decision returns, through _run and _decide
+
 
 class AwarenessContended(PresenceUnavailable):
     """Other calls kept changing the items this call read, MAX_ATTEMPTS times over."""
 
 
 def _no_pause(point: str) -> None:
-    return None
-
-
-# ---------------------------------------------------------------------------- items
-
-
-@dataclass
-class _Id:
-    clock: int
-    state: str
-    conn: str
-    user: str
-    seen: int
-    ended: bool = False
-    req: str = ""
-    renewal: bool = False
-    told: int = 0  # when peers were last told of this id's state by a write (ms)
-
-    @property
-    def present(self) -> bool:
-        return self.state != REMOVED
-
-
-@dataclass
-class _Conn:
-    ids: list[int] = field(default_factory=list)
-    gone: int | None = None
-    bye_req: str = ""
-    bye: list[tuple[int, int]] = field(default_factory=list)
-
-
-@dataclass
-class _Scene:
-    n: int = 0
-    tombs: dict[int, int] = field(default_factory=dict)  # removed client id -> when (ms)
-
-
-@dataclass
-class _Roster:
-    """The last roster of held renewals: who took it, and the write of each live id it
-    told peers of (a roster tells of every live state at once, so it is one item here,
-    not a write to every id)."""
-
-    at: int = 0
-    req: str = ""
-    told: dict[int, int] = field(default_factory=dict)  # client id -> `seen` it carried
-
-
-_Value = _Id | _Conn | _Scene | _Roster
-_T = TypeVar("_T")
-
-
-class _Need(Exception):
-    """A decision needs an item that has not been read yet: read it, decide again."""
-
-    def __init__(self, sort_keys: list[str]) -> None:
-        super().__init__(sort_keys)
-        self.sort_keys = sort_keys
-
-
-class _World:
-    """The items one decision reads, as read (with their versions) and as it leaves them."""
-
-    def __init__(self, me: str | None = None) -> None:
-        self.read: dict[str, tuple[int, _Value] | None] = {}  # None: the item is absent
-        self.work: dict[str, _Value | None] = {}
-        self.consulted: set[str] = set()
-        self.touched: set[str] = set()  # written even if unchanged (a refreshed TTL)
-        self.expires: dict[str, int] = {}  # sort key -> expiresAt as read
-        self.me = me  # the connection whose own ids a lone write need not check it for
-
-    def reset(self) -> None:
-        self.work = {sk: copy.deepcopy(kept[1]) if kept else None for sk, kept in self.read.items()}
-        self.consulted = set()
-        self.touched = set()
-
-    def require(self, sort_keys: Iterable[str]) -> None:
-        """Read these first (one BatchGetItem for all, not one round trip each)."""
-        missing = [sk for sk in dict.fromkeys(sort_keys) if sk not in self.read]
-        if missing:
-            raise _Need(missing)
-
-    def _get(self, sort_key: str) -> _Value | None:
-        if sort_key not in self.read:
-            raise _Need([sort_key])
-        self.consulted.add(sort_key)
-        return self.work[sort_key]
-
-    def id(self, client: int) -> _Id | None:
-        value = self._get(ID_PREFIX + str(client))
-        assert value is None or isinstance(value, _Id)
-        return value
-
-    # An absent connection or scene item reads as empty, and is written only if changed.
-    def conn(self, connection_id: str) -> _Conn:
-        sort_key = CONN_PREFIX + connection_id
-        value = self._get(sort_key)
-        if value is None:
-            value = self.work[sort_key] = _Conn()
-        assert isinstance(value, _Conn)
-        return value
-
-    def scene(self) -> _Scene:
-        value = self._get(SCENE)
-        if value is None:
-            value = self.work[SCENE] = _Scene()
-        assert isinstance(value, _Scene)
-        return value
-
-    def put(self, sort_key: str, value: _Value) -> None:
-        """Write an item whatever it held (it must have been read)."""
-        self._get(sort_key)
-        self.work[sort_key] = value
-
-    def put_id(self, client: int, value: _Id | None) -> None:
-        """Write (or, with None, forget) an id, keeping the scene's count and tombstones."""
-        old = self.id(client)
-        still_present = old is not None and value is not None and old.present and value.present
-        same_tombstone = (
-            old is not None
-            and value is not None
-            and not old.present
-            and not value.present
-            and old.seen == value.seen
-        )
-        if not (still_present or same_tombstone):
-            scene = self.scene()
-            if old is None:
-                scene.n += 1
-            if value is None:
-                scene.n = max(0, scene.n - 1)
-            if value is None or value.present:
-                scene.tombs.pop(client, None)
-            else:
-                scene.tombs[client] = value.seen
-        self.work[ID_PREFIX + str(client)] = value
-
-    def forget(self, client: int) -> None:
-        """As the scripts' `forget`: the id leaves its owner's list and the scene."""
-        item = self.id(client)
-        if item is None:
-            scene = self.scene()  # the scene names an item that is gone: repair the count
-            if client in scene.tombs:
-                del scene.tombs[client]
-                scene.n = max(0, scene.n - 1)
-            return
-        if not item.ended:  # an ended owner's list was emptied when it ended
-            owner = self.conn(item.conn)
-            if client in owner.ids:
-                owner.ids.remove(client)
-        self.put_id(client, None)
-
-    def changed(self) -> list[str]:
-        changes = []
-        for sort_key in sorted(self.consulted):
-            kept = self.read[sort_key]
-            before = kept[1] if kept else _default(sort_key)
-            after = self.work[sort_key]
-            if sort_key in self.touched or after != before:
-                changes.append(sort_key)
-        return changes
-
-    def lone_write_is_safe(self, sort_key: str) -> bool:
-        """May `sort_key`, the only item changed, be written checking only its own version?
-        Yes when it is the only item consulted, or an id owned by `me` before and after
-        with only `me`'s item consulted besides: that item's one change that matters here
-        (the connection's end) rewrites every id it owns, so the id's version moves."""
-        others = self.consulted - {sort_key}
-        if not others:
-            return True
-        if self.me is None or others != {CONN_PREFIX + self.me} or not sort_key.startswith(ID_PREFIX):
-            return False
-        kept, after = self.read[sort_key], self.work[sort_key]
-        before = kept[1] if kept else None
-        return isinstance(before, _Id) and isinstance(after, _Id) and before.conn == after.conn == self.me
-
-
-def _default(sort_key: str) -> _Value | None:
-    if sort_key == SCENE:
-        return _Scene()
-    if sort_key.startswith(CONN_PREFIX):
-        return _Conn()
     return None
 
 
@@ -424,9 +269,20 @@ class AwarenessTable:
         keys = [CONN_PREFIX + connection_id, *(ID_PREFIX + str(e.client_id) for e in items)]
         return self._run(
             scene_id,
-            _World(connection_id),
+            World(connection_id),
             keys,
-            lambda world: self._decide_apply(world, connection_id, user, now, items, request, hold),
+            lambda world: decide_apply(
+                world,
+                connection_id,
+                user,
+                now,
+                items,
+                request,
+                hold=hold,
+                ttl_ms=self.ttl_seconds * 1000,
+                max_ids=self.max_ids_per_connection,
+                max_states=self.max_states,
+            ),
             "apply:decided",
             now,
         )
@@ -438,11 +294,10 @@ class AwarenessTable:
         world, ids, complete = self._query(scene_id)
         live = [
             AwarenessEntry(client, item.clock, item.state, age_ms=now - item.seen)
-            for client, item in ids.items()
-            if item.present and item.seen > now - self.outdated_ms
+            for client, item in live_ids(ids, now, self.outdated_ms).items()
         ]
         self._tidy(scene_id, world, ids, complete, now)
-        return sorted(live, key=lambda entry: entry.client_id)
+        return live
 
     def remove_connection(
         self,
@@ -457,241 +312,50 @@ class AwarenessTable:
         now, request = _now(now_ms), request_id or uuid.uuid4().hex
         return self._run(
             scene_id,
-            _World(),
+            World(),
             [CONN_PREFIX + connection_id],
-            lambda world: self._decide_remove(world, connection_id, now, request),
+            lambda world: decide_remove(world, connection_id, now, request),
             "remove:decided",
             now,
         )
 
-    # -- decisions (the scripts, over the items read) ---------------------------------------
-    def _decide_apply(
-        self,
-        world: _World,
-        me: str,
-        user: str,
-        now: int,
-        entries: list[AwarenessEntry],
-        request: str,
-        hold: bool,
-    ) -> list[AwarenessEntry]:
-        conn = world.conn(me)
-        if conn.gone is not None:
-            return []  # a late invocation of an ended connection brings nothing back
-
-        clients = list(dict.fromkeys(e.client_id for e in entries))
-        stored = {client: world.id(client) for client in clients}
-        cutoff = now - self.ttl_seconds * 1000
-        # In one read: the owners this update may take ids from or forget ids of, and the
-        # scene's count unless no entry can change it (a renewal of present states only).
-        owners = [
-            CONN_PREFIX + item.conn
-            for item in stored.values()
-            if item is not None
-            and item.conn != me
-            and not item.ended
-            and ((user and item.user == user) or item.seen <= cutoff)
-        ]
-        counted = any(e.removed for e in entries) or any(
-            item is None or not item.present or item.seen <= cutoff for item in stored.values()
-        )
-        world.require([*owners, SCENE] if counted else owners)
-        # Its own write, landed before a lost response or a caller's retry: same answer.
-        earlier = {
-            i: item
-            for i, entry in enumerate(entries)
-            if (item := stored[entry.client_id]) is not None
-            and (item.req, item.conn, item.clock, item.state) == (request, me, entry.clock, entry.state)
-        }
-        for client, item in stored.items():
-            if item is not None and item.seen <= cutoff:
-                world.forget(client)  # nobody wrote it for the idle timeout: its owner is dead
-
-        def access(client: int) -> tuple[str | None, str | None]:
-            item = world.id(client)
-            if item is None:
-                return "new", None
-            if item.conn == me:
-                return "own", None
-            if item.ended:
-                return "takeover", None  # its owner ended and gave up its list already
-            if user and item.user == user:
-                return "takeover", item.conn
-            return None, None
-
-        def wins(entry: AwarenessEntry) -> bool:
-            item = world.id(entry.client_id)
-            stored = item.clock if item is not None else 0
-            if entry.clock != stored:
-                return entry.clock > stored
-            return entry.removed and item is not None and item.present
-
-        # The caps refuse the update whole, before it changes anything.
-        introduced = new_ids = 0
-        for i, entry in enumerate(entries):
-            kind, _ = access(entry.client_id)
-            if i not in earlier and kind not in (None, "own") and not entry.removed and wins(entry):
-                introduced += 1
-                new_ids += kind == "new"
-        if len(conn.ids) + introduced > self.max_ids_per_connection:
-            raise TooLarge(
-                f"a connection may introduce at most {self.max_ids_per_connection} awareness client ids"
-            )
-        if new_ids:  # the scene's count is read only when it can refuse
-            scene = world.scene()
-            if new_ids > self.max_states - scene.n + len(scene.tombs):
-                raise TooLarge(f"the scene already has the most awareness states allowed ({self.max_states})")
-
-        accepted = []
-        for i, entry in enumerate(entries):
-            if i in earlier:
-                accepted.append(_accepted(entry, earlier[i].renewal))
-                continue
-            kind, previous = access(entry.client_id)  # again: an earlier entry may have changed it
-            if kind is None or not wins(entry):
-                continue
-            before = world.id(entry.client_id)
-            renewal = (
-                kind == "own" and not entry.removed and before is not None and before.state == entry.state
-            )
-            fits = kind == "own" or len(conn.ids) < self.max_ids_per_connection
-            if fits and kind == "new" and world.scene().n >= self.max_states:
-                fits = self._evict_oldest_tombstone(world)
-            if not fits:
-                continue
-            if previous is not None:
-                owner = world.conn(previous)
-                if entry.client_id in owner.ids:
-                    owner.ids.remove(entry.client_id)
-            if kind != "own":
-                conn.ids.append(entry.client_id)
-            # A held renewal: peers were told of this id's earlier write only.
-            told = before.told if renewal and hold and before is not None else now
-            world.put_id(
-                entry.client_id,
-                _Id(entry.clock, entry.state, me, user, now, req=request, renewal=renewal, told=told),
-            )
-            accepted.append(_accepted(entry, renewal))
-        return accepted
-
-    @staticmethod
-    def _evict_oldest_tombstone(world: _World) -> bool:
-        scene = world.scene()
-        while scene.tombs:
-            oldest = min(scene.tombs, key=lambda c: (scene.tombs[c], str(c)))  # as ZPOPMIN
-            item = world.id(oldest)
-            if item is not None and not item.present:
-                world.forget(oldest)
-                return True
-            # The scene's list disagrees with the item (repaired here; `current` repairs too).
-            del scene.tombs[oldest]
-            if item is None:
-                scene.n = max(0, scene.n - 1)
-        return False
-
-    @staticmethod
-    def _decide_remove(world: _World, me: str, now: int, request: str) -> list[AwarenessEntry]:
-        conn = world.conn(me)
-        if conn.gone is not None and conn.bye_req == request:
-            return [AwarenessEntry(client, clock, REMOVED) for client, clock in conn.bye]
-        world.require([*(ID_PREFIX + str(client) for client in conn.ids), *([SCENE] if conn.ids else [])])
-        removed = []
-        for client in conn.ids:
-            item = world.id(client)
-            if item is None or item.conn != me or item.ended:
-                continue  # taken over by its user's newer connection, or forgotten
-            if item.present:
-                # One above the stored clock, so every peer (and this store) accepts it.
-                clock = item.clock + 1
-                removal = replace(
-                    item,
-                    clock=clock,
-                    state=REMOVED,
-                    seen=now,
-                    ended=True,
-                    req=request,
-                    renewal=False,
-                    told=now,
-                )
-                world.put_id(client, removal)
-                removed.append(AwarenessEntry(client, clock, REMOVED))
-            else:
-                world.put_id(client, replace(item, ended=True))  # a tombstone anyone may take
-        conn.ids = []
-        if conn.gone is None:
-            conn.gone = now
-        if removed:
-            conn.bye_req, conn.bye = request, [(e.client_id, e.clock) for e in removed]
-        return removed
-
     def _roster_if_due(
         self, scene_id: str, now: int, policy: RosterPolicy, request: str
     ) -> list[AwarenessEntry] | None:
-        """Every live state, with ages, if a roster is due (`roster_due`) and this call is
-        the one that takes it: a conditional put of HELD_ROSTER on the version read, so
-        racing writers send one roster, not one each."""
+        """Every live state, with ages, if a roster is due and this call is the one that
+        takes it: a conditional put of HELD_ROSTER on the version read, so racing writers
+        send one roster, not one each."""
         for attempt in range(MAX_ATTEMPTS):
             world, ids, _ = self._query(scene_id)
-            kept = world.read[HELD_ROSTER]
-            last = kept[1] if kept else _Roster()
-            assert isinstance(last, _Roster)
-            live = {
-                c: item
-                for c, item in sorted(ids.items())
-                if item.present and item.seen > now - self.outdated_ms
-            }
-            # Peers were last told of an id by its own forwarded write or by the last roster.
-            told_of = {c: max(item.told, last.told.get(c, 0)) for c, item in live.items()}
-            # `renewal` in a roster: held until now (the sender needs it if another's was).
-            roster = [
-                AwarenessEntry(
-                    c, item.clock, item.state, renewal=item.seen > told_of[c], age_ms=now - item.seen
-                )
-                for c, item in live.items()
-            ]
-            if last.req == request:
-                return roster  # a retry of the call that took it (or its put's lost response)
-            told = [(item.seen, told_of[c]) for c, item in live.items()]
-            if not roster_due(now, self.outdated_ms, policy.renew_ms, policy.margin_ms, told):
-                return None
-            world.reset()
-            world.put(HELD_ROSTER, _Roster(now, request, {c: item.seen for c, item in live.items()}))
+            roster = decide_roster(world, ids, now, self.outdated_ms, policy, request)
+            if roster is None or not world.changed():
+                return roster  # none due, or this call's own, taken before (a retry)
             self._pause("roster:decided")
             if self._commit(scene_id, world, now):
                 return roster
             _backoff(attempt)  # another writer took one meanwhile: is one still due?
         return None  # others kept taking rosters: they told the peers
 
-    def _tidy(self, scene_id: str, world: _World, ids: dict[int, _Id], complete: bool, now: int) -> None:
+    def _tidy(self, scene_id: str, world: World, ids: dict[int, IdItem], complete: bool, now: int) -> None:
         """Best effort, after `current` read the scene: forget a batch of ids nobody wrote
-        for `ttl_seconds`, and make `aw#s` agree with the items (or refresh its TTL). A
-        conflict leaves it to the next call."""
+        for `ttl_seconds`, and make `aw#s` agree with the items (or refresh its TTL, so it
+        outlives the connections that may still write). A conflict leaves it to the next
+        call."""
         old = [c for c, item in ids.items() if item.seen <= now - self.ttl_seconds * 1000][:PRUNE_BATCH]
-
-        def decide(world: _World) -> None:
-            if complete:  # only a whole read of the scene knows the truth
-                truth = _Scene(len(ids), {c: item.seen for c, item in ids.items() if not item.present})
-                if world.scene() != truth:
-                    world.work[SCENE] = truth
-                elif world.read.get(SCENE) is not None and self._expires_soon(world, now):
-                    world.touched.add(SCENE)  # an active scene's item must outlive its ids
-            for client in old:
-                world.forget(client)
-
         if old or complete:
+            keep_until_s = now // 1000 + CONNECTION_SECONDS
             with contextlib.suppress(AwarenessContended):
-                self._decide_and_commit(scene_id, world, decide, now)
-
-    def _expires_soon(self, world: _World, now: int) -> bool:
-        return world.expires.get(SCENE, 0) < now // 1000 + CONNECTION_SECONDS
+                self._decide_and_commit(
+                    scene_id, world, lambda world: decide_tidy(world, ids, complete, old, keep_until_s), now
+                )
 
     # -- reading, committing ----------------------------------------------------------------
     def _run(
         self,
         scene_id: str,
-        world: _World,
+        world: World,
         keys: list[str],
-        decide: Callable[[_World], _T],
+        decide: Callable[[World], _T],
         point: str,
         now: int,
     ) -> _T:
@@ -702,26 +366,26 @@ class AwarenessTable:
             if self._commit(scene_id, world, now):
                 return result
             keys = list(world.read)  # read everything again: something moved
-            world = _World(world.me)
+            world = World(world.me)
             _backoff(attempt)
         raise AwarenessContended(f"awareness of {scene_id}: the items kept changing")
 
     def _decide_and_commit(
-        self, scene_id: str, world: _World, decide: Callable[[_World], None], now: int
+        self, scene_id: str, world: World, decide: Callable[[World], None], now: int
     ) -> None:
         self._decide(scene_id, world, decide)
         if not self._commit(scene_id, world, now):
             raise AwarenessContended(scene_id)
 
-    def _decide(self, scene_id: str, world: _World, decide: Callable[[_World], _T]) -> _T:
+    def _decide(self, scene_id: str, world: World, decide: Callable[[World], _T]) -> _T:
         while True:
             world.reset()
             try:
                 return decide(world)
-            except _Need as need:  # an owner or a tombstone the first read could not name
+            except Need as need:  # an owner or a tombstone the first read could not name
                 self._read(scene_id, world, need.sort_keys)
 
-    def _read(self, scene_id: str, world: _World, keys: list[str]) -> None:
+    def _read(self, scene_id: str, world: World, keys: list[str]) -> None:
         missing = [sk for sk in dict.fromkeys(keys) if sk not in world.read]
         for sk in missing:
             world.read[sk] = None
@@ -741,12 +405,12 @@ class AwarenessTable:
             _backoff(attempt)
         raise AwarenessContended(f"awareness of {scene_id}: DynamoDB kept keys unprocessed")
 
-    def _query(self, scene_id: str) -> tuple[_World, dict[int, _Id], bool]:
+    def _query(self, scene_id: str) -> tuple[World, dict[int, IdItem], bool]:
         """The scene item and every id, strongly consistent, as a World; False when there
         were more ids than twice the cap (then only that many are looked at)."""
-        world = _World()
+        world = World()
         world.read[SCENE] = world.read[HELD_ROSTER] = None
-        ids: dict[int, _Id] = {}
+        ids: dict[int, IdItem] = {}
         bound = 2 * self.max_states
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -760,7 +424,7 @@ class AwarenessTable:
                 sort_key = item["sk"]["S"]
                 world.read[sort_key] = kept = _decode(item)
                 world.expires[sort_key] = int(item.get("expiresAt", {}).get("N", "0"))
-                if isinstance(kept[1], _Id):
+                if isinstance(kept[1], IdItem):
                     ids[int(sort_key[len(ID_PREFIX) :])] = kept[1]
             if "LastEvaluatedKey" not in page:
                 return world, ids, True
@@ -768,7 +432,7 @@ class AwarenessTable:
                 return world, ids, False
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _commit(self, scene_id: str, world: _World, now: int) -> bool:
+    def _commit(self, scene_id: str, world: World, now: int) -> bool:
         """Write what the decision changed, each item on the version it was read at; False
         when one of them (or an item it consulted) has moved since."""
         changes = world.changed()
@@ -790,14 +454,14 @@ class AwarenessTable:
             raise
         return True
 
-    def _write_one(self, scene_id: str, world: _World, sort_key: str, now: int) -> None:
+    def _write_one(self, scene_id: str, world: World, sort_key: str, now: int) -> None:
         operation = self._operation(scene_id, world, sort_key, now)
         if "Put" in operation:
             self._db.put_item(**operation["Put"])
         else:
             self._db.delete_item(**operation["Delete"])
 
-    def _operation(self, scene_id: str, world: _World, sort_key: str, now: int) -> dict[str, Any]:
+    def _operation(self, scene_id: str, world: World, sort_key: str, now: int) -> dict[str, Any]:
         value = world.work[sort_key]
         checked = self._checked(scene_id, world, sort_key)
         if value is None:
@@ -807,7 +471,7 @@ class AwarenessTable:
         item = {**checked.pop("Key"), "ver": {"N": str(version)}, **self._encode(value, now)}
         return {"Put": {**checked, "Item": item}}
 
-    def _checked(self, scene_id: str, world: _World, sort_key: str) -> dict[str, Any]:
+    def _checked(self, scene_id: str, world: World, sort_key: str) -> dict[str, Any]:
         """The key, and the condition that the item is as it was read."""
         kept = world.read[sort_key]
         base: dict[str, Any] = {"TableName": self._table, "Key": _key(scene_id, sort_key)}
@@ -819,8 +483,8 @@ class AwarenessTable:
             "ExpressionAttributeValues": {":ver": {"N": str(kept[0])}},
         }
 
-    def _encode(self, value: _Value, now: int) -> dict[str, Any]:
-        if isinstance(value, _Id):
+    def _encode(self, value: Item, now: int) -> dict[str, Any]:
+        if isinstance(value, IdItem):
             item: dict[str, Any] = {
                 "clock": {"N": str(value.clock)},
                 "state": {"S": value.state},
@@ -838,7 +502,7 @@ class AwarenessTable:
                 item["ended"] = {"BOOL": True}
             return item
         horizon = {"N": str(now // 1000 + CONNECTION_SECONDS + self.ttl_seconds)}
-        if isinstance(value, _Conn):
+        if isinstance(value, ConnItem):
             item = {"ids": {"S": ",".join(map(str, value.ids))}, "expiresAt": horizon}
             if value.gone is not None:
                 item["gone"] = {"N": str(value.gone)}
@@ -846,7 +510,7 @@ class AwarenessTable:
                 item["byeReq"] = {"S": value.bye_req}
                 item["bye"] = {"S": ",".join(f"{c}:{k}" for c, k in value.bye)}
             return item
-        if isinstance(value, _Roster):
+        if isinstance(value, RosterItem):
             told = ",".join(f"{c}@{seen}" for c, seen in value.told.items())
             # Needed while a state it told of is live, and for a retry of its call.
             expires = {"N": str(value.at // 1000 + self.ttl_seconds)}
@@ -863,24 +527,24 @@ class AwarenessTable:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _decode(item: dict[str, Any]) -> tuple[int, _Value]:
+def _decode(item: dict[str, Any]) -> tuple[int, Item]:
     sort_key, version = item["sk"]["S"], int(item["ver"]["N"])
     if sort_key == SCENE:
-        return version, _Scene(int(item["n"]["N"]), _pairs(item["tombs"]["S"]))
+        return version, SceneItem(int(item["n"]["N"]), _pairs(item["tombs"]["S"]))
     if sort_key == HELD_ROSTER:
-        return version, _Roster(int(item["at"]["N"]), item["req"]["S"], _pairs(item["told"]["S"]))
+        return version, RosterItem(int(item["at"]["N"]), item["req"]["S"], _pairs(item["told"]["S"]))
     if sort_key.startswith(CONN_PREFIX):
         bye = []
         for part in filter(None, item.get("bye", {}).get("S", "").split(",")):
             client, clock = part.split(":")
             bye.append((int(client), int(clock)))
-        return version, _Conn(
+        return version, ConnItem(
             [int(c) for c in filter(None, item["ids"]["S"].split(","))],
             int(item["gone"]["N"]) if "gone" in item else None,
             item.get("byeReq", {}).get("S", ""),
             bye,
         )
-    return version, _Id(
+    return version, IdItem(
         int(item["clock"]["N"]),
         item["state"]["S"],
         item["conn"]["S"],
@@ -902,30 +566,8 @@ def _pairs(text: str) -> dict[int, int]:
     return found
 
 
-def roster_due(now: int, outdated: int, renew: int, margin: int, live: Iterable[tuple[int, int]]) -> bool:
-    """The script's `roster_due` (collab.awareness), over (seen, told) of each live state:
-    a roster is due when a held renewal (seen > told) would reach its peers' deadline
-    (told + outdated - margin) before two more writes can be counted on (every live
-    y-protocols client writes within `renew` ms of its last write)."""
-    deadline = first = second = float("inf")
-    for seen, told in live:
-        if seen > told:
-            deadline = min(deadline, told + outdated - margin)
-        if now - seen <= renew:
-            expected = seen + renew
-            if expected < first:
-                first, second = expected, first
-            elif expected < second:
-                second = expected
-    return deadline != float("inf") and second >= deadline
-
-
 def _key(scene_id: str, sort_key: str) -> dict[str, Any]:
     return {"sceneId": {"S": scene_id}, "sk": {"S": sort_key}}
-
-
-def _accepted(entry: AwarenessEntry, renewal: bool) -> AwarenessEntry:
-    return AwarenessEntry(entry.client_id, entry.clock, entry.state, renewal=renewal)
 
 
 def _now(now_ms: int | None) -> int:
