@@ -63,8 +63,10 @@ infra/node_modules/.installed: infra/package.json infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund
 	touch $@
 
+# A stage shape or any other setting on the command line: make synth CDK_ARGS="-c egress=ipv6"
+CDK_ARGS ?=
 synth: setup-python setup-infra
-	$(CDK) synth --quiet
+	$(CDK) synth --quiet $(CDK_ARGS)
 
 layer: setup-python
 	$(PY) layers/build.py
