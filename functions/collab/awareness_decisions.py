@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from collab.awareness import REMOVED, AwarenessEntry, RosterPolicy
 from collab.errors import TooLarge
@@ -78,6 +79,7 @@ class RosterItem:
 
 
 Item = IdItem | ConnItem | SceneItem | RosterItem
+_Kept = TypeVar("_Kept", ConnItem, SceneItem, RosterItem)  # the items that read as empty
 
 
 class Need(Exception):
@@ -121,28 +123,22 @@ class World:
         assert value is None or isinstance(value, IdItem)
         return value
 
-    # An absent connection, scene or roster item reads as empty, and is written only if
-    # changed (`changed` compares it with `default_item`).
     def conn(self, connection_id: str) -> ConnItem:
-        sort_key = CONN_PREFIX + connection_id
-        value = self._get(sort_key)
-        if value is None:
-            value = self.work[sort_key] = ConnItem()
-        assert isinstance(value, ConnItem)
-        return value
+        return self._or_empty(CONN_PREFIX + connection_id, ConnItem)
 
     def scene(self) -> SceneItem:
-        value = self._get(SCENE)
-        if value is None:
-            value = self.work[SCENE] = SceneItem()
-        assert isinstance(value, SceneItem)
-        return value
+        return self._or_empty(SCENE, SceneItem)
 
     def roster(self) -> RosterItem:
-        value = self._get(HELD_ROSTER)
+        return self._or_empty(HELD_ROSTER, RosterItem)
+
+    def _or_empty(self, sort_key: str, kind: type[_Kept]) -> _Kept:
+        """An absent connection, scene or roster item reads as empty, and is written only
+        if changed (`changed` compares it with `default_item`)."""
+        value = self._get(sort_key)
         if value is None:
-            value = self.work[HELD_ROSTER] = RosterItem()
-        assert isinstance(value, RosterItem)
+            value = self.work[sort_key] = kind()
+        assert isinstance(value, kind)
         return value
 
     def put(self, sort_key: str, value: Item) -> None:
