@@ -5,8 +5,11 @@ broadcast is in flight at once, each on its own kept-alive connection that outli
 invocation (collab.management_client: awscrt, SigV4, no SDK), and the calling thread runs a
 small state machine over their answers:
 
-- 2xx: delivered. The next frame of a chunked message goes out only then, so each recipient
-  gets its frames in order.
+- 2xx: delivered. A chunked message goes to each recipient on up to `LANES` lanes at once,
+  each lane posting its share of the frames one after another (frame k on lane k mod
+  LANES): a chunk carries its place (`seq`) and every client reassembles chunks in any
+  order (docs/design.md §2), and a 21 MB scene is 230 frames, which one after another
+  cost 230 round trips. A lane per recipient bounds what one slow peer can hold up.
 - 410, or 403 for a connection id API Gateway does not know: gone, reported for eviction. A
   403 saying the function is not authorized is a deployment fault: logged, not gone, or one
   bad grant would empty every room.
@@ -46,6 +49,8 @@ _THROTTLE_ATTEMPTS = 4
 _SERVER_ERROR_RETRIES = 1
 _TRANSPORT_RETRIES = 1
 _BACKOFF_SECONDS = 0.05  # full jitter: uniform(0, 0.05 · 2^n) before the n-th retry
+# Frames of one chunked message in flight at once per recipient (see the module docstring).
+LANES = 8
 
 _CONNECTED = 0
 _ANSWERED = 1
@@ -94,9 +99,10 @@ class Outbox:
             return []
         bodies = [f.encode("ascii") for f in split_message(text, SERVER_FRAME_LIMIT)]
         frames = self._frames(bodies)
-        deliveries = [_Delivery(cid, frames) for cid in targets]
+        lanes = [frames[lane::LANES] for lane in range(min(LANES, len(frames)))]
+        deliveries = [_Delivery(cid, lane) for cid in targets for lane in lanes]
         _Run(self, "POST", deliveries).run()
-        return [d.connection_id for d in deliveries if d.gone]
+        return list(dict.fromkeys(d.connection_id for d in deliveries if d.gone))
 
     def close(self, connection_id: str) -> None:
         """Best effort: a refusal's reply must not crash on a transport error."""

@@ -33,7 +33,7 @@ from cryptography.x509.oid import NameOID
 
 from collab.chunks import split_message
 from collab.management_client import Endpoint
-from collab.outbox import Outbox
+from collab.outbox import LANES, Outbox
 from collab.protocol import SERVER_FRAME_LIMIT
 
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token-1")
@@ -348,24 +348,36 @@ def test_a_403_for_an_unknown_connection_is_gone_but_a_permission_403_is_not(
     assert outbox.send_all(["unknown=", "denied=", "denied-too="], "x") == ["unknown="]
 
 
-def test_big_messages_go_out_as_ordered_chunk_frames_one_at_a_time_per_recipient(
-    api: ScriptedManagementApi, outbox: Outbox
-) -> None:
-    text = '{"type":"update","data":"' + "A" * 300_000 + '"}'
-    assert len(split_message(text, SERVER_FRAME_LIMIT)) == 3
+def test_big_messages_go_out_on_a_few_lanes_per_recipient(api: ScriptedManagementApi, outbox: Outbox) -> None:
+    """A chunked message's frames are in flight LANES at a time per recipient (frame k on
+    lane k mod LANES, each lane one frame after another): a held frame holds up only the
+    frames of its own lane, of its own recipient; what arrives reassembles by `seq`."""
+    text = '{"type":"update","data":"' + "A" * (LANES + 3) * SERVER_FRAME_LIMIT + '"}'
+    frames = len(split_message(text, SERVER_FRAME_LIMIT))
+    assert frames > LANES + 1
     release = threading.Event()
-    api.answer("a=", Hold(release))  # a's first frame waits; b's frames go on meanwhile
+    api.answer("a=", Hold(release))  # a's frame 0 waits: frame LANES (same lane) waits behind it
     thread, result = in_background(lambda: outbox.send_all(["a=", "b="], text))
-    api.wait_for(lambda: len(api.to("b=")) == 3)
-    assert len(api.to("a=")) == 1  # a's second frame waits for the first one's answer
+    api.wait_for(lambda: len(api.to("b=")) == frames and len(api.to("a=")) == frames - 1)
+    waiting = {json.loads(r.body)["seq"] for r in api.to("a=")}
+    assert waiting == set(range(frames)) - {LANES}
     release.set()
     thread.join(PATIENCE)
     assert result == [[]]
     for recipient in ("a=", "b="):
-        chunks = [json.loads(r.body) for r in api.to(recipient)]
-        assert [c["seq"] for c in chunks] == [0, 1, 2]
+        chunks = sorted((json.loads(r.body) for r in api.to(recipient)), key=lambda c: c["seq"])
+        assert [c["seq"] for c in chunks] == list(range(frames))
         assert "".join(c["data"] for c in chunks) == text  # what the client reassembles
-        assert api.max_in_flight_per_id[recipient] == 1
+        assert 1 < api.max_in_flight_per_id[recipient] <= LANES
+
+
+def test_a_gone_recipient_of_a_chunked_message_is_reported_once(
+    api: ScriptedManagementApi, outbox: Outbox
+) -> None:
+    text = '{"type":"update","data":"' + "A" * 300_000 + '"}'
+    for _ in range(3):
+        api.answer("gone=", Status(410))
+    assert outbox.send_all(["gone=", "b="], text) == ["gone="]
 
 
 # -- concurrency, timeouts and connections -------------------------------------------------
