@@ -2,7 +2,10 @@
 
 - `redis_standalone`, `redis_cluster`: throwaway redis-server processes (the cluster one is
   a one-node Redis Cluster owning every slot, as ElastiCache Serverless is cluster mode).
-- `redis_url_and_mode`: parametrized over both, for tests that must pass on each.
+- `redis_url_and_mode`: parametrized over both, for tests of Redis itself (the cache, its
+  scripts, the Redis stores) that must pass on each.
+- `shape`: parametrized over every stage shape, both Redis ones and no cache at all
+  (CACHE_KIND=none), for tests of the handlers' behaviour, which must hold on each.
 - `moto`: moto's server; `aws_tables`: fresh DynamoDB tables per test, named by env vars.
 """
 
@@ -16,6 +19,15 @@ import pytest
 
 from collab.cache import Cache, connect
 from devstack import services
+from tests.support.rig import Shape
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs_cache(reason): the test's subject is what a cache does; the `shape` fixture "
+        "skips its no-cache variant, giving the reason",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +50,19 @@ def redis_url_and_mode(request: pytest.FixtureRequest) -> tuple[str, bool]:
     if request.param == "cluster":
         return request.getfixturevalue("redis_cluster"), True
     return request.getfixturevalue("redis_standalone"), False
+
+
+@pytest.fixture(params=["standalone", "cluster", "none"])
+def shape(request: pytest.FixtureRequest) -> Shape:
+    """Each stage shape; "none" starts no Redis (a stage deployed with cacheKind none).
+    A test marked `needs_cache` is skipped on "none", with the marker's reason."""
+    if request.param == "none":
+        needs_cache = request.node.get_closest_marker("needs_cache")
+        if needs_cache is not None:
+            pytest.skip(f"no cache on this shape: {needs_cache.args[0]}")
+        return Shape("none")
+    url = request.getfixturevalue(f"redis_{request.param}")
+    return Shape(request.param, url, cluster=request.param == "cluster")
 
 
 @pytest.fixture

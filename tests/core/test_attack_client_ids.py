@@ -1,7 +1,7 @@
 """Attacks on the client-id binding (review M8, issue 9 items 5 and 6), through
-session.handle_message on real Redis and moto. Each test states the behaviour docs/design.md §4
-promises; each failed on the first build of the binding (viewers bound ids from awareness,
-an offline doc with over 64 ids was refused whole)."""
+session.handle_message on moto, with real Redis and without a cache. Each test states the
+behaviour docs/design.md §4 promises; each failed on the first build of the binding
+(viewers bound ids from awareness, an offline doc with over 64 ids was refused whole)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,25 @@ from collab import protocol, runtime, session
 from collab.awareness import MAX_IDS_PER_CONNECTION, AwarenessEntry, encode_update
 from collab.client_ids import CLIENT_PREFIX
 from tests.support.pause import PausePoints
-from tests.support.rig import Recorder, build_rig, caller, sync_frame, text_seen_by, typed, update_frame
+from tests.support.rig import (
+    Recorder,
+    Shape,
+    build_rig,
+    caller,
+    sync_frame,
+    text_seen_by,
+    typed,
+    update_frame,
+)
+
+# One Redis shape, as before (the bindings are DynamoDB items), and no cache at all, where
+# presence, through which ids are claimed, lives in DynamoDB too.
+pytestmark = pytest.mark.parametrize("shape", ["standalone", "none"], indirect=True)
 
 
 @pytest.fixture
-def rig(redis_standalone: str, aws_tables: dict[str, str]) -> tuple[runtime.Runtime, Recorder, PausePoints]:
-    return build_rig((redis_standalone, False), aws_tables)
+def rig(shape: Shape, aws_tables: dict[str, str]) -> tuple[runtime.Runtime, Recorder, PausePoints]:
+    return build_rig(shape, aws_tables)
 
 
 def awareness_frame(entries: list[tuple[int, int]]) -> str:

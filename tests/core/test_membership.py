@@ -1,5 +1,6 @@
 """Membership and access while connected (docs/design.md §4 invariants 8 and 9, review F4-F6, F8,
-M1, M10), on real Redis and moto with a recording Management API:
+M1, M10), on moto and each stage shape (real Redis, both kinds, and no cache) with a
+recording Management API:
 
 - `$connect` records every connection and re-reads the role after the write, so a revoke
   either finds the row or is seen by `$connect` (F4, F5);
@@ -26,14 +27,12 @@ from collab.rooms import Member, Rooms
 from collabctl.connections import stale_connections
 from tests.support.faults import LoseResponses
 from tests.support.pause import PausePoints
-from tests.support.rig import Recorder, an_update, build_rig, caller, sync_frame, update_frame
+from tests.support.rig import Recorder, Shape, an_update, build_rig, caller, sync_frame, update_frame
 
 
 @pytest.fixture
-def rig(
-    redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]
-) -> tuple[runtime.Runtime, Recorder, PausePoints]:
-    return build_rig(redis_url_and_mode, aws_tables)
+def rig(shape: Shape, aws_tables: dict[str, str]) -> tuple[runtime.Runtime, Recorder, PausePoints]:
+    return build_rig(shape, aws_tables)
 
 
 def new_scene() -> str:

@@ -1,7 +1,8 @@
 """Presence through the handlers (invariants 6, 7 and 9): caps answer `too_large` naming
 the action, a reconnect of the same user takes its cursor back at once though the old
 connection's $disconnect was lost, and with the cache unavailable an awareness update is
-dropped quietly while edits still travel. Real Redis and moto, recording Management API."""
+dropped quietly while edits still travel. Moto and each stage shape (real Redis standalone
+and cluster, and no cache, where presence lives in DynamoDB), recording Management API."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collab import protocol, runtime, session
 from tests.support.pause import PausePoints
 from tests.support.rig import (
     Recorder,
+    Shape,
     an_update,
     awareness_frame,
     build_rig,
@@ -27,10 +29,8 @@ from tests.support.rig import (
 
 
 @pytest.fixture
-def rig(
-    redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]
-) -> tuple[runtime.Runtime, Recorder, PausePoints]:
-    return build_rig(redis_url_and_mode, aws_tables)
+def rig(shape: Shape, aws_tables: dict[str, str]) -> tuple[runtime.Runtime, Recorder, PausePoints]:
+    return build_rig(shape, aws_tables)
 
 
 def cursors_seen(messages: list[dict[str, Any]]) -> dict[int, str]:
@@ -76,6 +76,9 @@ def test_a_reconnect_of_the_same_user_takes_its_cursor_back_at_once(
     assert cursors_seen(recorder.sent["bob="])[7] == json.dumps({"cursor": 42})
 
 
+# Without a cache there is none to go down: presence lives in DynamoDB, and edits travel
+# without a cache in every other no-cache variant.
+@pytest.mark.needs_cache("the subject is the cache going down under presence")
 def test_with_the_cache_down_awareness_is_dropped_and_edits_still_travel(
     rig: tuple[runtime.Runtime, Recorder, PausePoints],
 ) -> None:

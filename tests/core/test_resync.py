@@ -1,5 +1,5 @@
-"""The periodic resync (Documents.answer_sync) against real Redis (both shapes) and moto:
-a client that lacks nothing is answered from the stored summaries, without reading the
+"""The periodic resync (Documents.answer_sync) on each stage shape (real Redis standalone
+and cluster, and no cache at all) and moto: a client that lacks nothing is answered from the stored summaries, without reading the
 snapshot, and every answer is the one the full load gives (what the client lacks, the
 delete set included, and the state vector of what is durable), whatever happened to the
 cache: warm, flushed, stale after a failover, down, written without a summary, or racing
@@ -20,15 +20,15 @@ from collab.documents import Documents, SyncAnswer
 from collab.hot_state import HotState
 from devstack import services
 from tests.core.storage_rig import Calls, Rig, editor_updates, text_of
-from tests.support.rig import build_rig, caller, sync_frame, update_frame
+from tests.support.rig import Shape, build_rig, caller, sync_frame, update_frame
 
 PASTE = "P" * 400_000  # over the item limit: the snapshot that holds it lives in S3
 
 
 @pytest.fixture
-def rig(redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]) -> Rig:
-    url, cluster = redis_url_and_mode
-    return Rig(url, cluster, aws_tables, cache_tail_limit=20, log_tail_limit=30)
+def rig(shape: Shape, aws_tables: dict[str, str]) -> Rig:
+    # No URL (the no-cache shape): collab.cache.connect gives the disabled cache.
+    return Rig(shape.redis_url, shape.cluster, aws_tables, cache_tail_limit=20, log_tail_limit=30)
 
 
 @pytest.fixture
@@ -119,6 +119,8 @@ def test_a_client_that_lacks_part_of_the_snapshot_gets_the_whole_state(rig: Rig)
     assert seen(b"\x00\x00", answer) == "FADE IN: INT. ROOM"
 
 
+# Each damage is done to the cache's keys; without a cache, every sync is the "down" case.
+@pytest.mark.needs_cache("the subject is what was done to the cache's keys")
 @pytest.mark.parametrize("damage", ["flushed", "down", "stale replica", "no summary"])
 def test_every_cache_state_gives_the_full_loads_answer(rig: Rig, no_cache: Documents, damage: str) -> None:
     updates = editor_updates([f"{i}," for i in range(60)])
@@ -183,6 +185,8 @@ def test_a_compaction_during_the_answer_loses_nothing(rig: Rig, no_cache: Docume
     assert answer.state_vector == get_state(doc.get_update())
 
 
+# Without a cache, such a snapshot is read by every sync until a log compaction replaces it.
+@pytest.mark.needs_cache("the subject is the summary a load leaves in the cache")
 def test_a_legacy_snapshot_without_a_summary_is_loaded_once_then_summarised(rig: Rig) -> None:
     _, client = compacted_scene(rig, ["FADE IN: ", "INT. ROOM"])
     head = rig.log.read_head(rig.scene)
@@ -214,10 +218,12 @@ def test_updates_the_cache_missed_are_still_served_and_counted(rig: Rig, no_cach
     assert answer.state_vector == get_state(doc.get_update())
 
 
+# Without a cache, the log keeps the paste (and syncs merge it) until the log is compacted.
+@pytest.mark.needs_cache("the subject is the fold into the cached snapshot")
 def test_a_paste_is_folded_into_the_cache_once_not_by_every_sync(
-    redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]
+    shape: Shape, aws_tables: dict[str, str]
 ) -> None:
-    rt, recorder, _ = build_rig(redis_url_and_mode, aws_tables)
+    rt, recorder, _ = build_rig(shape, aws_tables)
     scene = f"scene-{uuid.uuid4().hex[:8]}"
     writer = caller(scene, "writer=", "ann")
     rt.access.grant(scene, "ann", "editor")

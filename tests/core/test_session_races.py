@@ -1,8 +1,9 @@
 """Invariant 2 (docs/design.md §4): no member misses an update. A member is registered before its
 sync loads state, and an update is durable before the member list for fan-out is read, so
 whichever way a join and an update interleave, the joiner gets the update: in its sync
-reply, in the broadcast, or both. Driven with pause points, against real Redis and moto;
-the Management API is replaced by an in-memory recorder (what was posted to whom)."""
+reply, in the broadcast, or both. Driven with pause points, on moto and each stage shape
+(real Redis standalone and cluster, and no cache); the Management API is replaced by an
+in-memory recorder (what was posted to whom)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,21 @@ import pytest
 
 from collab import runtime, session
 from tests.support.pause import PausePoints
-from tests.support.rig import Recorder, an_update, build_rig, caller, sync_frame, text_seen_by, update_frame
+from tests.support.rig import (
+    Recorder,
+    Shape,
+    an_update,
+    build_rig,
+    caller,
+    sync_frame,
+    text_seen_by,
+    update_frame,
+)
 
 
 @pytest.fixture
-def rig(
-    redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]
-) -> tuple[runtime.Runtime, Recorder, PausePoints]:
-    return build_rig(redis_url_and_mode, aws_tables)
+def rig(shape: Shape, aws_tables: dict[str, str]) -> tuple[runtime.Runtime, Recorder, PausePoints]:
+    return build_rig(shape, aws_tables)
 
 
 # Each pause sits between the two steps whose order the invariant depends on: had the

@@ -1,8 +1,9 @@
 """Integrity of what the handlers store (invariants 4 and 9, review F1, M6, M8), through
-session.handle_message on real Redis and moto: structs forged under another user's Yjs
-client id are dropped and awareness claims ids before they are public; a lying state
-vector is refused before it costs anything; a scene whose stored state Yjs cannot read is
-never compacted into a snapshot, and the operator is told."""
+session.handle_message on moto and each stage shape (real Redis, both kinds, and no
+cache): structs forged under another user's Yjs client id are dropped and awareness claims
+ids before they are public; a lying state vector is refused before it costs anything; a
+scene whose stored state Yjs cannot read is never compacted into a snapshot, and the
+operator is told."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collab.durable_log import LOG_PREFIX
 from tests.support.pause import PausePoints
 from tests.support.rig import (
     Recorder,
+    Shape,
     awareness_frame,
     build_rig,
     caller,
@@ -30,10 +32,8 @@ F1_UPDATE = bytes([0x01, 0x01, 0x2A, 0x00, 0x07, 0x01, 0x05]) + b"scene" + bytes
 
 
 @pytest.fixture
-def rig(
-    redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str]
-) -> tuple[runtime.Runtime, Recorder, PausePoints]:
-    return build_rig(redis_url_and_mode, aws_tables)
+def rig(shape: Shape, aws_tables: dict[str, str]) -> tuple[runtime.Runtime, Recorder, PausePoints]:
+    return build_rig(shape, aws_tables)
 
 
 def test_structs_forged_under_another_users_client_id_are_dropped(

@@ -1,11 +1,13 @@
-"""The handlers' core on real Redis and moto, with the Management API replaced by an
-in-memory recorder: what was posted to whom, which connections are gone (410), closes."""
+"""The handlers' core on moto and each stage shape (real Redis standalone or cluster, or
+no cache at all), with the Management API replaced by an in-memory recorder: what was
+posted to whom, which connections are gone (410), closes."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from pycrdt import Doc, Text
@@ -13,7 +15,7 @@ from pycrdt import Doc, Text
 from collab import protocol, runtime
 from collab.awareness import AwarenessEntry, encode_update
 from collab.caller import Caller
-from collab.settings import Settings
+from collab.settings import CACHE_KIND, REDIS_CLUSTER, REDIS_URL, Settings
 from tests.support.pause import PausePoints
 
 
@@ -44,11 +46,31 @@ class Recorder:
             self.closed.append(connection_id)
 
 
+@dataclass(frozen=True)
+class Shape:
+    """A stage shape the handlers run on (tests/conftest.py `shape`): a Redis, standalone
+    or cluster, at `redis_url`, or no cache at all (`redis_url` empty: infra cacheKind
+    none, CACHE_KIND=none)."""
+
+    name: str
+    redis_url: str = ""
+    cluster: bool = False
+
+    @property
+    def has_cache(self) -> bool:
+        return bool(self.redis_url)
+
+    def env(self) -> dict[str, str]:
+        """The settings that select this shape, as the CDK app and devstack set them."""
+        if not self.has_cache:
+            return {CACHE_KIND: "none"}
+        return {REDIS_URL: self.redis_url, REDIS_CLUSTER: "true" if self.cluster else "false"}
+
+
 def build_rig(
-    redis_url_and_mode: tuple[str, bool], aws_tables: dict[str, str], **env: str
+    shape: Shape, aws_tables: dict[str, str], **env: str
 ) -> tuple[runtime.Runtime, Recorder, PausePoints]:
-    url, cluster = redis_url_and_mode
-    settings = {**aws_tables, "REDIS_URL": url, "REDIS_CLUSTER": "true" if cluster else "false", **env}
+    settings = {**aws_tables, **shape.env(), **env}
     pause = PausePoints()
     rt = runtime.build(Settings.from_env(settings), pause=pause)
     recorder = Recorder()
