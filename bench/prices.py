@@ -128,7 +128,10 @@ PRICES: dict[str, Price] = {
         "charged since 2024-02-01",
     ),
     "interface_endpoint_az_hour": Price(
-        0.01, "interface VPC endpoint-hour per availability zone", PRIVATELINK, "not verified"
+        0.01,
+        "interface VPC endpoint-hour per availability zone",
+        PRIVATELINK,
+        "not verified (the stored AWS page showed the per-GB rate, $0.01 for the first PB, not the hourly one)",
     ),
     "egress_only_gateway_hour": Price(
         0.0,
@@ -144,13 +147,15 @@ PRICES: dict[str, Price] = {
     "secret_api_call": Price(
         0.05 / 10000, "Secrets Manager API call", SECRETS_MANAGER, "third party (hivebook.wiki)"
     ),
-    "kms_key_month": Price(1.00, "customer managed KMS key-month", KMS, "not verified"),
+    "kms_key_month": Price(
+        1.00, "customer managed KMS key-month", KMS, "AWS page (aws.amazon.com/kms/pricing, stored copy)"
+    ),
     # -- CloudWatch, X-Ray, SNS --------------------------------------------------------------
     "alarm_month": Price(
         0.10,
         "standard-resolution alarm metric-month",
         CLOUDWATCH,
-        "not verified (the stored AWS page showed only its free tier: 10 alarm metrics)",
+        "third party (c3x.dev); the stored AWS page showed only its free tier (10 alarm metrics)",
     ),
     "dashboard_month": Price(
         3.00,
