@@ -20,7 +20,6 @@ from botocore.config import Config
 from collab import aws_clients
 from collab.access import SceneAccess
 from collab.awareness import AwarenessStore, Presence
-from collab.awareness_table import AwarenessTable
 from collab.blobs import BlobStore
 from collab.cache import Cache, connect
 from collab.chunks import ChunkAssembler
@@ -103,6 +102,9 @@ def _presence(settings: Settings, cache: Cache, dynamodb: Any) -> Presence:
     """Presence lives in the cache; on a stage without one, in the documents table (the
     same rules, collab.awareness_table)."""
     if not settings.has_cache:
+        # Imported here: a stage with a cache never needs it (cold starts, docs/benchmarks.md).
+        from collab.awareness_table import AwarenessTable
+
         return AwarenessTable(
             dynamodb,
             settings.documents_table,
