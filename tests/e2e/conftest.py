@@ -27,9 +27,45 @@ STACK_ENV = {"CACHE_TAIL_LIMIT": "40", "LOG_TAIL_LIMIT": "80", "MAX_PENDING_CHUN
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[LocalStack]:
+def redis_stack() -> Iterator[LocalStack]:
+    """The local stack as `make dev` starts it, with its own Redis."""
     with LocalStack(port=0, extra_env=STACK_ENV, seed_demo=False) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def bare_stack() -> Iterator[LocalStack]:
+    """The local stack without any cache (`python -m devstack --cache none`, a stage
+    deployed with cacheKind none). One per module that uses it (it starts in about a
+    second): the handlers' worker processes are then spawned under that module's tests and
+    write to their output (tests/e2e/test_cache_none.py reads it with capfd), and no
+    second stack stays up while the other modules run."""
+    # A REDIS_URL in the environment (a developer's, or CI's) must not be picked up: the
+    # port is one nobody listens on, so using it would show as cache failures.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+        bare = LocalStack(port=0, extra_env=STACK_ENV, seed_demo=False, cache="none")
+    with bare as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def stack(redis_stack: LocalStack) -> LocalStack:
+    """The stack the `scene` of a test runs on. A module may override it (at module scope),
+    with a stack of its own, or with `each_shape_stack` to run on both shapes."""
+    return redis_stack
+
+
+# The CACHE_KIND of each shape of the local stack, and the fixture that starts it.
+STACK_SHAPES = {"redis": "redis_stack", "none": "bare_stack"}
+
+
+@pytest.fixture(scope="module", params=list(STACK_SHAPES))
+def each_shape_stack(request: pytest.FixtureRequest) -> LocalStack:
+    """The local stack with Redis (the session's), then one without a cache: a module whose
+    `stack` returns this runs every test on both."""
+    running: LocalStack = request.getfixturevalue(STACK_SHAPES[request.param])
+    return running
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """Bad input through the whole local stack, with real WebSocket clients (issue 4 item 8,
 docs/design.md §2 error codes, §4 invariants 4 and 5): each bad frame gets its `error`, nothing
 invalid is stored or broadcast, and afterwards the scene still works: a fresh client syncs,
-an editor's update reaches the others, and the server's text is the clients' text."""
+an editor's update reaches the others, and the server's text is the clients' text. Every
+test runs on both shapes of the stack: with Redis, and without any cache (issue 11)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text, write_var_uint
 
-from collab import cache, protocol
+from collab import cache, durable_chunks, protocol
+from devstack.stack import LocalStack
 from tests.e2e.conftest import Scene
 from tests.e2e.wsclient import (
     CLIENT_FRAME_LIMIT,
@@ -23,6 +25,7 @@ from tests.e2e.wsclient import (
     assert_scene_usable,
     awareness_data,
     chunk_frames,
+    dynamodb,
     error,
     log_keys,
     of_type,
@@ -33,6 +36,12 @@ from tests.e2e.wsclient import (
 )
 
 ACTIONS = ("sync", "update", "awareness", "ping", "chunk")
+
+
+@pytest.fixture(scope="module")
+def stack(each_shape_stack: LocalStack) -> LocalStack:
+    """The stack the `scene` fixture uses: the one with Redis, then the one without."""
+    return each_shape_stack
 
 
 @pytest.fixture
@@ -200,17 +209,30 @@ def test_undecodable_updates_and_wrong_message_kinds_are_refused_and_not_stored(
 
 
 class ChunkWatch:
-    """Reads the assembler's Redis keys (chunks.py's layout) to know that a slice is stored
-    before sending the next one: chunk invocations run concurrently and answer nothing."""
+    """Knows that a slice is stored before the next one is sent (chunk invocations run
+    concurrently and answer nothing) by reading the store that holds it: the assembler's
+    Redis keys (chunks.py's layout), or, on a stack without a cache, the DynamoDB items of
+    durable_chunks.py."""
 
     def __init__(self, scene: Scene) -> None:
         env = scene.stack.env
-        self.redis = cache.connect(env["REDIS_URL"], env.get("REDIS_CLUSTER") == "true")
+        self.scene = scene
+        self.redis = cache.connect(env.get("REDIS_URL", ""), env.get("REDIS_CLUSTER") == "true")
+
+    def stored(self, connection_id: str, chunk_id: str, seq: int) -> bool:
+        if self.redis.enabled:
+            return bool(self.redis.hexists(f"collab:{{{connection_id}}}:chunk:parts:{chunk_id}", str(seq)))
+        sort_key = f"{durable_chunks.PREFIX}{connection_id}#{chunk_id.encode().hex()}#p{seq}"
+        found = dynamodb().get_item(
+            TableName=self.scene.stack.env["DOCUMENTS_TABLE"],
+            Key={"sceneId": {"S": self.scene.scene_id}, "sk": {"S": sort_key}},
+            ConsistentRead=True,
+        )
+        return "Item" in found
 
     def wait_stored(self, connection_id: str, chunk_id: str, seq: int, timeout: float = 10.0) -> None:
-        key = f"collab:{{{connection_id}}}:chunk:parts:{chunk_id}"
         deadline = time.monotonic() + timeout
-        while not self.redis.hexists(key, str(seq)):
+        while not self.stored(connection_id, chunk_id, seq):
             assert time.monotonic() < deadline, f"chunk {chunk_id}#{seq} never stored"
             time.sleep(0.01)
 

@@ -8,34 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from devstack.__main__ import ready_info
 from devstack.stack import LocalStack
-from tests.e2e.conftest import STACK_ENV, Scene, run_scenario
+from tests.e2e.conftest import Scene, run_scenario
 from tests.e2e.wsclient import server_text
 
 
 @pytest.fixture(scope="module")
-def bare_stack() -> Iterator[LocalStack]:
-    # A REDIS_URL in the environment (a developer's, or CI's) must not be picked up: the
-    # port is one nobody listens on, so using it would show as cache failures.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-        stack = LocalStack(port=0, extra_env=STACK_ENV, seed_demo=False, cache="none")
-    with stack as running:
-        yield running
+def stack(bare_stack: LocalStack) -> LocalStack:
+    """This module's stack for tests/e2e/conftest.py's fixtures (`scene`, boto3 aimed at
+    its moto), in place of the session's: the stack without a cache (conftest.py)."""
+    return bare_stack
 
 
 @pytest.fixture
-def bare_scene(bare_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Scene:
-    """A scene on this module's stack, with boto3 in this process aimed at its moto."""
-    for key, value in bare_stack.env.items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
-    return Scene(bare_stack, f"scene-{uuid.uuid4().hex[:10]}")
+def bare_scene(scene: Scene) -> Scene:
+    """A scene on the stack without a cache."""
+    return scene
 
 
 def test_the_stack_starts_without_redis_and_says_so(bare_stack: LocalStack) -> None:
