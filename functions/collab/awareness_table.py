@@ -89,13 +89,14 @@ at twice that).
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from collab import protocol
 from collab.awareness import (
@@ -169,6 +170,25 @@ def _no_pause(point: str) -> None:
 # ---------------------------------------------------------------------------- the store
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _unavailable_on_failure(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """DynamoDB failing (throttled past botocore's retries, unreachable, an error) makes
+    presence unavailable for this call, as a cache outage does for the Redis store: the
+    caller drops the awareness and the message it came with goes on (an edit is stored)."""
+
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise PresenceUnavailable(f"presence in DynamoDB failed: {error}") from error
+
+    return guarded
+
+
 class AwarenessTable:
     """The awareness states of every scene, in DynamoDB; see the module docstring."""
 
@@ -213,6 +233,7 @@ class AwarenessTable:
         update = protocol.decode_awareness_message(protocol.decode_base64(data))
         return decode_update(update, self.max_entries)
 
+    @_unavailable_on_failure
     def apply(
         self,
         scene_id: str,
@@ -228,6 +249,7 @@ class AwarenessTable:
         now, request = _now(now_ms), request_id or uuid.uuid4().hex
         return self._apply(scene_id, connection_id, list(entries), now, user_id or "", request, hold=False)
 
+    @_unavailable_on_failure
     def apply_holding_renewals(
         self,
         scene_id: str,
@@ -287,6 +309,7 @@ class AwarenessTable:
             now,
         )
 
+    @_unavailable_on_failure
     def current(self, scene_id: str, now_ms: int | None = None) -> list[AwarenessEntry]:
         """Every present state written within `outdated_ms`, by client id (`age_ms`: how
         long ago). Forgets a batch of ids nobody wrote for `ttl_seconds` on the way."""
@@ -299,6 +322,7 @@ class AwarenessTable:
         self._tidy(scene_id, world, ids, complete, now)
         return live
 
+    @_unavailable_on_failure
     def remove_connection(
         self,
         scene_id: str,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from pycrdt import get_state, get_update, merge_updates
 
 from collab.blobs import BlobMissing
 from collab.cache import CacheUnavailable
-from collab.durable_log import DurableLog, Head, LogEntry, log_weight
+from collab.durable_log import DurableLog, Head, LogEntry, entry_weight, log_weight
 from collab.errors import InvalidUpdate
 from collab.hot_state import CachedState, CachedSummary, HotState
 from collab.state_summary import Summary, fold, summarize
@@ -109,11 +110,13 @@ class Documents:
         cache_tail_limit: int = 200,
         log_tail_limit: int = 500,
         pause: PausePoint = _no_pause,
+        chance: Callable[[], float] = random.random,
     ) -> None:
         self._log = log
         self._hot = hot
         self._cache_tail_limit = cache_tail_limit
         self._log_tail_limit = log_tail_limit
+        self._chance = chance  # uniform in [0, 1); tests pass a seeded one
         # Tests stop a handler at named points to drive races deterministically.
         self._pause = pause
 
@@ -126,7 +129,13 @@ class Documents:
             tail_len, appended = self._hot.append(scene_id, entry_id, update)
         except CacheUnavailable as error:
             logger.info("cache append skipped (%s); readers merge the durable log", error)
-            return Appended(entry_id, False, False)
+            # Without the cache's counters the log's weight is unknown here (reading it
+            # would cost a Query per update). Each update asks for a compaction with the
+            # chance its own weight gives, so one comes about every `log_tail_limit` of
+            # weight, and a paste that weighs that much on its own always asks. A stage
+            # without a cache relies on this; compaction's CAS makes a needless one harmless.
+            due = self._chance() * self._log_tail_limit < entry_weight(len(update))
+            return Appended(entry_id, False, due)
         return Appended(entry_id, tail_len > self._cache_tail_limit, appended > self._log_tail_limit)
 
     def load(self, scene_id: str) -> Loaded:
