@@ -95,6 +95,11 @@ class StageConfig:
     logRetentionDays: int = 30
     removalPolicy: Literal["destroy", "retain"] = "destroy"
     alarmEmail: str | None = None
+    # What a stage pays for at rest besides storage (docs/cost.md): a CloudWatch dashboard
+    # ($3 a month past the account's three free ones) and the alarms (about $0.10 a month
+    # per metric they read past ten free). A developer's own stage may go without both.
+    dashboard: bool = True
+    alarms: bool = True
     # API Gateway writes logs only with an account-wide CloudWatch role; set false when the
     # account already has one.
     apiGatewayAccountRole: bool = True

@@ -13,7 +13,7 @@ for real and checks that the filter matches what the code logs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -169,8 +169,20 @@ class Monitoring(Construct):
                 what=f"{name} function throttles",
             )
 
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=config.dashboard_name)
-        self.dashboard.add_widgets(
+        self.dashboard: cloudwatch.Dashboard | None = None
+        if config.dashboard:
+            self.dashboard = self._dashboard(functions, api_metric, collab_metric, handled)
+
+    def _dashboard(
+        self,
+        functions: dict[str, lambda_.Function],
+        api_metric: Callable[..., cloudwatch.Metric],
+        collab_metric: Callable[[str, str], cloudwatch.Metric],
+        handled: dict[str, cloudwatch.Metric],
+    ) -> cloudwatch.Dashboard:
+        config = self.config
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=config.dashboard_name)
+        dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Connections and messages",
                 left=[api_metric("ConnectCount"), api_metric("MessageCount")],
@@ -187,14 +199,14 @@ class Monitoring(Construct):
                 width=12,
             ),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title=f"Handled failures ({config.stage}, from the logs)",
                 left=list(handled.values()),
                 width=24,
             ),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Fan-out latency (ms) and recipients",
                 left=[collab_metric(FANOUT_DURATION, stat) for stat in ("p50", "p99", "Maximum")],
@@ -207,7 +219,7 @@ class Monitoring(Construct):
                 width=12,
             ),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Lambda duration p99 (ms)",
                 left=[
@@ -232,9 +244,10 @@ class Monitoring(Construct):
                 width=8,
             ),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24),
         )
+        return dashboard
 
     def _log_signals(self, functions: dict[str, lambda_.Function]) -> dict[str, cloudwatch.Metric]:
         """A metric filter per signal and log group, and an alarm per signal."""
@@ -268,6 +281,8 @@ class Monitoring(Construct):
     def _alarm(
         self, construct_id: str, metric: cloudwatch.IMetric, *, threshold: float, what: str, periods: int = 1
     ) -> None:
+        if not self.config.alarms:
+            return  # the metric filters stay: they cost nothing, and the logs keep the signal
         window = "5 minutes" if periods == 1 else f"each of {periods} consecutive 5-minute periods"
         alarm = cloudwatch.Alarm(
             self,

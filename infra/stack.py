@@ -74,7 +74,8 @@ class CollabStack(Stack):
         for name, table in self.storage.tables.items():
             CfnOutput(self, f"{name.capitalize()}TableName", value=table.table_name)
         CfnOutput(self, "SnapshotBucketName", value=self.storage.bucket.bucket_name)
-        CfnOutput(self, "DashboardName", value=config.dashboard_name)
+        if config.dashboard:
+            CfnOutput(self, "DashboardName", value=config.dashboard_name)
         acknowledge_findings(
             storage=self.storage,
             functions=self.functions,

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from infratest import Synthesized, refs
+from infratest import NO_CACHE, Synthesized, refs, synthesize
 
 from infra.app import project_context
 from infra.config import ConfigError, from_context
@@ -172,3 +172,25 @@ def test_the_shapes_come_from_the_command_line_and_contradictions_fail() -> None
         with pytest.raises(ConfigError) as bad:
             shape(**context)
         assert bad.value.name == "egress", context
+
+
+# -- a stage that pays for nothing at rest -----------------------------------------------------
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory, layer: Any) -> Synthesized:
+    """cacheKind none without the dashboard and the alarms (docs/cost.md: a developer's
+    stage at rest then pays only for the generated JWT secret)."""
+    overrides = {**NO_CACHE, "dashboard": "false", "alarms": "false"}
+    return synthesize(overrides, tmp_path_factory.mktemp("cdk-bare"), layer)
+
+
+def test_a_stage_without_dashboard_and_alarms_has_neither_and_keeps_its_signals(
+    bare: Synthesized, nocache: Synthesized
+) -> None:
+    assert bare.validation_error is None
+    assert not bare.of_type("AWS::CloudWatch::Dashboard")
+    assert not bare.of_type("AWS::CloudWatch::Alarm")
+    assert "DashboardName" not in bare.template.get("Outputs", {})
+    # The log metric filters stay (free): the signals can still be graphed or alarmed later.
+    assert len(bare.of_type("AWS::Logs::MetricFilter")) == len(nocache.of_type("AWS::Logs::MetricFilter")) > 0
+    # The default keeps both.
+    assert nocache.of_type("AWS::CloudWatch::Dashboard") and nocache.of_type("AWS::CloudWatch::Alarm")
