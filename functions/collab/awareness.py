@@ -175,6 +175,26 @@ def encode_update(entries: Iterable[AwarenessEntry]) -> bytes:
     return bytes(out)
 
 
+def decode_message(data: str, max_message_bytes: int, max_entries: int) -> list[AwarenessEntry]:
+    """The entries of an `awareness` frame's `data` (base64 of `[1, update]`), for either
+    store. Raises TooLarge, before decoding anything, when the text is over
+    `max_message_bytes` (chunked messages included) or the update declares more than
+    `max_entries` entries; BadRequest for anything malformed."""
+    if len(data) > base64_length(max_message_bytes):
+        raise TooLarge(f"an awareness message may be at most {max_message_bytes} bytes")
+    update = protocol.decode_awareness_message(protocol.decode_base64(data))
+    return decode_update(update, max_entries)
+
+
+def check_entries(items: list[AwarenessEntry], max_entries: int, max_state_bytes: int) -> None:
+    """The caps an update must pass before either store changes anything."""
+    if len(items) > max_entries:
+        raise TooLarge(f"an awareness update may carry at most {max_entries} entries")
+    for entry in items:
+        if len(entry.state.encode("utf-8")) > max_state_bytes:
+            raise TooLarge(f"awareness state over {max_state_bytes} bytes")
+
+
 def base64_length(size: int) -> int:
     """The length of the padded base64 text of `size` bytes."""
     return 4 * -(-size // 3)
@@ -585,14 +605,8 @@ class AwarenessStore:
         self.max_gone = 4 * max_states
 
     def decode(self, data: str) -> list[AwarenessEntry]:
-        """The entries of an `awareness` frame's `data` (base64 of `[1, update]`).
-        Raises TooLarge, before decoding anything, when the text is over
-        `max_message_bytes` (chunked messages included) or the update declares more than
-        `max_entries` entries; BadRequest for anything malformed."""
-        if len(data) > base64_length(self.max_message_bytes):
-            raise TooLarge(f"an awareness message may be at most {self.max_message_bytes} bytes")
-        update = protocol.decode_awareness_message(protocol.decode_base64(data))
-        return decode_update(update, self.max_entries)
+        """The entries of an `awareness` frame's `data` (`decode_message`)."""
+        return decode_message(data, self.max_message_bytes, self.max_entries)
 
     def apply(
         self,
@@ -644,8 +658,7 @@ class AwarenessStore:
         policy: RosterPolicy | None,
     ) -> Applied:
         items = list(entries)
-        if len(items) > self.max_entries:
-            raise TooLarge(f"an awareness update may carry at most {self.max_entries} entries")
+        check_entries(items, self.max_entries, self.max_state_bytes)
         if not items:
             return Applied([], None)
         args: list[str | int] = [
@@ -659,8 +672,6 @@ class AwarenessStore:
             *(policy.args(self.outdated_ms) if policy is not None else (0, self.outdated_ms, 0, 0)),
         ]
         for entry in items:
-            if len(entry.state.encode("utf-8")) > self.max_state_bytes:
-                raise TooLarge(f"awareness state over {self.max_state_bytes} bytes")
             args += [entry.client_id, entry.clock, entry.state]
         keys = [*_keys(scene_id), _reply_key(scene_id, request_id)]
         flat = self._apply(keys=keys, args=args)

@@ -98,7 +98,6 @@ from typing import Any, ParamSpec, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from collab import protocol
 from collab.awareness import (
     MAX_ENTRIES,
     MAX_IDS_PER_CONNECTION,
@@ -109,8 +108,8 @@ from collab.awareness import (
     AwarenessEntry,
     PresenceUnavailable,
     RosterPolicy,
-    base64_length,
-    decode_update,
+    check_entries,
+    decode_message,
 )
 from collab.awareness_decisions import (
     CONN_PREFIX,
@@ -131,7 +130,6 @@ from collab.awareness_decisions import (
     live_ids,
     roster_due,
 )
-from collab.errors import TooLarge
 
 # What callers and tests import from here; the decisions live in collab.awareness_decisions.
 __all__ = [
@@ -228,10 +226,7 @@ class AwarenessTable:
     def decode(self, data: str) -> list[AwarenessEntry]:
         """As AwarenessStore.decode: TooLarge over `max_message_bytes` or `max_entries`,
         before decoding anything; BadRequest for anything malformed."""
-        if len(data) > base64_length(self.max_message_bytes):
-            raise TooLarge(f"an awareness message may be at most {self.max_message_bytes} bytes")
-        update = protocol.decode_awareness_message(protocol.decode_base64(data))
-        return decode_update(update, self.max_entries)
+        return decode_message(data, self.max_message_bytes, self.max_entries)
 
     @_unavailable_on_failure
     def apply(
@@ -281,13 +276,9 @@ class AwarenessTable:
         *,
         hold: bool,
     ) -> list[AwarenessEntry]:
-        if len(items) > self.max_entries:
-            raise TooLarge(f"an awareness update may carry at most {self.max_entries} entries")
+        check_entries(items, self.max_entries, self.max_state_bytes)
         if not items:
             return []
-        for entry in items:
-            if len(entry.state.encode("utf-8")) > self.max_state_bytes:
-                raise TooLarge(f"awareness state over {self.max_state_bytes} bytes")
         keys = [CONN_PREFIX + connection_id, *(ID_PREFIX + str(e.client_id) for e in items)]
         return self._run(
             scene_id,
