@@ -87,7 +87,7 @@ export interface ApiGatewayProviderOptions {
   initialBackoffTime?: number;
   /** Send `sync` again this often, in ms (default 45,000; 0 disables). */
   resyncInterval?: number;
-  /** Send `ping` this often, in ms, against API Gateway's 10-minute idle timeout (default 300,000; 0 disables). */
+  /** Send `ping` when no `sync` went out for this long, in ms, against API Gateway's 10-minute idle timeout (default 300,000; 0 disables). */
   pingInterval?: number;
   /**
    * Reconnect when nothing arrives for this long, in ms: a socket whose network vanished
@@ -203,6 +203,8 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
   private generation = 0;
   private chunkCounter = 0;
   private lastMessageAt = 0;
+  /** When we last sent a frame the server answers (a `sync` or a `ping`). */
+  private lastRequestAt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private intervals: ReturnType<typeof setInterval>[] = [];
   private readonly reassembler = new ChunkReassembler();
@@ -510,7 +512,12 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
       this.intervals.push(setInterval(() => this.sendSync(), this.resyncInterval));
     }
     if (this.pingInterval > 0) {
-      this.intervals.push(setInterval(() => this.send({ action: 'ping' }), this.pingInterval));
+      // Only when no resync went out meanwhile: its answer keeps the socket as busy, and a
+      // quiet room's messages are its bill (docs/presence.md).
+      const ping = () => {
+        if (Date.now() - this.lastRequestAt >= this.pingInterval) this.sendRequest({ action: 'ping' });
+      };
+      this.intervals.push(setInterval(ping, this.pingInterval));
     }
     if (this.silenceTimeout > 0) {
       const check = () => {
@@ -532,7 +539,13 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
 
   private sendSync(): void {
     // One `synced` frame in answer instead of four: a quiet room's resyncs are most of its messages.
-    this.send({ action: 'sync', data: syncStep1Data(this.doc), combined: true });
+    this.sendRequest({ action: 'sync', data: syncStep1Data(this.doc), combined: true });
+  }
+
+  /** A frame the server answers; the silence check counts on those answers. */
+  private sendRequest(frame: ClientFrame): void {
+    this.lastRequestAt = Date.now();
+    this.send(frame);
   }
 
   /** Where OutgoingBatch delivers: the edits of one task merged, and our awareness state. */

@@ -208,12 +208,17 @@ describe('ApiGatewayProvider: sending', () => {
     expect(count()).toBe(3);
   });
 
-  it('resyncs and pings periodically', async () => {
+  it('resyncs periodically, and pings only when no resync went out for a ping interval', async () => {
     start({ resyncInterval: 30_000, pingInterval: 60_000 });
     const socket = await admit();
     socket.sent.length = 0;
     await settle(60_000);
-    expect(socket.actions().sort()).toEqual(['ping', 'sync', 'sync']);
+    expect(socket.actions().sort()).toEqual(['sync', 'sync']); // each answered: no ping needed
+    start({ resyncInterval: 0, pingInterval: 60_000 });
+    const quiet = await admit();
+    quiet.sent.length = 0;
+    await settle(120_000);
+    expect(quiet.actions()).toEqual(['ping', 'ping']);
   });
 });
 
