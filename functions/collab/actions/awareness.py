@@ -41,8 +41,12 @@ def on_awareness(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
 def share(rt: Runtime, caller: Caller, entries: list[AwarenessEntry]) -> None:
     """Store the entries, then tell the others what changed, or send the roster."""
     presence = accept(rt, caller, entries)
-    if presence is None:
-        return
+    if presence is not None:
+        send(rt, caller, presence)
+
+
+def send(rt: Runtime, caller: Caller, presence: Presence) -> None:
+    """What accepted entries make the server send, on their own."""
     if presence.roster is None and not presence.forward:
         return
     others = [m.connection_id for m in recipients(rt, caller)]

@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from collab import protocol
-from collab.actions.awareness import accept, share, share_with_update
+from collab.actions.awareness import accept, send, share, share_with_update
 from collab.caller import Caller
 from collab.compaction import compact
 from collab.documents import validate_update
@@ -47,6 +47,8 @@ def on_update(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
         # them (an honest client only learns them from the server), or they are forged.
         payload = rt.client_ids.filter_foreign(caller.scene_id, caller.user_id, payload)
         if payload is not message.payload and not validate_update(payload):
+            if presence is not None:
+                send(rt, caller, presence)  # the cursor move still travels
             return
     with tracer.provider.in_subsegment("## durable_and_cache_write"):
         appended = rt.documents.append(caller.scene_id, payload)
