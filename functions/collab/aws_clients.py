@@ -10,6 +10,13 @@ One session: its loader caches what every client reads (endpoint rules, partitio
 retry defaults), so the second client of an environment builds faster than the first, and
 collab.management_client signs with the same resolved credentials.
 
+That loader is botocore's own minus two costs of the first client (`_Loader`; about 45 ms
+of a new environment's CPU, docs/benchmarks.md "Cold start, 2026-12-02"). To tell whether a
+service exists, botocore lists all ~450 directories of its data folder and stats every
+version's model file, once for the client's model and again for its endpoint rules (~30
+ms); and it decodes every JSON file (the 1.25 MB endpoints.json, DynamoDB's 556 kB model)
+into OrderedDicts, 2-3x slower than plain dicts, which keep insertion order as well.
+
 `LazyClient` builds its client on first use, for a service that only some invocations
 call: S3 holds only payloads over a DynamoDB item (collab.blobs), which most environments
 never see, and its client is the most expensive to build (S3's model is the largest).
@@ -26,9 +33,13 @@ its secret from SSM or Secrets Manager) reach the regional names directly either
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
 
@@ -37,11 +48,46 @@ _session: botocore.session.Session | None = None
 _lock = threading.Lock()
 
 
+class _PlainJSONFiles(botocore.loaders.JSONFileLoader):
+    """botocore's file loader, decoding into dicts rather than OrderedDicts (the order is
+    the same; nothing in botocore uses OrderedDict's own methods on loaded data)."""
+
+    def _load_file(self, full_path: str, open_method: Callable[..., Any]) -> Any:
+        if not os.path.isfile(full_path):
+            return None
+        with open_method(full_path, "rb") as fp:
+            return json.loads(fp.read().decode("utf-8"))
+
+
+class _Loader(botocore.loaders.Loader):
+    FILE_LOADER_CLASS = _PlainJSONFiles
+
+    @botocore.loaders.instance_cache
+    def list_available_services(self, type_name: str) -> list[str]:
+        """Every directory of the search path, without looking inside for `type_name`'s
+        file: one scandir per path instead of a listdir and stats per service. A directory
+        without that file then fails its load with DataNotFoundError rather than
+        UnknownServiceError, its subclass, which is what botocore's callers catch."""
+        services: set[str] = set()
+        for path in self._potential_locations():
+            with os.scandir(path) as entries:
+                services.update(entry.name for entry in entries if entry.is_dir())
+        return sorted(services)
+
+
+def _data_loader(shared: botocore.session.Session) -> _Loader:
+    # The same search path botocore would use (AWS_DATA_PATH first, then ~/.aws/models,
+    # then its own data), in the same order.
+    default = botocore.loaders.create_loader(shared.get_config_variable("data_path"))
+    return _Loader(extra_search_paths=list(default.search_paths), include_default_search_paths=False)
+
+
 def session() -> botocore.session.Session:
     global _session
     with _lock:
         if _session is None:
             _session = botocore.session.get_session()
+            _session.register_component("data_loader", _data_loader(_session))
         return _session
 
 

@@ -18,21 +18,67 @@ optional at run time (docs/design.md §4 invariant 7).
 
 Every key of a scene shares the {scene} hash tag, so multi-key commands and scripts only
 ever touch one slot.
+
+The handlers use redis-py's synchronous clients only, but `import redis` runs
+`from redis import asyncio`, whose package imports the asyncio client, cluster, connection
+and lock modules (about 15 ms of a cold environment's CPU, docs/benchmarks.md "Cold start,
+2026-12-02"). `_defer_package_body` puts redis.asyncio in place first with its body not
+yet run: its submodules import as usual (the sync commands import
+redis.asyncio.observability), and the first read of a name it defines, e.g.
+`redis.asyncio.Redis`, runs the body then, so whoever uses the asyncio client still gets
+all of it.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis
-from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
-from redis.retry import Retry
+
+def _defer_package_body(name: str) -> None:
+    """Put package `name` (a subpackage, not yet imported, its parent neither) in
+    sys.modules as Python would before running its __init__, and run that __init__ on the
+    first read of an attribute the module lacks (PEP 562's module __getattr__). The
+    import machinery reads only __spec__, __path__ and the like, which are set."""
+    if name in sys.modules or name.rpartition(".")[0] in sys.modules:
+        return
+    parent = importlib.util.find_spec(name.rpartition(".")[0])  # finds; runs nothing
+    if parent is None or parent.submodule_search_locations is None:
+        return
+    spec = importlib.machinery.PathFinder.find_spec(name, list(parent.submodule_search_locations))
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+    lock = threading.Lock()
+
+    def __getattr__(attribute: str) -> Any:
+        with lock:
+            if module.__dict__.get("__getattr__") is __getattr__:
+                del module.__dict__["__getattr__"]
+                loader.exec_module(module)
+        try:
+            return module.__dict__[attribute]
+        except KeyError:
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}") from None
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    sys.modules[name] = module
+
+
+_defer_package_body("redis.asyncio")
+
+import redis  # noqa: E402
+from redis.backoff import NoBackoff  # noqa: E402
+from redis.cluster import RedisCluster  # noqa: E402
+from redis.exceptions import RedisClusterException, RedisError  # noqa: E402
+from redis.retry import Retry  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

@@ -25,25 +25,34 @@ certificate against the host name. A host without an IPv6 address fails at once
 (`NoIpv6Address`), which the outbox reports as a transport failure like any other.
 awscrt offers no address-family filter of its own: `SocketOptions.domain` is overridden
 per resolved address (aws-c-io, channel_bootstrap.c).
+
+awscrt is imported on first use, not with this module: its native module seeds aws-lc's
+CPU-jitter entropy source as it loads (40-70 ms of CPU), and building the runtime, or an
+invocation that posts nothing, needs none of it. `load_in_background` starts that load on
+a thread of its own, so a first invocation's waits on DynamoDB and Redis can cover it
+(docs/benchmarks.md, "Cold start, 2026-12-02").
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import ipaddress
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
-from awscrt import auth, http
-from awscrt import io as crt_io
+if TYPE_CHECKING:
+    from awscrt import auth, http
+    from awscrt import io as crt_io
 
 # {api-id}.execute-api.{region}.amazonaws.com (and the China partition's .com.cn).
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
@@ -56,6 +65,52 @@ IpFamily = Literal["any", "ipv6"]
 # at once, and each must not repeat a failing lookup.
 ADDRESS_TTL_SECONDS = 30.0
 NO_ADDRESS_TTL_SECONDS = 5.0
+
+
+class _OnFirstUse:
+    """Stands in for one of awscrt's modules under its name in this module's globals until
+    an attribute is first read, then imports it and puts the module itself there: later
+    reads (every post) are plain global lookups, as with an import at the top."""
+
+    def __init__(self, name: str, module: str) -> None:
+        self._name = name
+        self._module = module
+
+    def __getattr__(self, attribute: str) -> Any:
+        module = importlib.import_module(self._module)
+        globals()[self._name] = module
+        return getattr(module, attribute)
+
+
+if not TYPE_CHECKING:
+    auth = _OnFirstUse("auth", "awscrt.auth")
+    http = _OnFirstUse("http", "awscrt.http")
+    crt_io = _OnFirstUse("crt_io", "awscrt.io")
+
+_loading: threading.Thread | None = None
+_loading_lock = threading.Lock()
+
+
+def _load_awscrt() -> None:
+    importlib.import_module("awscrt.auth")  # imports awscrt.http and awscrt.io too
+
+
+def load_awscrt() -> None:
+    """Import awscrt now (an environment initialised ahead of traffic)."""
+    _load_awscrt()
+
+
+def load_in_background() -> None:
+    """Start importing awscrt on a daemon thread, once per process. Its native load holds
+    the GIL, so it runs while the calling thread waits on the network (the first
+    DynamoDB and Redis calls of an environment: connections, TLS), not beside Python
+    work; whoever needs awscrt before it is done waits for the import, as Python's
+    import lock makes any second importer wait."""
+    global _loading
+    with _loading_lock:
+        if _loading is None and "_awscrt" not in sys.modules:
+            _loading = threading.Thread(target=_load_awscrt, name="awscrt-load", daemon=True)
+            _loading.start()
 
 
 @dataclass(frozen=True)

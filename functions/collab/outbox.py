@@ -35,13 +35,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import Any
-
-from awscrt import auth, http
+from typing import TYPE_CHECKING, Any
 
 from collab import management_client as mc
 from collab.chunks import split_message
 from collab.protocol import SERVER_FRAME_LIMIT
+
+if TYPE_CHECKING:  # annotations only; collab.management_client imports awscrt when it posts
+    from awscrt import auth, http
 
 logger = logging.getLogger(__name__)
 

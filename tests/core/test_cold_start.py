@@ -1,6 +1,8 @@
 """What a cold environment imports and builds (docs/benchmarks.md, "Cold start"): no boto3
-in any function, no awscrt in the two that never post, S3's client only once a payload
-needs it; and that all of them still reach DynamoDB and S3 (moto) that way. The import
+in any function, botocore without awscrt in all of them, awscrt only once the first post
+needs it (never in the two that never post), redis.asyncio's body only if asked for, S3's
+client only once a payload needs it, botocore's data read by a leaner loader; and that all
+of them still reach DynamoDB, S3 (moto), Redis and the Management API that way. The import
 checks run in fresh interpreters with the variables Lambda sets."""
 
 from __future__ import annotations
@@ -9,9 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import botocore.loaders
 import pytest
+from botocore.exceptions import DataNotFoundError
 
 from collab import aws_clients
 
@@ -33,7 +40,7 @@ def run_fresh(code: str, extra: dict[str, str]) -> dict[str, object]:
 LOADED = (
     "import json, sys; "
     "print(json.dumps({m: m in sys.modules and sys.modules[m] is not None "
-    "for m in ('boto3', 's3transfer', '_awscrt', 'awscrt', 'jwt', 'redis')}))"
+    "for m in ('boto3', 's3transfer', '_awscrt', 'awscrt', 'jwt', 'redis', 'redis.asyncio.client')}))"
 )
 
 
@@ -58,14 +65,27 @@ def test_connect_and_the_authorizer_reach_dynamodb_without_awscrt_on_lambda(
     assert loaded["redis"] is False, loaded
 
 
-def test_off_lambda_awscrt_stays_importable_beside_the_entry_points() -> None:
-    """A test process (or a tool) imports the outbox too, which needs awscrt."""
-    loaded = run_fresh("import entry.connect, entry.authorizer, collab.outbox; " + LOADED, {})
+@pytest.mark.parametrize("entry", ["messages", "disconnect", "connect", "authorizer"])
+def test_on_lambda_botocore_goes_without_awscrt_and_awscrt_stays_importable(entry: str) -> None:
+    """awscrt is hidden from botocore only while botocore reads it: the outbox imports it
+    afterwards (entry.without_crt)."""
+    code = (
+        f"import entry.{entry}, botocore.compat; assert not botocore.compat.HAS_CRT; "
+        "import awscrt.auth; assert awscrt.auth.AwsSigningConfig; " + LOADED
+    )
+    loaded = run_fresh(code, {**LAMBDA, "AUTH_MODE": "hs256", "JWT_SECRET": "s" * 40})
+    assert loaded["_awscrt"] is True, loaded
+
+
+def test_off_lambda_botocore_is_left_as_it_comes() -> None:
+    """A test process (or a tool) keeps botocore's own choice: awscrt is installed."""
+    code = "import entry.connect, entry.messages, botocore.compat; assert botocore.compat.HAS_CRT; " + LOADED
+    loaded = run_fresh(code, {})
     assert loaded["_awscrt"] is True, loaded
 
 
 @pytest.mark.parametrize("entry", ["messages", "disconnect"])
-def test_the_per_message_runtime_builds_without_boto3_and_without_an_s3_client(
+def test_the_per_message_runtime_builds_without_boto3_awscrt_or_an_s3_client(
     entry: str, aws_tables: dict[str, str]
 ) -> None:
     code = (
@@ -75,7 +95,153 @@ def test_the_per_message_runtime_builds_without_boto3_and_without_an_s3_client(
     )
     loaded = run_fresh(code, {**LAMBDA, **aws_tables, "REDIS_URL": "redis://127.0.0.1:1"})
     assert loaded["boto3"] is False and loaded["s3transfer"] is False, loaded
-    assert loaded["_awscrt"] is True, loaded  # the outbox posts with it
+    assert loaded["_awscrt"] is False, loaded  # the first post loads it
+    assert loaded["redis"] is True and loaded["redis.asyncio.client"] is False, loaded
+
+
+class ManagementApi(ThreadingHTTPServer):
+    """Answers 200 to every post and records its path and Authorization header."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.posts.append((self.path, self.headers.get("Authorization", "")))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture
+def management_api() -> Iterator[ManagementApi]:
+    server = ManagementApi()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+FIRST_SYNC = """
+import json, sys
+import entry.messages
+from collab import management_client
+assert "_awscrt" not in sys.modules
+class Context:
+    function_name = "collab-test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:collab-test"
+    aws_request_id = "first"
+event = {"requestContext": {"connectionId": "first=", "routeKey": "sync", "requestId": "r1",
+    "domainName": "local", "stage": "local", "connectedAt": 1,
+    "authorizer": {"sceneId": "scene-cold", "userId": "user-ada", "userName": "Ada",
+        "role": "editor", "exp": 4000000000}},
+    "body": json.dumps({"action": "sync", "data": "AAABAA=="})}
+assert entry.messages.lambda_handler(event, Context()) == {"statusCode": 200}
+management_client.load_in_background()  # a second invocation starts no second load
+assert management_client._loading is not None and management_client._loading.name == "awscrt-load"
+"""
+
+
+def test_a_new_environment_loads_awscrt_while_it_answers_its_first_sync(
+    aws_tables: dict[str, str], redis_standalone: str, management_api: ManagementApi
+) -> None:
+    """The whole first invocation as Lambda runs it: runtime built on demand, awscrt loaded
+    on its own thread as the sync starts, every reply posted and signed with it."""
+    from collab.access import SceneAccess
+
+    SceneAccess(aws_tables["ACCESS_TABLE"]).grant("scene-cold", "user-ada", "editor")
+    extra = {
+        **LAMBDA,
+        **aws_tables,
+        "REDIS_URL": redis_standalone,
+        "MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{management_api.server_address[1]}/local",
+    }
+    loaded = run_fresh(FIRST_SYNC + LOADED, extra)
+    assert loaded["_awscrt"] is True, loaded
+    paths = [path for path, _ in management_api.posts]
+    assert paths == ["/local/@connections/first%3D"] * 3, paths  # connected, SyncStep2, SyncStep1
+    assert all(auth.startswith("AWS4-HMAC-SHA256 Credential=") for _, auth in management_api.posts)
+
+
+def test_redis_asyncio_is_whole_when_asked_for(redis_standalone: str) -> None:
+    """The deferred package body (collab.cache) runs on first use: the asyncio client works."""
+    code = f"""
+import asyncio, sys, collab.cache, redis
+assert "redis.asyncio.client" not in sys.modules
+from redis.asyncio import Redis
+import redis.asyncio.cluster
+assert set(redis.asyncio.__all__) >= {{"Redis", "RedisCluster"}}
+async def ping():
+    client = Redis.from_url({redis_standalone!r})
+    try:
+        return await client.ping()
+    finally:
+        await client.aclose()
+assert asyncio.run(ping()) is True
+"""
+    code += LOADED
+    assert run_fresh(code, {})["redis.asyncio.client"] is True
+
+
+MODEL_TYPES = ("service-2", "endpoint-rule-set-1", "paginators-1", "waiters-2")
+SERVICES = ("dynamodb", "s3", "ssm", "secretsmanager", "sts")
+
+
+def _load(loader: botocore.loaders.Loader, load: str, *args: str) -> str:
+    """What `loader.load(*args)` gives, as JSON with its key order; or that there is none
+    (botocore raises UnknownServiceError for some, its subclass, with a longer message)."""
+    try:
+        return json.dumps(getattr(loader, load)(*args))
+    except DataNotFoundError:
+        return "no such data"
+
+
+def test_the_lean_loader_reads_what_botocore_reads() -> None:
+    """Same data, same key order, for every model the handlers' clients load and every data
+    file a session reads; a service is found wherever botocore finds it."""
+    ours = aws_clients._data_loader(aws_clients.session())
+    botocores = botocore.loaders.create_loader()
+    assert ours.search_paths == botocores.search_paths
+    for service in SERVICES:
+        for type_name in MODEL_TYPES:
+            assert _load(ours, "load_service_model", service, type_name) == _load(
+                botocores, "load_service_model", service, type_name
+            ), (service, type_name)
+    for name in (
+        "endpoints",
+        "partitions",
+        "_retry",
+        "sdk-default-configuration",
+        "sdk-default-configuration",
+    ):
+        assert _load(ours, "load_data", name) == _load(botocores, "load_data", name), name
+    for type_name in MODEL_TYPES:
+        found, theirs = (
+            set(ours.list_available_services(type_name)),
+            set(botocores.list_available_services(type_name)),
+        )
+        assert found >= theirs, type_name
+        for extra in sorted(found - theirs)[:5]:  # a directory without such a model
+            with pytest.raises(DataNotFoundError):
+                ours.load_service_model(extra, type_name)
+    with pytest.raises(DataNotFoundError):
+        ours.load_service_model("no-such-service", "service-2")
+
+
+def test_the_session_builds_its_clients_with_the_lean_loader() -> None:
+    assert isinstance(aws_clients.session().get_component("data_loader"), aws_clients._Loader)
+    assert aws_clients.client("dynamodb").meta.service_model.operation_model("Query").name == "Query"
 
 
 def test_a_lazy_client_is_built_on_first_use_and_is_the_real_client(aws_tables: dict[str, str]) -> None:
@@ -103,10 +269,11 @@ def test_provisioned_environments_build_while_importing(
 ) -> None:
     """Ahead of traffic the init builds everything; on demand the first request does."""
     if entry in ("messages", "disconnect"):
-        built = "__import__('collab.runtime').runtime._runtime is not None"
+        # Ahead of traffic, awscrt too: what the first post would load.
+        built = "__import__('collab.runtime').runtime._runtime is not None and '_awscrt' in sys.modules"
     else:
         built = f"entry.{entry}._dependencies.cache_info().currsize == 1"
-    code = f"import json, entry.{entry}; print(json.dumps({{'built': {built}}}))"
+    code = f"import json, sys, entry.{entry}; print(json.dumps({{'built': {built}}}))"
     extra = {
         **LAMBDA,
         **aws_tables,
