@@ -23,6 +23,15 @@ For each Lambda entry point, in fresh interpreters, `--runs` times, median (and 
 botocore when REV's layer did not have it (requirements.txt at REV), so it imports what
 that layer imported.
 
+`--first-request` measures what the first caller of a new environment waits for: a fresh
+interpreter imports `entry.messages` and handles one `sync` from a new connection to a new
+scene (the room's membership and access in moto's DynamoDB, the scene in a throwaway
+redis-server, the replies posted to a stand-in Management API on loopback that answers
+200), then a fresh `entry.disconnect` ends that connection; CPU (every thread of the
+handler's process) and wall time from before the import to the handler's return.
+DynamoDB, Redis and the Management API answer from other processes, as on AWS (where
+their round trips are longer than loopback's).
+
 `--lambda-bytecode` measures instead what Lambda gets: Python 3.13 (layers/bytecode.py's
 compiler) importing the built function code (layers/function_code.py) and the built layer
 (layers/build.py), with the 3.13 bytecode they ship and from copies without it, in turn,
@@ -35,6 +44,7 @@ same way), so only their .so files differ from what Lambda loads.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -44,6 +54,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
 
@@ -175,7 +191,7 @@ def checkout(rev: str, into: Path) -> tuple[Path, bool]:
 
 def report(title: str, figures: Figures) -> None:
     print(f"\n{title}  (ms, median / min)")
-    print(f"  {'entry point':<12}" + "".join(f"{k:>15}" for k in KINDS))
+    print(f"  {'entry point':<12}" + "".join(f"{k:>15}" for k in next(iter(figures.values()))))
     for entry, by_kind in figures.items():
         cells = [f"{statistics.median(v):6.0f} /{min(v):5.0f}" for v in by_kind.values()]
         print(f"  {entry:<12}" + "".join(f"{c:>15}" for c in cells))
@@ -235,6 +251,151 @@ def lambda_cpu_ms(python: Path, path: list[Path], entry: str) -> tuple[float, fl
     return import_cpu, build_cpu
 
 
+# The first invocation, timed from before the import to the handler's return (CPU of every
+# thread: a load left running on a thread of its own is counted while it runs).
+FIRST_REQUEST = """
+import json, sys, time
+class Context:
+    function_name = "bench"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    aws_request_id = "bench-request"
+event = json.loads(sys.argv[1])
+c, w = time.process_time(), time.perf_counter()
+import entry.{entry} as handler
+ic, iw = time.process_time(), time.perf_counter()
+handler.lambda_handler(event, Context())
+fc, fw = time.process_time(), time.perf_counter()
+print(json.dumps([round((x - y) * 1000, 1) for x, y in ((ic, c), (iw, w), (fc, c), (fw, w))]))
+"""
+FIRST_KINDS = ("import CPU", "import wall", "+first CPU", "+first wall")
+FIRST_ENTRIES = ("messages", "disconnect")
+
+
+class _ManagementApi(ThreadingHTTPServer):
+    """Answers every post and delete with 200 on a kept-alive connection, counting them."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self) -> None:
+        self.posts = 0
+        self._count = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with server._count:
+                    server.posts += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_DELETE = do_POST
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+@contextmanager
+def _local_stack() -> Iterator[tuple[dict[str, str], _ManagementApi, object]]:
+    """redis-server, moto with the tables and the bucket, the stand-in Management API; the
+    handlers' environment for them, and a SceneAccess to grant roles with."""
+    from devstack import services
+
+    redis = services.start_redis()
+    moto = services.start_moto()
+    api = _ManagementApi()
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        prefix = f"cold{uuid.uuid4().hex[:8]}"
+        aws = services.aws_endpoint_env(moto.url)
+        env = {
+            **aws,
+            **services.create_tables(moto.url, prefix),
+            "SNAPSHOT_BUCKET": f"{prefix}-snapshots",
+            "REDIS_URL": redis.url,
+            "MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{api.server_address[1]}/local",
+        }
+        services.create_bucket(moto.url, env["SNAPSHOT_BUCKET"])
+        os.environ.update(aws)
+        sys.path.insert(0, str(ROOT / "functions"))
+        from collab.access import SceneAccess
+
+        yield env, api, SceneAccess(env["ACCESS_TABLE"])
+    finally:
+        api.shutdown()
+        moto.stop()
+        redis.stop()
+
+
+def _event(scene: str, connection: str, route: str, body: str | None) -> dict[str, object]:
+    context = {
+        "connectionId": connection,
+        "routeKey": route,
+        "requestId": uuid.uuid4().hex,
+        "domainName": "local",
+        "stage": "local",
+        "connectedAt": int(time.time() * 1000),
+        "authorizer": {
+            "sceneId": scene,
+            "userId": "ada",
+            "userName": "Ada",
+            "role": "editor",
+            "exp": int(time.time()) + 3600,
+        },
+    }
+    return {"requestContext": context, "body": body}
+
+
+SYNC_FROM_NOTHING = json.dumps({"action": "sync", "data": "AAABAA=="})  # SyncStep1, empty state vector
+
+
+def first_request(trees: list[tuple[Path, str]], runs: int) -> list[Figures]:
+    figures: list[Figures] = [{e: {k: [] for k in FIRST_KINDS} for e in FIRST_ENTRIES} for _ in trees]
+    with _local_stack() as (env, api, access):
+        for _ in range(runs):
+            for (functions, prefix), by_entry in zip(trees, figures, strict=True):
+                scene, connection = f"cold-{uuid.uuid4().hex[:10]}", f"c{uuid.uuid4().hex[:10]}="
+                access.grant(scene, "ada", "editor")  # type: ignore[attr-defined]
+                for entry, route, body in (
+                    ("messages", "sync", SYNC_FROM_NOTHING),
+                    ("disconnect", "$disconnect", None),
+                ):
+                    posts = api.posts
+                    code = prefix + FIRST_REQUEST.format(entry=entry)
+                    event = json.dumps(_event(scene, connection, route, body))
+                    full_env = {
+                        **os.environ,
+                        **HANDLER_ENV,
+                        **LAMBDA_ENV,
+                        **env,
+                        "PYTHONPATH": str(functions),
+                    }
+                    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
+                    done = subprocess.run(
+                        [sys.executable, "-c", code, event],
+                        env=full_env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        cwd=functions,
+                    )
+                    values = json.loads(done.stdout.strip().splitlines()[-1])
+                    if entry == "messages" and api.posts - posts < 3:  # connected, step 2, step 1
+                        raise RuntimeError(
+                            f"the sync posted {api.posts - posts} replies:\n{done.stdout[-3000:]}"
+                        )
+                    for kind, value in zip(FIRST_KINDS, values, strict=True):
+                        by_entry[entry][kind].append(value)
+    return figures
+
+
 def lambda_bytecode(runs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="cold-start-313-") as work:
         python, paths = lambda_paths(Path(work))
@@ -265,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--before", metavar="REV", help="also measure this commit's functions/")
     parser.add_argument(
+        "--first-request",
+        action="store_true",
+        help="import plus the first invocation (messages: a sync; disconnect) on a local stack",
+    )
+    parser.add_argument(
         "--lambda-bytecode",
         action="store_true",
         help="Python 3.13 on the built code and layer, with and without their bytecode",
@@ -286,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         trees.append((ROOT / "functions", ""))
         titles.append("now: the working tree")
-        for title, figures in zip(titles, measure(trees, args.runs), strict=True):
+        results = first_request(trees, args.runs) if args.first_request else measure(trees, args.runs)
+        for title, figures in zip(titles, results, strict=True):
             report(title, figures)
     print(f"\nload average after: {os.getloadavg()}")
     return 0
