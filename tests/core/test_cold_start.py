@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,7 +41,8 @@ def run_fresh(code: str, extra: dict[str, str]) -> dict[str, object]:
 LOADED = (
     "import json, sys; "
     "print(json.dumps({m: m in sys.modules and sys.modules[m] is not None "
-    "for m in ('boto3', 's3transfer', '_awscrt', 'awscrt', 'jwt', 'redis', 'redis.asyncio.client')}))"
+    "for m in ('boto3', 's3transfer', '_awscrt', 'awscrt', 'jwt', 'redis', 'redis.asyncio.client', "
+    "'cryptography')}))"
 )
 
 
@@ -63,6 +65,7 @@ def test_connect_and_the_authorizer_reach_dynamodb_without_awscrt_on_lambda(
     assert loaded["_awscrt"] is False and loaded["awscrt"] is False, loaded
     assert loaded["boto3"] is False and loaded["s3transfer"] is False, loaded
     assert loaded["redis"] is False, loaded
+    assert loaded["cryptography"] is False, loaded  # hs256 (entry.without_cryptography)
 
 
 @pytest.mark.parametrize("entry", ["messages", "disconnect", "connect", "authorizer"])
@@ -75,6 +78,62 @@ def test_on_lambda_botocore_goes_without_awscrt_and_awscrt_stays_importable(entr
     )
     loaded = run_fresh(code, {**LAMBDA, "AUTH_MODE": "hs256", "JWT_SECRET": "s" * 40})
     assert loaded["_awscrt"] is True, loaded
+
+
+AUTHORIZE = """
+import json, sys
+import entry.authorizer
+class Context:
+    function_name = "collab-test"
+    memory_limit_in_mb = 128
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:collab-test"
+    aws_request_id = "first"
+def decide(token):
+    event = {"methodArn": "arn:aws:execute-api:us-east-1:123456789012:api/local/$connect",
+        "queryStringParameters": {"sceneId": "scene-cold", "token": token}}
+    try:
+        return entry.authorizer.lambda_handler(event, Context())["context"]["role"]
+    except Exception as refused:
+        return str(refused)
+print(json.dumps([decide(t) for t in sys.argv[1:]]))
+"""
+
+
+def test_an_hs256_authorizer_verifies_without_cryptography(aws_tables: dict[str, str]) -> None:
+    """PyJWT without the cryptography package (entry.without_cryptography): HS256 tokens
+    are verified, forged and RS256-headed ones refused, and the package was never loaded."""
+    import jwt
+
+    from collab.access import SceneAccess
+
+    SceneAccess(aws_tables["ACCESS_TABLE"]).grant("scene-cold", "user-ada", "editor")
+    secret = "s" * 40
+    claims = {"sub": "user-ada", "iat": int(time.time()), "exp": int(time.time()) + 600}
+    good = jwt.encode(claims, secret, algorithm="HS256")
+    forged = jwt.encode(claims, "f" * 40, algorithm="HS256")
+    rs256 = good.replace(
+        good.split(".")[0], jwt.utils.base64url_encode(b'{"alg":"RS256","typ":"JWT"}').decode()
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "functions"), **LAMBDA, **aws_tables}
+    env.update(AUTH_MODE="hs256", JWT_SECRET=secret)
+    done = subprocess.run(
+        [sys.executable, "-c", AUTHORIZE + LOADED.replace("; ", "\n"), good, forged, rs256],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    decisions, loaded = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
+    assert decisions == ["editor", "Unauthorized", "Unauthorized"], decisions
+    assert loaded["jwt"] is True and loaded["cryptography"] is False, loaded
+
+
+def test_a_jwks_authorizer_keeps_cryptography() -> None:
+    code = "import entry.authorizer, jwt.algorithms; assert jwt.algorithms.has_crypto; " + LOADED
+    extra = {**LAMBDA, "AUTH_MODE": "jwks", "JWKS_URL": "https://keys.invalid/jwks.json", "ACCESS_TABLE": "t"}
+    assert run_fresh(code, extra)["cryptography"] is True
 
 
 def test_off_lambda_botocore_is_left_as_it_comes() -> None:
