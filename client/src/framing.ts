@@ -117,14 +117,19 @@ function int(obj: JsonObject, field: string): number {
   return value;
 }
 
+/**
+ * The `ages` of an awareness part, leniently: they only tune timeouts, so a bad entry is
+ * left out and a negative age (two invocations' clocks read in the other order) counts
+ * as 0, and the frame's edit and states are never dropped for them.
+ */
 function ages(obj: JsonObject): AwarenessAges | undefined {
   const value = obj['ages'];
-  if (value === undefined) return undefined;
-  if (!isObject(value)) throw new FrameError("'ages' is not an object");
-  for (const age of Object.values(value)) {
-    if (typeof age !== 'number' || !Number.isFinite(age) || age < 0) throw new FrameError("'ages' holds a bad age");
+  if (!isObject(value)) return undefined;
+  const found: AwarenessAges = {};
+  for (const [client, age] of Object.entries(value)) {
+    if (typeof age === 'number' && Number.isFinite(age)) found[client] = Math.max(0, age);
   }
-  return value as AwarenessAges;
+  return found;
 }
 
 /** Copies the optional fields that are present (exactOptionalPropertyTypes: never `undefined`). */

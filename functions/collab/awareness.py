@@ -175,15 +175,21 @@ def encode_update(entries: Iterable[AwarenessEntry]) -> bytes:
     return bytes(out)
 
 
-def decode_message(data: str, max_message_bytes: int, max_entries: int) -> list[AwarenessEntry]:
+def decode_message(
+    data: str, max_message_bytes: int, max_entries: int, max_state_bytes: int
+) -> list[AwarenessEntry]:
     """The entries of an `awareness` frame's `data` (base64 of `[1, update]`), for either
     store. Raises TooLarge, before decoding anything, when the text is over
     `max_message_bytes` (chunked messages included) or the update declares more than
-    `max_entries` entries; BadRequest for anything malformed."""
+    `max_entries` entries, and after it for a state over `max_state_bytes`; BadRequest for
+    anything malformed. Every check that needs no stored state is here, so that a frame
+    is refused whole before anything is stored (an `update` carrying awareness)."""
     if len(data) > base64_length(max_message_bytes):
         raise TooLarge(f"an awareness message may be at most {max_message_bytes} bytes")
     update = protocol.decode_awareness_message(protocol.decode_base64(data))
-    return decode_update(update, max_entries)
+    entries = decode_update(update, max_entries)
+    check_entries(entries, max_entries, max_state_bytes)
+    return entries
 
 
 def check_entries(items: list[AwarenessEntry], max_entries: int, max_state_bytes: int) -> None:
@@ -269,7 +275,8 @@ local function live(now, outdated)
       found[#found + 1] = id
       found[#found + 1] = redis.call('HGET', clocks, id)
       found[#found + 1] = state
-      found[#found + 1] = string.format('%.0f', now - tonumber(recent[i + 1]))
+      -- Never negative: an invocation that read its clock before another's write ran first.
+      found[#found + 1] = string.format('%.0f', math.max(0, now - tonumber(recent[i + 1])))
     end
   end
   return found
@@ -281,9 +288,11 @@ end
 -- reach them before that, less `margin`. Every live y-protocols client writes within
 -- `renew` ms of its last write, and each write is a chance to act: a roster goes out
 -- when something is held and fewer than two writes can be counted on before the earliest
--- deadline (two: so that one client dying silently cannot make a held renewal late).
+-- deadline (two, from two connections: so that one client dying silently, however many
+-- client ids it holds, cannot make a held renewal late).
 local function roster_due(now, outdated, renew, margin)
-  local deadline, first, second = math.huge, math.huge, math.huge
+  local deadline = math.huge
+  local soonest = {}  -- connection -> the earliest write it can be counted on for
   local recent = redis.call('ZRANGEBYSCORE', seen, '(' .. string.format('%.0f', now - outdated), '+inf', 'WITHSCORES')
   for i = 1, #recent, 2 do
     local id, at = recent[i], tonumber(recent[i + 1])
@@ -294,16 +303,23 @@ local function roster_due(now, outdated, renew, margin)
         deadline = math.min(deadline, last_told + outdated - margin)
       end
       if now - at <= renew then
-        local expected = at + renew
-        if expected < first then
-          first, second = expected, first
-        elseif expected < second then
-          second = expected
-        end
+        local conn = redis.call('HGET', owners, id) or id
+        soonest[conn] = math.min(soonest[conn] or math.huge, at + renew)
       end
     end
   end
-  return deadline ~= math.huge and second >= deadline
+  if deadline == math.huge then
+    return false
+  end
+  local first, second = math.huge, math.huge
+  for _, expected in pairs(soonest) do
+    if expected < first then
+      first, second = expected, first
+    elseif expected < second then
+      second = expected
+    end
+  end
+  return second >= deadline
 end
 
 -- Send a roster: every live state, each now told as of its last write. Returns
@@ -312,7 +328,7 @@ local function take_roster(now, outdated)
   local found = live(now, outdated)
   local roster = {}
   for i = 1, #found, 4 do
-    local id, written = found[i], string.format('%.0f', now - tonumber(found[i + 3]))
+    local id, written = found[i], redis.call('ZSCORE', seen, found[i])
     local held = tonumber(redis.call('HGET', told, id) or '0') < tonumber(written)
     redis.call('HSET', told, id, written)
     for k = 0, 3 do
@@ -606,7 +622,7 @@ class AwarenessStore:
 
     def decode(self, data: str) -> list[AwarenessEntry]:
         """The entries of an `awareness` frame's `data` (`decode_message`)."""
-        return decode_message(data, self.max_message_bytes, self.max_entries)
+        return decode_message(data, self.max_message_bytes, self.max_entries, self.max_state_bytes)
 
     def apply(
         self,

@@ -416,12 +416,14 @@ def decide_roster(
     told_of = {c: max(item.told, last.told.get(c, 0)) for c, item in live.items()}
     # `renewal` in a roster: held until now (the sender needs it if another's was).
     roster = [
-        AwarenessEntry(c, item.clock, item.state, renewal=item.seen > told_of[c], age_ms=now - item.seen)
+        AwarenessEntry(
+            c, item.clock, item.state, renewal=item.seen > told_of[c], age_ms=max(0, now - item.seen)
+        )
         for c, item in live.items()
     ]
     if last.req == request:
         return roster  # a retry of the call that took it (or its put's lost response)
-    told = [(item.seen, told_of[c]) for c, item in live.items()]
+    told = [(item.seen, told_of[c], item.conn) for c, item in live.items()]
     if not roster_due(now, outdated_ms, policy.renew_ms, policy.margin_ms, told):
         return None
     world.put(HELD_ROSTER, RosterItem(now, request, {c: item.seen for c, item in live.items()}))
@@ -444,28 +446,35 @@ def decide_tidy(
         world.forget(client)
 
 
-def roster_due(now: int, outdated: int, renew: int, margin: int, live: Iterable[tuple[int, int]]) -> bool:
-    """The script's `roster_due` (collab.awareness), over (seen, told) of each live state:
-    a roster is due when a held renewal (seen > told) would reach its peers' deadline
-    (told + outdated - margin) before two more writes can be counted on (every live
-    y-protocols client writes within `renew` ms of its last write).
+def roster_due(
+    now: int, outdated: int, renew: int, margin: int, live: Iterable[tuple[int, int, str]]
+) -> bool:
+    """The script's `roster_due` (collab.awareness), over (seen, told, owner connection)
+    of each live state: a roster is due when a held renewal (seen > told) would reach its
+    peers' deadline (told + outdated - margin) before writes from two connections can be
+    counted on (every live y-protocols client writes within `renew` ms of its last write).
 
     The rule is written twice on purpose: the script's runs inside Redis, in Lua, in the
     same atomic call as the write it follows, and Redis cannot call Python. A change to
     one is a change to both; test_rosters_are_decided_as_the_script_decides_them
     (tests/core/test_awareness_table.py) plays one room on both stores and compares every
     message."""
-    deadline = first = second = float("inf")
-    for seen, told in live:
+    deadline = float("inf")
+    soonest: dict[str, float] = {}
+    for seen, told, conn in live:
         if seen > told:
             deadline = min(deadline, told + outdated - margin)
         if now - seen <= renew:
-            expected = seen + renew
-            if expected < first:
-                first, second = expected, first
-            elif expected < second:
-                second = expected
-    return deadline != float("inf") and second >= deadline
+            soonest[conn] = min(soonest.get(conn, float("inf")), seen + renew)
+    if deadline == float("inf"):
+        return False
+    first = second = float("inf")
+    for expected in soonest.values():
+        if expected < first:
+            first, second = expected, first
+        elif expected < second:
+            second = expected
+    return second >= deadline
 
 
 def _accepted(entry: AwarenessEntry, renewal: bool) -> AwarenessEntry:

@@ -226,7 +226,7 @@ class AwarenessTable:
     def decode(self, data: str) -> list[AwarenessEntry]:
         """As AwarenessStore.decode: TooLarge over `max_message_bytes` or `max_entries`,
         before decoding anything; BadRequest for anything malformed."""
-        return decode_message(data, self.max_message_bytes, self.max_entries)
+        return decode_message(data, self.max_message_bytes, self.max_entries, self.max_state_bytes)
 
     @_unavailable_on_failure
     def apply(
@@ -307,7 +307,7 @@ class AwarenessTable:
         now = _now(now_ms)
         world, ids, complete = self._query(scene_id)
         live = [
-            AwarenessEntry(client, item.clock, item.state, age_ms=now - item.seen)
+            AwarenessEntry(client, item.clock, item.state, age_ms=max(0, now - item.seen))
             for client, item in live_ids(ids, now, self.outdated_ms).items()
         ]
         self._tidy(scene_id, world, ids, complete, now)

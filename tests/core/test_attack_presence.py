@@ -9,7 +9,7 @@ nothing typed is lost, bad input is bounded (docs/design.md §4, invariants 4, 5
 viewer cannot change the scene, and clients that send update and awareness separately (or
 read only what the protocol had before issue 11) keep working.
 
-Tests marked xfail(strict=True) are bugs found here; their reason says what breaks. The
+The five tests under "bugs found" failed when they were written and are fixed. The
 store's clock is virtual where a test needs seconds to pass: it primes the scene's
 presence through `rt.awareness` with explicit times relative to now, then acts through the
 handlers, whose calls run at the real now."""
@@ -136,15 +136,9 @@ def prime(rt: runtime.Runtime, scene: str, user: str, at: int, *entries: tuple[i
     return rt.awareness.apply_holding_renewals(scene, f"{user}=", made, at, user_id=user)
 
 
-# ------------------------------------------------------------------ bugs (xfail, strict)
+# ------------------------------------------------------------------ bugs found (fixed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="update.py applies the awareness part before the edit and lets its TooLarge refuse "
-    "the frame whole: in a scene whose presence is full (256 states, viewers count), every "
-    "keystroke of a newcomer is refused with too_large and reaches peers only via resyncs",
-)
 def test_an_edit_is_stored_and_broadcast_when_its_cursor_meets_the_scene_cap(
     shape: Shape, aws_tables: dict[str, str]
 ) -> None:
@@ -199,13 +193,6 @@ def test_a_roster_taken_by_an_update_of_foreign_structs_still_reaches_the_peers(
     assert _anns_renewal_reaches_her_peers(rt, recorder, scene, t), "ann's cursor times out at t + 10 s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="update.py accepts the awareness part (the store takes a due roster, marking every "
-    "held renewal told) before the durable append; when the append fails the handler answers "
-    "`internal` and the roster is never sent: one failed write of one editor makes the other "
-    "users' live cursors time out at every peer",
-)
 def test_a_roster_taken_by_an_edit_whose_durable_write_fails_still_reaches_the_peers(rig: Rig) -> None:
     rt, recorder, _ = rig
     scene, who = room(rt, ("ann", "editor"), ("bob", "editor"), ("mal", "editor"), ("vic", "viewer"))
@@ -229,12 +216,6 @@ def test_a_roster_taken_by_an_edit_whose_durable_write_fails_still_reaches_the_p
     assert _anns_renewal_reaches_her_peers(rt, recorder, scene, t), "ann's cursor times out at t + 10 s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ages are now - seen with `now` read by the Lambda before its call: a write whose "
-    "`now` is later but runs first (two concurrent invocations) gives a negative age, and the "
-    "provider's parser (framing.ts `ages`) rejects the whole frame, edit or sync answer included",
-)
 def test_ages_are_never_negative_when_invocations_run_out_of_order(rig: Rig) -> None:
     rt, _, _ = rig
     scene, _ = room(rt, ("ann", "editor"), ("bob", "editor"))
@@ -250,12 +231,6 @@ def test_ages_are_never_negative_when_invocations_run_out_of_order(rig: Rig) -> 
     assert min(a for a in ages_in_roster.values() if a is not None) >= 0, ages_in_roster
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="share_with_update folds a roster into the `update` frame's `awareness` field, which "
-    "a client from before issue 11 ignores (it reads `data` only): such a client never gets "
-    "the held renewals of that roster and drops live cursors 30 s after their last relay",
-)
 def test_a_client_from_before_issue_11_gets_the_roster_an_edit_carries(rig: Rig) -> None:
     rt, recorder, _ = rig
     scene, who = room(rt, ("neo", "editor"), ("old", "editor"), ("quinn", "editor"))
@@ -272,12 +247,6 @@ def test_a_client_from_before_issue_11_gets_the_roster_an_edit_carries(rig: Rig)
     assert (3, 2, cursor(3)) in list(cursors_read(recorder.sent["old="], old_client=True))  # ...readably
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="roster_due counts expected writes per client id, not per connection: one "
-    "connection with two ids (allowed: 4 per connection) counts as the two writes that can be "
-    "counted on, so that one connection going silent makes held renewals late",
-)
 def test_one_connection_with_two_ids_is_not_two_writes_that_can_be_counted_on(rig: Rig) -> None:
     rt, _, _ = rig
     scene, _ = room(rt, ("ann", "editor"), ("bea", "editor"), ("cal", "editor"))

@@ -1,8 +1,9 @@
 """One frame per keystroke and one answer per resync (docs/presence.md §2, §3), through
 the handlers on moto and each stage shape: an `update` carrying `awareness` reaches the
-others as one `update` frame with both; a malformed or refused awareness part refuses the
-frame whole, with nothing stored; a viewer's combined frame changes nothing; a `sync`
-with `combined: true` is answered by one `synced` frame holding what the four would."""
+others as one `update` frame with both; a malformed or oversized awareness part refuses
+the frame whole, with nothing stored; one a presence cap refuses costs only itself; a
+viewer's combined frame changes nothing; a `sync` with `combined: true` is answered by one
+`synced` frame holding what the four would."""
 
 from __future__ import annotations
 
@@ -74,7 +75,10 @@ def test_an_edit_and_its_cursor_move_reach_the_others_as_one_frame(
         ("not base64!", "bad_request"),
         (protocol.encode_base64(b"\x00\x01\x02"), "bad_request"),  # a sync message, not awareness
         (json.loads(awareness_frame(*[(100 + i, 1, {"i": i}) for i in range(9)]))["data"], "too_large"),
-        (json.loads(awareness_frame(*[(100 + i, 1, {"i": i}) for i in range(5)]))["data"], "too_large"),
+        (
+            json.loads(awareness_frame((7, 1, {"name": "x" * 70_000})))["data"],
+            "too_large",
+        ),  # a state over 64 KB
     ],
 )
 def test_a_bad_awareness_part_refuses_the_frame_whole(
@@ -92,6 +96,21 @@ def test_a_bad_awareness_part_refuses_the_frame_whole(
     assert (error["code"], error["action"]) == (code, "update")
     assert text_seen_by(recorder.sent["bob="]) == ""
     assert rt.documents.load(scene).state in (b"\x00\x00", b"")  # nothing stored
+    assert rt.awareness.current(scene) == []
+
+
+def test_a_cursor_over_a_presence_cap_costs_only_itself(
+    rig: tuple[runtime.Runtime, Recorder, PausePoints],
+) -> None:
+    rt, recorder, _ = rig
+    scene = room(rt, ("ann", "editor"), ("bob", "editor"))
+    ann = caller(scene, "ann=", "ann")
+    five_ids = [(100 + i, 1, {"i": i}) for i in range(5)]  # a connection may hold 4
+    session.handle_message(rt, ann, combined(an_update("INT. KITCHEN"), *five_ids))
+    (error,) = [m for m in recorder.sent["ann="] if m["type"] == "error"]
+    assert (error["code"], error["action"]) == ("too_large", "awareness")
+    assert text_seen_by(recorder.sent["bob="]) == "INT. KITCHEN"  # stored and sent without it
+    assert "awareness" not in recorder.sent["bob="][-1]
     assert rt.awareness.current(scene) == []
 
 

@@ -96,7 +96,7 @@ describe('ages in server frames', () => {
   // computes now - seen < 0 (tests/core/test_attack_presence.py,
   // test_ages_are_never_negative_when_invocations_run_out_of_order). framing.ts `ages`
   // rejects the frame whole, so the edit riding with the cursor is dropped too.
-  it.fails('applies a peer edit whose frame carries a slightly negative age', async () => {
+  it('applies a peer edit whose frame carries a slightly negative age', async () => {
     const { doc, socket, problems } = await admitted();
     const louis = peer({ cursor: { anchor: 5 } });
     socket.receive({
@@ -109,7 +109,7 @@ describe('ages in server frames', () => {
     expect(doc.getText('t').toString()).toBe('LOUIS');
   });
 
-  it.fails('is synced by a combined answer that carries a slightly negative age', async () => {
+  it('is synced by a combined answer that carries a slightly negative age', async () => {
     const { provider, doc, socket } = await admitted();
     await settle(45_000); // the periodic resync asks for a combined answer
     provider.synced = false; // as after a reconnect: this answer is what syncs it
@@ -181,10 +181,11 @@ describe('combined sync answers from a broken or hostile server', () => {
     socket.receive({ ...noParticipants, type: 'synced', data: step2 });
     socket.receive({ ...connected(), type: 'synced' }); // no SyncStep2
     socket.receive({ ...connected(), type: 'synced', data: step2, awareness: 42 });
-    socket.receive({ ...connected(), type: 'synced', data: step2, ages: [1, 2] });
-    expect(problems).toHaveLength(4);
+    expect(problems).toHaveLength(3);
     expect(doc.getText('t').toString()).toBe(''); // nothing half-applied
-    socket.receive({ ...connected(), type: 'synced', data: step2, participants: [me] });
+    // Garbage ages only tune timeouts: left out, and the answer is handled.
+    socket.receive({ ...connected(), type: 'synced', data: step2, participants: [me], ages: [1, 2] });
+    expect(problems).toHaveLength(3);
     expect(doc.getText('t').toString()).toBe('INT.');
     expect(provider.participants).toEqual([me]);
   });

@@ -90,21 +90,6 @@ def send_roster(rt: Runtime, caller: Caller, others: list[str], presence: Presen
     broadcast(rt, caller, [*others, caller.connection_id] if presence.roster_for_sender else others, text)
 
 
-def share_with_update(rt: Runtime, caller: Caller, presence: Presence | None) -> dict[str, Any]:
-    """The awareness fields an `update` broadcast carries for `presence` (the edit and its
-    cursor move travel as one frame). A roster rides along the same way; the sender, who
-    gets no copy of its own update, is sent the roster on its own."""
-    if presence is None:
-        return {}
-    if presence.roster is not None:
-        metrics.add_metric(name="AwarenessRosters", unit=MetricUnit.Count, value=1)
-        if presence.roster_for_sender:
-            own = protocol.server_message("awareness", **awareness_fields(presence.roster))
-            broadcast(rt, caller, [caller.connection_id], own)
-        return awareness_fields(presence.roster, "awareness")
-    return awareness_fields(presence.forward, "awareness") if presence.forward else {}
-
-
 def awareness_fields(entries: list[AwarenessEntry], field: str = "data") -> dict[str, Any]:
     """`field` (the base64 y-protocols message: `data` in an `awareness` frame, `awareness`
     in an `update`) and, when the store knows them, `ages`: per client id, the milliseconds
