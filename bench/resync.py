@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.resync [--runs 20]               # the working tree
     .venv/bin/python -m bench.resync --before d6c661c~1          # that commit's functions/
 
-Clients send `sync` every 45 s; most of the time they lack nothing. This times that sync,
+Clients send `sync` every 60 s; most of the time they lack nothing. This times that sync,
 in-process, through the real handler (`session.handle_message`) on a throwaway
 redis-server and moto's server (the Management API is replaced by an in-memory list, so
 only the handler's own work is measured; moto's and Redis's CPU are not counted), for:

@@ -90,7 +90,7 @@ def test_offline_edits_of_many_sessions_get_in_eventually(
         page.get("t", type=Text).insert(len(str(text)), f"<{session_number}>")
         doc.apply_update(page.get_update(doc.get_state()))
     offline = doc.get_update()
-    for _attempt in range(5):  # the client resends at every resync (45 s)
+    for _attempt in range(5):  # the client resends at every resync (60 s)
         session.handle_message(rt, ann, update_frame(offline))
     late = caller(scene, "late=", "ann")
     session.handle_message(rt, late, sync_frame())

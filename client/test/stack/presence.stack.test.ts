@@ -53,7 +53,7 @@ describe('a quiet room', () => {
     room.forEach((provider, n) => provider.awareness.setLocalStateField('user', { name: `WRITER ${n}` }));
     await waitFor('every cursor everywhere', () => missing(room, room).length === 0);
 
-    // Only y-protocols' 15 s renewals and the providers' 45 s resyncs from here on.
+    // Only y-protocols' 15 s renewals and the providers' 60 s resyncs from here on.
     CountingWebSocket.received = 0;
     CountingWebSocket.kinds.clear();
     const quietMs = 65_000;

@@ -111,7 +111,7 @@ describe('ages in server frames', () => {
 
   it('is synced by a combined answer that carries a slightly negative age', async () => {
     const { provider, doc, socket } = await admitted();
-    await settle(45_000); // the periodic resync asks for a combined answer
+    await settle(60_000); // the periodic resync asks for a combined answer
     provider.synced = false; // as after a reconnect: this answer is what syncs it
     const server = new Y.Doc();
     server.getText('t').insert(0, 'FADE IN:');

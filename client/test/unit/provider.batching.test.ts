@@ -114,7 +114,7 @@ describe('ApiGatewayProvider: one frame per keystroke', () => {
 describe('ApiGatewayProvider: combined sync answers and awareness ages', () => {
   it('asks for a combined answer and handles all of its parts', async () => {
     const { provider, doc, socket } = await admitted();
-    await settle(45_000); // the periodic resync
+    await settle(60_000); // the periodic resync
     const sync = socket.frames().find((f) => f['action'] === 'sync');
     expect(sync?.['combined']).toBe(true);
     const server = new Y.Doc();

@@ -52,7 +52,7 @@ describe('ApiGatewayProvider: saved', () => {
     expect(provider.saved).toBe(true);
     expect(saves).toEqual([false, true]);
     await settle(60_000);
-    expect(scene.syncs()).toBe(3); // then only the 45 s resync
+    expect(scene.syncs()).toBe(3); // then only the 60 s resync
   });
 
   it('asks at most every 10 s while typing goes on', async () => {
