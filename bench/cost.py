@@ -305,11 +305,13 @@ def report_typing(result: dict[str, Any], cache: str, access_bytes: int, out: An
         print(f"      DynamoDB {table}: {parts}", file=out)
     if window.moto["uncounted"]:
         print(f"      DynamoDB requests the counter could not price: {window.moto['uncounted']}", file=out)
-    print(f"      S3 requests: {window.moto['s3'] or 'none'}", file=out)
+    s3 = ", ".join(f"{op} {n * scale:,.1f}" for op, n in sorted(window.moto["s3"].items()))
+    print(f"      S3 requests: {s3 or 'none'}", file=out)
     print(
         f"      Redis requests {sum(window.redis_requests.values()) * scale:,.0f} "
         f"({', '.join(f'{k} {v * scale:,.0f}' for k, v in sorted(window.redis_requests.items(), key=lambda kv: -kv[1])[:8])}); "
         f"{window.redis.input_bytes * scale / 1e6:.2f} MB in, {window.redis.output_bytes * scale / 1e6:.2f} MB out; "
+        f"{(window.redis.calls.get('evalsha', 0)) * scale:,.0f} script runs (commandstats); "
         f"a simple command takes {window.simple_command_usec:.1f} µs here; ECPUs between "
         f"{cost_model.ecpu_range(window)[0] * scale:,.0f} and {cost_model.ecpu_range(window)[1] * scale:,.0f}",
         file=out,
@@ -407,6 +409,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log", default=os.devnull, help="where the Node clients' stderr goes")
     parser.add_argument("--stack-log", default=None, help="the stack's log (default: a temporary file)")
     parser.add_argument("--json", default=None, help="also write the raw counts here")
+    parser.add_argument(
+        "--report-from", default=None, help="print the report of a run saved with --json (measures nothing)"
+    )
     args = parser.parse_args(argv)
     unknown = set(args.parts) - {"typing", "quiet", "rest"}
     if unknown:
@@ -479,7 +484,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         started = time.monotonic()
         results: dict[str, Any] = {}
         with open(args.log, "a") as client_log:
-            if {"typing", "quiet"} & set(args.parts):
+            if args.report_from:
+                results = load_results(Path(args.report_from))
+                print(f"(the counts of {args.report_from}, priced now)", file=out)
+            elif {"typing", "quiet"} & set(args.parts):
                 results = asyncio.run(measure(args, out, client_log, invocations, stack_log))
         for cache, result in results.get("typing", {}).items():
             report_typing(result, cache, access_bytes, out)
@@ -499,6 +507,30 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         os.dup2(saved[1], 2)
         sys.stdout, sys.stderr = saved[2], saved[3]
         log_file.close()
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """The results a run wrote with --json, as objects again (to re-print or re-price a run
+    with --report-from, without measuring again)."""
+    from collections import Counter
+
+    from bench.cost_meter import RedisStats
+
+    raw = json.loads(path.read_text())
+    for part in ("typing", "quiet"):
+        for result in raw.get(part, {}).values():
+            traffic = result["traffic"]
+            traffic["kinds_in"], traffic["kinds_out"] = (
+                Counter(traffic["kinds_in"]),
+                Counter(traffic["kinds_out"]),
+            )
+            result["traffic"] = Traffic(**traffic)
+            window = result["window"]
+            window["redis"] = RedisStats(**window["redis"])
+            window.setdefault("simple_command_cpu_usec", 0.0)
+            result["window"] = Window(**window)
+    raw.pop("rest", None)  # printed items, not counts: synthesized again if asked for
+    return dict(raw)
 
 
 def _jsonable(value: Any) -> Any:

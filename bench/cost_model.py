@@ -116,17 +116,23 @@ def ecpu_range(window: Window) -> tuple[float, float]:
           by the whole server CPU a simple GET/SET costs, reading and replying included
           (/proc): the vCPU time a script takes beyond a simple command's, in simple
           commands."""
-    requests = sum(window.redis_requests.values())
-    reply_kb = window.redis.output_bytes / 1024
-    low = window.redis_request_kb_ecpu + max(0.0, reply_kb - requests)
-    scripts = window.redis_requests.get("EVALSHA", 0) + window.redis_requests.get("EVAL", 0)
+    # MONITOR's figures, never below what INFO's totals imply (every request is at least
+    # 1 ECPU and at least its KB; every script run is a request): a monitor that missed
+    # lines can only make the estimate fall back to those bounds.
     script_calls = window.redis.calls.get("evalsha", 0) + window.redis.calls.get("eval", 0)
+    requests = max(sum(window.redis_requests.values()), script_calls)
+    request_ecpu = max(window.redis_request_kb_ecpu, window.redis.input_bytes / 1024, float(requests))
+    reply_kb = window.redis.output_bytes / 1024
+    low = request_ecpu + max(0.0, reply_kb - requests)
+    scripts = max(
+        window.redis_requests.get("EVALSHA", 0) + window.redis_requests.get("EVAL", 0), script_calls
+    )
     script_usec = window.redis.usec.get("evalsha", 0) + window.redis.usec.get("eval", 0)
     extra = 0.0
     if scripts and script_calls and window.simple_command_cpu_usec > 0:
         beyond = max(0.0, script_usec / script_calls - window.simple_command_usec)
         extra = scripts * beyond / window.simple_command_cpu_usec
-    return low, window.redis_request_kb_ecpu + extra + reply_kb
+    return low, request_ecpu + extra + reply_kb
 
 
 def ecpu_estimate(window: Window) -> float:
