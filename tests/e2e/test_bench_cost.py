@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def short_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("cost") / "counts.json"
     command = [sys.executable, "-m", "bench.cost", "--parts", "typing,quiet", "--json", str(out)]
-    # Half a trace minute at 4x its pace (about 80 transactions), then 4 quiet clients.
-    command += ["--minutes", "0.5", "--speed", "4", "--settle", "2", "--tail", "3"]
+    # A third of a trace minute at 4x its pace (about 30 transactions), then 4 quiet clients
+    # for 20 s (y-protocols renews every 15 to 18 s: each client at least once).
+    command += ["--minutes", "0.3", "--speed", "4", "--settle", "1", "--tail", "2"]
     command += ["--quiet-clients", "4", "--quiet-seconds", "20", "--quiet-warmup", "3"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=290, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "per active editor-hour" in done.stdout
     return dict(json.loads(out.read_text()))
