@@ -32,6 +32,12 @@ handler's process) and wall time from before the import to the handler's return.
 DynamoDB, Redis and the Management API answer from other processes, as on AWS (where
 their round trips are longer than loopback's).
 
+`--instructions` counts instead the instructions of the import plus the build, once per
+entry point and tree, under valgrind's callgrind (the interpreter's own start-up, counted
+the same way, subtracted): a figure the machine's load does not move, slow to get (about
+40 s per count) and only as exact as the work is deterministic (aws-lc's jitter entropy
+loops on timing; under valgrind it takes more of them).
+
 `--lambda-bytecode` measures instead what Lambda gets: Python 3.13 (layers/bytecode.py's
 compiler) importing the built function code (layers/function_code.py) and the built layer
 (layers/build.py), with the 3.13 bytecode they ship and from copies without it, in turn,
@@ -396,6 +402,40 @@ def first_request(trees: list[tuple[Path, str]], runs: int) -> list[Figures]:
     return figures
 
 
+_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+def _instructions(functions: Path, code: str, prefix: str) -> int:
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        "-c",
+        prefix + code,
+    ]
+    full_env = {**os.environ, **HANDLER_ENV, **LAMBDA_ENV, "PYTHONPATH": str(functions)}
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    done = subprocess.run(command, env=full_env, capture_output=True, text=True, check=True, cwd=functions)
+    match = _REFS.search(done.stderr)
+    if match is None:
+        raise RuntimeError(f"no instruction count from valgrind:\n{done.stderr[-2000:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def instructions(trees: list[tuple[Path, str]]) -> list[Figures]:
+    """Millions of instructions of import plus build (the `+build` columns' work)."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    figures: list[Figures] = [{e: {"+build Minstr": []} for e in ENTRY_POINTS} for _ in trees]
+    for (functions, prefix), by_entry in zip(trees, figures, strict=True):
+        start = _instructions(functions, "import time", prefix)
+        for entry in ENTRY_POINTS:
+            work = _instructions(functions, f"import time, entry.{entry}; {BUILD[entry]}", prefix)
+            by_entry[entry]["+build Minstr"].append((work - start) / 1e6)
+    return figures
+
+
 def lambda_bytecode(runs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="cold-start-313-") as work:
         python, paths = lambda_paths(Path(work))
@@ -431,6 +471,11 @@ def main(argv: list[str] | None = None) -> int:
         help="import plus the first invocation (messages: a sync; disconnect) on a local stack",
     )
     parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions of import plus build, under valgrind (once per entry point; slow)",
+    )
+    parser.add_argument(
         "--lambda-bytecode",
         action="store_true",
         help="Python 3.13 on the built code and layer, with and without their bytecode",
@@ -452,7 +497,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         trees.append((ROOT / "functions", ""))
         titles.append("now: the working tree")
-        results = first_request(trees, args.runs) if args.first_request else measure(trees, args.runs)
+        if args.instructions:
+            results = instructions(trees)
+        elif args.first_request:
+            results = first_request(trees, args.runs)
+        else:
+            results = measure(trees, args.runs)
         for title, figures in zip(titles, results, strict=True):
             report(title, figures)
     print(f"\nload average after: {os.getloadavg()}")

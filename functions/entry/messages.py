@@ -6,14 +6,15 @@ from __future__ import annotations
 from entry import without_crt  # noqa: F401
 
 # isort: split
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from collab import management_client, runtime, session
 from collab.observability import logger, metrics, tracer
 from entry.ahead_of_traffic import initialised_ahead_of_traffic
 from entry.common import begin
+
+if TYPE_CHECKING:  # an annotation only
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 if initialised_ahead_of_traffic():
     runtime.current()
