@@ -41,7 +41,9 @@ loops on timing; under valgrind it takes more of them).
 `--lambda-bytecode` measures instead what Lambda gets: Python 3.13 (layers/bytecode.py's
 compiler) importing the built function code (layers/function_code.py) and the built layer
 (layers/build.py), with the 3.13 bytecode they ship and from copies without it, in turn,
-run by run, with PYTHONDONTWRITEBYTECODE as /var/task and /opt are read-only. The layer's
+run by run, with PYTHONDONTWRITEBYTECODE as /var/task and /opt are read-only; with
+`--before REV`, REV's function code and the working tree's instead, both with bytecode, on
+the same layer. The layer's
 native modules are aarch64; on another machine the distributions holding them are put in
 front of the layer for this machine (same versions, pip from the registry, compiled the
 same way), so only their .so files differ from what Lambda loads.
@@ -218,9 +220,10 @@ def _copy_without_bytecode(source: Path, into: Path) -> Path:
     return into
 
 
-def lambda_paths(work: Path) -> tuple[Path, dict[str, list[Path]]]:
+def lambda_paths(work: Path, before: Path | None = None) -> tuple[Path, dict[str, list[Path]]]:
     """Python 3.13, and the PYTHONPATH (function code first, as Lambda orders /var/task
-    before /opt/python) with bytecode and without."""
+    before /opt/python) with bytecode and without; or, given a `before` functions/ folder,
+    that code's build and the working tree's, both with bytecode, on the same layer."""
     layer = layer_build.build().path / "python"
     code = function_code.build().path
     front: list[Path] = []
@@ -236,6 +239,9 @@ def lambda_paths(work: Path) -> tuple[Path, dict[str, list[Path]]]:
         bytecode.compile_tree(native, layer_build.LAYER_RUNTIME_DIR)
         front = [native]
     with_pyc = [code, *front, layer]
+    if before is not None:
+        before_code = function_code.build(before, work / "before-code").path
+        return bytecode.compiler().python, {"before": [before_code, *front, layer], "now": with_pyc}
     without = [_copy_without_bytecode(p, work / "sources" / str(i)) for i, p in enumerate(with_pyc)]
     return bytecode.compiler().python, {"bytecode": with_pyc, "no bytecode": without}
 
@@ -436,9 +442,10 @@ def instructions(trees: list[tuple[Path, str]]) -> list[Figures]:
     return figures
 
 
-def lambda_bytecode(runs: int) -> None:
+def lambda_bytecode(runs: int, before_rev: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="cold-start-313-") as work:
-        python, paths = lambda_paths(Path(work))
+        before = checkout(before_rev, Path(work) / "before")[0] if before_rev else None
+        python, paths = lambda_paths(Path(work), before)
         # kind -> entry point -> (import CPU, import+build CPU) of each run
         figures: dict[str, dict[str, tuple[list[float], list[float]]]] = {
             k: {e: ([], []) for e in ENTRY_POINTS} for k in paths
@@ -449,7 +456,8 @@ def lambda_bytecode(runs: int) -> None:
                     import_cpu, build_cpu = lambda_cpu_ms(python, path, entry)
                     figures[kind][entry][0].append(import_cpu)
                     figures[kind][entry][1].append(build_cpu)
-    print(f"\n{python}: the built function code and layer  (CPU ms, median / min of {runs})")
+    what = f"{before_rev}'s and the working tree's function code" if before_rev else "the built function code"
+    print(f"\n{python}: {what} and layer  (CPU ms, median / min of {runs})")
     heads = [f"{what} {kind}" for kind in paths for what in ("import", "+build")]
     print(f"  {'entry point':<12}" + "".join(f"{h:>24}" for h in heads))
     for entry in ENTRY_POINTS:
@@ -483,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()}")
     if args.lambda_bytecode:
-        lambda_bytecode(args.runs)
+        lambda_bytecode(args.runs, args.before)
         print(f"\nload average after: {os.getloadavg()}")
         return 0
     with tempfile.TemporaryDirectory(prefix="cold-start-") as work:
