@@ -11,7 +11,7 @@ retry defaults), so the second client of an environment builds faster than the f
 collab.management_client signs with the same resolved credentials.
 
 That loader is botocore's own minus two costs of the first client (`_Loader`; about 45 ms
-of a new environment's CPU, docs/benchmarks.md "Cold start, 2026-12-02"). To tell whether a
+of a new environment's CPU, docs/benchmarks.md "Cold start, second pass"). To tell whether a
 service exists, botocore lists all ~450 directories of its data folder and stats every
 version's model file, once for the client's model and again for its endpoint rules (~30
 ms); and it decodes every JSON file (the 1.25 MB endpoints.json, DynamoDB's 556 kB model)

@@ -21,8 +21,8 @@ ever touch one slot.
 
 The handlers use redis-py's synchronous clients only, but `import redis` runs
 `from redis import asyncio`, whose package imports the asyncio client, cluster, connection
-and lock modules (about 15 ms of a cold environment's CPU, docs/benchmarks.md "Cold start,
-2026-12-02"). `_defer_package_body` puts redis.asyncio in place first with its body not
+and lock modules (about 15 ms of a cold environment's CPU, docs/benchmarks.md "Cold start, second
+pass"). `_defer_package_body` puts redis.asyncio in place first with its body not
 yet run: its submodules import as usual (the sync commands import
 redis.asyncio.observability), and the first read of a name it defines, e.g.
 `redis.asyncio.Redis`, runs the body then, so whoever uses the asyncio client still gets

@@ -30,7 +30,7 @@ awscrt is imported on first use, not with this module: its native module seeds a
 CPU-jitter entropy source as it loads (40-70 ms of CPU), and building the runtime, or an
 invocation that posts nothing, needs none of it. `load_in_background` starts that load on
 a thread of its own, so a first invocation's waits on DynamoDB and Redis can cover it
-(docs/benchmarks.md, "Cold start, 2026-12-02").
+(docs/benchmarks.md, "Cold start, second pass").
 """
 
 from __future__ import annotations

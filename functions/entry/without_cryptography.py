@@ -2,7 +2,7 @@
 hs256, the default), PyJWT is imported without the cryptography package.
 
 PyJWT imports cryptography whenever it is installed, for the RSA and EC algorithms, about
-45 ms of a cold environment's CPU (docs/benchmarks.md, "Cold start, 2026-12-02"). HS256 is
+45 ms of a cold environment's CPU (docs/benchmarks.md, "Cold start, second pass"). HS256 is
 HMAC from the standard library, and the verifier accepts only the configured algorithm
 (collab.auth.tokens), so an hs256 stage never uses it; a jwks stage (RS256) imports it as
 before. A None in sys.modules makes the import raise ImportError, which PyJWT checks for.
