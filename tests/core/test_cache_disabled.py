@@ -91,9 +91,10 @@ def test_every_store_is_refused_at_once_and_nothing_connects(
         lambda: hot.read("scene"),
         lambda: hot.append("scene", "e1", b"u"),
         lambda: hot.take_lease("scene", "me", 60),
-        lambda: rt.awareness.current("scene"),
         lambda: rt.chunks.add("conn=", "id", 0, 2, "half"),
     ]
+    # Presence is not refused: it lives in the documents table (collab.awareness_table).
+    assert type(rt.awareness).__name__ == "AwarenessTable"
     with caplog.at_level(logging.INFO, logger="collab.cache"):
         elapsed = [refused_at_once(call) for call in calls for _ in range(3)]
     assert max(elapsed) < 0.05, elapsed
