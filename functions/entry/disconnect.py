@@ -9,7 +9,7 @@ from entry import without_crt  # noqa: F401
 # isort: split
 from typing import TYPE_CHECKING, Any
 
-from collab import management_client, runtime, session
+from collab import runtime, session
 from collab.observability import logger, metrics, tracer
 from entry.ahead_of_traffic import initialised_ahead_of_traffic
 from entry.common import begin
@@ -17,9 +17,10 @@ from entry.common import begin
 if TYPE_CHECKING:  # an annotation only
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# No awscrt ahead of the first post: no one waits for a $disconnect, and one without
+# peers left posts nothing.
 if initialised_ahead_of_traffic():
     runtime.current()
-    management_client.load_awscrt()  # what the first post would load (entry.common)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # an annotation only
 
 if initialised_ahead_of_traffic():
     runtime.current()
-    management_client.load_awscrt()  # what the first post would load (entry.common)
+    management_client.load_awscrt()  # what the first message's posts would load
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -26,5 +26,10 @@ if initialised_ahead_of_traffic():
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rt, caller = begin(event)
+    # A new environment's first message is a client's sync, answered with posts: awscrt
+    # loads on a thread of its own while the sync waits on DynamoDB and Redis, instead of
+    # after them (collab.management_client). After the runtime's build, Python work the
+    # load would only delay (it holds the GIL). Once per process; a no-op once loaded.
+    management_client.load_in_background()
     session.handle_message(rt, caller, event.get("body"))
     return {"statusCode": 200}

@@ -11,8 +11,8 @@ documented way to make an import raise ImportError, which is what botocore check
 
 Hidden only while botocore.compat is imported: collab.management_client imports awscrt
 itself for the fan-out, when the first post needs it, so $connect and the authorizer,
-which never post, never load it, and messages and $disconnect load it after their runtime
-is built (entry.common starts that load when the first invocation begins).
+which never post, never load it, a $disconnect only once it posts, and messages after its
+runtime is built (entry.messages starts that load as its first invocation begins).
 
 Only inside a Lambda execution environment (LAMBDA_TASK_ROOT; the local emulator sets it
 too, and runs each function in its own processes): a test process keeps botocore as it

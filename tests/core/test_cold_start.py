@@ -233,6 +233,35 @@ def test_a_new_environment_loads_awscrt_while_it_answers_its_first_sync(
     assert all(auth.startswith("AWS4-HMAC-SHA256 Credential=") for _, auth in management_api.posts)
 
 
+LONE_DISCONNECT = """
+import json, sys
+import entry.disconnect
+class Context:
+    function_name = "collab-test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:collab-test"
+    aws_request_id = "last"
+event = {"requestContext": {"connectionId": "lone=", "routeKey": "$disconnect", "requestId": "r2",
+    "domainName": "local", "stage": "local", "connectedAt": 1,
+    "authorizer": {"sceneId": "scene-lone", "userId": "user-ada", "userName": "Ada",
+        "role": "editor", "exp": 4000000000}}}
+assert entry.disconnect.lambda_handler(event, Context()) == {"statusCode": 200}
+"""
+
+
+def test_a_disconnect_with_no_one_left_never_loads_awscrt(
+    aws_tables: dict[str, str], redis_standalone: str, management_api: ManagementApi
+) -> None:
+    extra = {
+        **LAMBDA,
+        **aws_tables,
+        "REDIS_URL": redis_standalone,
+        "MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{management_api.server_address[1]}/local",
+    }
+    loaded = run_fresh(LONE_DISCONNECT + LOADED, extra)
+    assert loaded["_awscrt"] is False and management_api.posts == [], (loaded, management_api.posts)
+
+
 def test_redis_asyncio_is_whole_when_asked_for(redis_standalone: str) -> None:
     """The deferred package body (collab.cache) runs on first use: the asyncio client works."""
     code = f"""
@@ -327,9 +356,11 @@ def test_provisioned_environments_build_while_importing(
     entry: str, init_type: str, aws_tables: dict[str, str]
 ) -> None:
     """Ahead of traffic the init builds everything; on demand the first request does."""
-    if entry in ("messages", "disconnect"):
-        # Ahead of traffic, awscrt too: what the first post would load.
+    if entry == "messages":
+        # Ahead of traffic, awscrt too: what the first message's posts would load.
         built = "__import__('collab.runtime').runtime._runtime is not None and '_awscrt' in sys.modules"
+    elif entry == "disconnect":  # no one waits for it: awscrt only if it posts
+        built = "__import__('collab.runtime').runtime._runtime is not None and '_awscrt' not in sys.modules"
     else:
         built = f"entry.{entry}._dependencies.cache_info().currsize == 1"
     code = f"import json, sys, entry.{entry}; print(json.dumps({{'built': {built}}}))"
