@@ -32,6 +32,14 @@ handler's process) and wall time from before the import to the handler's return.
 DynamoDB, Redis and the Management API answer from other processes, as on AWS (where
 their round trips are longer than loopback's).
 
+`--floor` splits messages' import and build of the working tree into the libraries it
+imports, in the order it imports them (each step's CPU in fresh interpreters, awscrt
+hidden from botocore as on Lambda): where the time goes that no change of ours removes.
+
+`--overlap` measures the background load of awscrt alone: a fresh interpreter waits W ms
+without the GIL (as a first invocation waits on DynamoDB and Redis), then needs awscrt,
+with and without `collab.management_client.load_in_background()` started before the wait.
+
 `--instructions` counts instead the instructions of the import plus the build, once per
 entry point and tree, under valgrind's callgrind (the interpreter's own start-up, counted
 the same way, subtracted): a figure the machine's load does not move, slow to get (about
@@ -408,6 +416,67 @@ def first_request(trees: list[tuple[Path, str]], runs: int) -> list[Figures]:
     return figures
 
 
+# messages' imports, library by library, in the order entry.messages reaches them.
+FLOOR_STEPS = (
+    ("the standard library's basics", "import typing, re, logging, json, dataclasses, inspect"),
+    (
+        "botocore, urllib3, dateutil, jmespath, ssl, http.client, email",
+        "import sys; sys.modules['awscrt'] = None; import botocore.session, botocore.config; "
+        "del sys.modules['awscrt']",
+    ),
+    ("the first DynamoDB client", "from collab import aws_clients; aws_clients.client('dynamodb')"),
+    ("Powertools Logger, Metrics, Tracer", "from aws_lambda_powertools import Logger, Metrics, Tracer"),
+    ("redis (collab.cache)", "import collab.cache"),
+    ("pycrdt and anyio", "import pycrdt"),
+    ("our modules (entry.messages)", "import entry.messages"),
+    ("the rest of the build", "from collab import runtime; runtime.current()"),
+)
+
+
+def floor(runs: int) -> None:
+    code = "import json, time\nout = []\n"
+    for _, step in FLOOR_STEPS:
+        code += f"c = time.process_time()\n{step}\nout.append((time.process_time() - c) * 1000)\n"
+    code += "print(json.dumps(out))"
+    steps: list[list[float]] = [[] for _ in FLOOR_STEPS]
+    for _ in range(runs):
+        done = _python(ROOT / "functions", code, LAMBDA_ENV, importtime=False)
+        for values, value in zip(steps, json.loads(done.stdout.strip().splitlines()[-1]), strict=True):
+            values.append(value)
+    print(f"\nmessages' import and build, step by step  (CPU ms, median / min of {runs})")
+    for (name, _), values in zip(FLOOR_STEPS, steps, strict=True):
+        print(f"  {statistics.median(values):6.0f} /{min(values):5.0f}  {name}")
+    totals = [sum(run) for run in zip(*steps, strict=True)]
+    print(f"  {statistics.median(totals):6.0f} /{min(totals):5.0f}  in all")
+
+
+OVERLAP = """
+import sys, time
+from collab import management_client
+wait, background = float(sys.argv[1]) / 1000, sys.argv[2] == "1"
+w = time.perf_counter()
+if background:
+    management_client.load_in_background()
+time.sleep(wait)  # without the GIL, as a socket waiting for DynamoDB's answer
+management_client.auth.AwsSigningConfig  # the first post needs awscrt
+print(round((time.perf_counter() - w) * 1000, 1))
+"""
+
+
+def overlap(runs: int) -> None:
+    print(f"\nwait, then awscrt  (wall ms from the wait's start, median / min of {runs})")
+    for wait in (0, 40, 100):
+        figures: dict[str, list[float]] = {"in line": [], "background": []}
+        for _ in range(runs):
+            for kind, flag in (("in line", "0"), ("background", "1")):
+                command = [sys.executable, "-c", OVERLAP, str(wait), flag]
+                env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
+                done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+                figures[kind].append(float(done.stdout.strip().splitlines()[-1]))
+        cells = "   ".join(f"{k} {statistics.median(v):5.0f} /{min(v):5.0f}" for k, v in figures.items())
+        print(f"  wait {wait:3d} ms:  {cells}")
+
+
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
@@ -478,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="import plus the first invocation (messages: a sync; disconnect) on a local stack",
     )
+    parser.add_argument("--floor", action="store_true", help="messages' import and build, library by library")
+    parser.add_argument("--overlap", action="store_true", help="awscrt's background load against a wait")
     parser.add_argument(
         "--instructions",
         action="store_true",
@@ -490,6 +561,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()}")
+    if args.floor or args.overlap:
+        if args.floor:
+            floor(args.runs)
+        else:
+            overlap(args.runs)
+        print(f"\nload average after: {os.getloadavg()}")
+        return 0
     if args.lambda_bytecode:
         lambda_bytecode(args.runs, args.before)
         print(f"\nload average after: {os.getloadavg()}")
