@@ -138,9 +138,7 @@ class Room:
         )  # fmt: skip
         receivers = self.live(now)
         if applied.roster is not None:
-            for receiver in receivers:  # to every member; the writer if it needs it
-                if receiver is client and not applied.roster_for_sender:
-                    continue
+            for receiver in receivers:  # to every member, the writer included
                 self.messages_out += now >= self.count_from_ms
                 for entry in applied.roster:
                     if entry.client_id != receiver.client_id:

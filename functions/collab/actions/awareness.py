@@ -29,8 +29,6 @@ class Presence:
 
     forward: list[AwarenessEntry]
     roster: list[AwarenessEntry] | None
-    # The sender needs the roster only when another client's renewal was held in it.
-    roster_for_sender: bool = False
 
 
 def on_awareness(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
@@ -78,16 +76,20 @@ def accept(rt: Runtime, caller: Caller, entries: list[AwarenessEntry]) -> Presen
         # connection), and not a viewer's, which can never write: bindings stay bounded.
         foreign = rt.client_ids.foreign(caller.scene_id, caller.user_id, [e.client_id for e in forward])
         forward = [entry for entry in forward if entry.client_id not in foreign]
-    return Presence(forward, applied.roster, applied.roster_for_sender)
+    return Presence(forward, applied.roster)
 
 
 def send_roster(rt: Runtime, caller: Caller, others: list[str], presence: Presence) -> None:
-    """Every live state to every member (the sender too, if it was held another client's
-    renewal): one message each instead of every held renewal fanned out on its own."""
+    """Every live state to every member, the sender included: one message each instead of
+    every held renewal fanned out on its own. (Leaving the sender out when only its own
+    renewal was held broke the replay of the clownschool trace by bare y-protocols
+    clients, tests/e2e/test_yjs_clients.py: a room of two pays one message more a roster.)"""
     assert presence.roster is not None
+    if not others:
+        return  # alone in the scene: nobody to tell, and nobody to hear from
     metrics.add_metric(name="AwarenessRosters", unit=MetricUnit.Count, value=1)
     text = protocol.server_message("awareness", **awareness_fields(presence.roster))
-    broadcast(rt, caller, [*others, caller.connection_id] if presence.roster_for_sender else others, text)
+    broadcast(rt, caller, [*others, caller.connection_id], text)
 
 
 def awareness_fields(entries: list[AwarenessEntry], field: str = "data") -> dict[str, Any]:
