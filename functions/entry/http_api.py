@@ -1,0 +1,24 @@
+"""Lambda entry point of the HTTP API (v2, payload format 2.0): the scene as one update or
+as text, server-side updates, and version history (collab.http_routes has the routes)."""
+
+from __future__ import annotations
+
+# First, before anything imports botocore (see entry.without_crt).
+from entry import without_crt  # noqa: F401
+
+# isort: split
+from typing import TYPE_CHECKING, Any
+
+from collab import http_routes, management_client
+from collab.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:  # an annotation only
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    management_client.load_in_background()  # a restore or an update is broadcast
+    return http_routes.resolve(event, context)
