@@ -37,6 +37,14 @@ def recipients(rt: Runtime, caller: Caller) -> list[Member]:
     return [m for m in roster.members if m.connection_id != caller.connection_id]
 
 
+def participants(caller: Caller, members: Iterable[Member]) -> list[dict[str, str]]:
+    """The users in a scene (each once): the caller, if it is connected, and the members."""
+    users = {caller.user_id: caller.user()} if caller.connection_id and caller.user_id else {}
+    for member in members:
+        users.setdefault(member.user_id, {"userId": member.user_id, "userName": member.user_name})
+    return list(users.values())
+
+
 def broadcast(rt: Runtime, caller: Caller, connection_ids: list[str], text: str) -> None:
     started = time.perf_counter()
     with tracer.provider.in_subsegment("## fanout"):

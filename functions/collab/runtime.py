@@ -22,6 +22,7 @@ from collab.access import SceneAccess
 from collab.awareness import AwarenessStore, Presence
 from collab.blobs import BlobStore
 from collab.cache import Cache, connect
+from collab.change_events import ChangeEvents
 from collab.chunks import ChunkAssembler
 from collab.client_ids import ClientIds
 from collab.documents import Documents, PausePoint, _no_pause
@@ -31,6 +32,7 @@ from collab.hot_state import HotState
 from collab.outbox import Outbox
 from collab.rooms import Rooms
 from collab.settings import CACHE_KIND, Settings
+from collab.versions import Versions
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Runtime:
     awareness: Presence
     chunks: ChunkAssembler
     outbox_factory: Callable[[str], Outbox]
+    versions: Versions
+    events: ChangeEvents
     # Who first wrote with each Yjs client id (review M8).
     client_ids: ClientIds | None = None
     # Chunk reassembly while the cache is unavailable.
@@ -63,7 +67,8 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
     # Built on the first payload over a DynamoDB item: most environments never need it.
     s3 = aws_clients.LazyClient("s3", config=aws_config)
     redis = _cache(settings)
-    log = DurableLog(dynamodb, settings.documents_table, BlobStore(s3, settings.snapshot_bucket))
+    blobs = BlobStore(s3, settings.snapshot_bucket)
+    log = DurableLog(dynamodb, settings.documents_table, blobs)
     documents = Documents(
         log,
         HotState(redis),
@@ -81,6 +86,16 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
             redis, max_bytes=settings.max_message_bytes, max_pending=settings.max_pending_chunked
         ),
         outbox_factory=lambda endpoint: _outbox(settings, endpoint),
+        versions=Versions(
+            dynamodb, settings.documents_table, blobs, retention_days=settings.version_retention_days
+        ),
+        # Built on the first event: an environment whose scenes are quiet never needs it.
+        events=ChangeEvents(
+            aws_clients.LazyClient("events", config=aws_config),
+            settings.event_bus_name,
+            dynamodb,
+            settings.documents_table,
+        ),
         client_ids=ClientIds(dynamodb, settings.documents_table),
         durable_chunks=DurableChunks(
             dynamodb,

@@ -19,6 +19,7 @@ from collab.errors import BadRequest, CollabError, NoAccess, TokenExpired
 from collab.membership import evict
 from collab.observability import logger, metrics
 from collab.runtime import Runtime
+from collab.scene_versions import version_on_last_leave
 
 ACCEPTED = ", ".join(protocol.ACTIONS)
 
@@ -97,3 +98,4 @@ def on_disconnect(rt: Runtime, caller: Caller) -> None:
     with contextlib.suppress(CacheUnavailable):  # the slices expire on their own (TTL)
         rt.chunks.forget(caller.connection_id)
     evict(rt, caller, [caller.connection_id])
+    version_on_last_leave(rt, caller)

@@ -39,6 +39,8 @@ AWARENESS_MAX_MESSAGE_BYTES = "AWARENESS_MAX_MESSAGE_BYTES"
 AWARENESS_MAX_ENTRIES = "AWARENESS_MAX_ENTRIES"
 AWARENESS_MAX_IDS_PER_CONNECTION = "AWARENESS_MAX_IDS_PER_CONNECTION"
 AWARENESS_MAX_STATES = "AWARENESS_MAX_STATES"
+EVENT_BUS_NAME = "EVENT_BUS_NAME"
+VERSION_RETENTION_DAYS = "VERSION_RETENTION_DAYS"
 
 
 # CACHE_KIND: "redis" (the default: REDIS_URL names it) or "none", a stage built without
@@ -104,7 +106,9 @@ class Settings:
     # Whether this stage has a cache at all; the core's stores do not ask (they get a cache
     # that is never available), the runtime does when it picks implementations.
     cache_kind: CacheKind = "redis"
-    # Local stack only: on AWS the endpoint is https://{domainName}/{stage} of the event.
+    # The WebSocket stage's Management API. A WebSocket event names its own endpoint
+    # (https://{domainName}/{stage}); the local stack and the HTTP API's function, whose
+    # events come from another API, need this.
     management_endpoint: str | None = None
     # A connection lives at most 2 h on API Gateway; the row outlives it a little.
     connection_ttl_seconds: int = 2 * 3600 + 600
@@ -122,6 +126,10 @@ class Settings:
     awareness_max_entries: int = 8
     awareness_max_ids_per_connection: int = 4
     awareness_max_states: int = 256
+    # The stage's EventBridge bus for change events (collab.change_events); "" sends none.
+    event_bus_name: str = ""
+    # Saved versions expire after this many days (DynamoDB TTL, an S3 lifecycle rule); 0 keeps them.
+    version_retention_days: int = 90
 
     def __post_init__(self) -> None:
         if self.cache_kind not in CACHE_KINDS:
@@ -161,4 +169,6 @@ class Settings:
             awareness_max_entries=_int(env, AWARENESS_MAX_ENTRIES, 8),
             awareness_max_ids_per_connection=_int(env, AWARENESS_MAX_IDS_PER_CONNECTION, 4),
             awareness_max_states=_int(env, AWARENESS_MAX_STATES, 256),
+            event_bus_name=env.get(EVENT_BUS_NAME, ""),
+            version_retention_days=_int(env, VERSION_RETENTION_DAYS, 90),
         )

@@ -3,8 +3,9 @@ as text, server-side updates, and version history (collab.http_routes has the ro
 
 from __future__ import annotations
 
-# First, before anything imports botocore (see entry.without_crt).
-from entry import without_crt  # noqa: F401
+# First, before anything imports botocore or PyJWT (see entry.without_crt and
+# entry.without_cryptography).
+from entry import without_crt, without_cryptography  # noqa: F401
 
 # isort: split
 from typing import TYPE_CHECKING, Any

@@ -21,11 +21,13 @@ from collab import protocol
 from collab.actions.awareness import accept, awareness_fields, send_roster, share
 from collab.caller import Caller
 from collab.compaction import compact
-from collab.documents import validate_update
+from collab.documents import Appended, validate_update
 from collab.errors import BadRequest, Forbidden, TooLarge
-from collab.membership import broadcast, recipients
+from collab.membership import broadcast, participants, recipients
 from collab.observability import metrics, tracer
+from collab.rooms import Member
 from collab.runtime import Runtime
+from collab.scene_versions import auto_version_if_due
 
 
 def on_update(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
@@ -33,28 +35,14 @@ def on_update(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
     if message.kind == protocol.SYNC_STEP1:
         raise BadRequest("update carries a SyncStep2 [0,1,update] or an Update [0,2,update]")
     entries = rt.awareness.decode(protocol.require_str(frame, "awareness")) if "awareness" in frame else None
-    with tracer.provider.in_subsegment("## validate"):
-        changes = validate_update(message.payload)
-    if not changes:
-        # An empty SyncStep2 adds nothing: neither stored, broadcast nor refused.
+    payload = accepted_payload(rt, caller, message.payload)
+    if payload is None:
+        # An empty SyncStep2 adds nothing: neither stored, broadcast nor refused; nor do
+        # structs that were all another user's. The cursor move still travels.
         if entries:
             share(rt, caller, entries)
         return
-    if caller.is_viewer:
-        raise Forbidden("viewers cannot change the scene")
-    payload = message.payload
-    if rt.client_ids is not None:
-        # Structs under another user's client ids are dropped: the server already has
-        # them (an honest client only learns them from the server), or they are forged.
-        payload = rt.client_ids.filter_foreign(caller.scene_id, caller.user_id, payload)
-        if payload is not message.payload and not validate_update(payload):
-            if entries:
-                share(rt, caller, entries)  # the cursor move still travels
-            return
-    with tracer.provider.in_subsegment("## durable_and_cache_write"):
-        appended = rt.documents.append(caller.scene_id, payload)
-    metrics.add_metric(name="UpdatesApplied", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="UpdateBytes", unit=MetricUnit.Bytes, value=len(payload))
+    appended = _store(rt, caller, payload)
     refused: TooLarge | None = None
     presence = None
     if entries:
@@ -62,7 +50,8 @@ def on_update(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
             presence = accept(rt, caller, entries)
         except TooLarge as error:  # a presence cap: the edit is stored, and goes out alone
             refused = error
-    others = [m.connection_id for m in recipients(rt, caller)]  # after the append
+    members = recipients(rt, caller)  # after the append
+    others = [m.connection_id for m in members]
     data = protocol.encode_base64(protocol.update_message(payload))
     if presence is not None and presence.roster is None and presence.forward:
         text = protocol.server_message("update", data=data, **awareness_fields(presence.forward, "awareness"))
@@ -74,7 +63,56 @@ def on_update(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
     if refused is not None:
         notice = protocol.error_message(refused.code, refused.message, "awareness")
         rt.outbox(caller.endpoint).send(caller.connection_id, notice)
+    _after_store(rt, caller, appended, members, len(payload))
+
+
+def apply_update(rt: Runtime, caller: Caller, update: bytes) -> bool:
+    """An update from outside a WebSocket (the HTTP API, a restore): validated, stored and
+    broadcast to every member exactly as an `update` frame is. False when it adds nothing."""
+    payload = accepted_payload(rt, caller, update)
+    if payload is None:
+        return False
+    appended = _store(rt, caller, payload)
+    members = recipients(rt, caller)
+    text = protocol.data_message("update", protocol.update_message(payload))
+    broadcast(rt, caller, [m.connection_id for m in members], text)
+    _after_store(rt, caller, appended, members, len(payload))
+    return True
+
+
+def accepted_payload(rt: Runtime, caller: Caller, update: bytes) -> bytes | None:
+    """What of `update` is stored: None when it changes nothing. InvalidUpdate when Yjs
+    could not read it, Forbidden from a viewer."""
+    with tracer.provider.in_subsegment("## validate"):
+        changes = validate_update(update)
+    if not changes:
+        return None
+    if caller.is_viewer:
+        raise Forbidden("viewers cannot change the scene")
+    payload = update
+    if rt.client_ids is not None:
+        # Structs under another user's client ids are dropped: the server already has
+        # them (an honest client only learns them from the server), or they are forged.
+        payload = rt.client_ids.filter_foreign(caller.scene_id, caller.user_id, update)
+        if payload is not update and not validate_update(payload):
+            return None
+    return payload
+
+
+def _store(rt: Runtime, caller: Caller, payload: bytes) -> Appended:
+    with tracer.provider.in_subsegment("## durable_and_cache_write"):
+        appended = rt.documents.append(caller.scene_id, payload)
+    metrics.add_metric(name="UpdatesApplied", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="UpdateBytes", unit=MetricUnit.Bytes, value=len(payload))
+    return appended
+
+
+def _after_store(rt: Runtime, caller: Caller, appended: Appended, members: list[Member], size: int) -> None:
+    """Off the latency path, after the broadcast: compaction, the change event, and an
+    automatic version when one is due."""
     if appended.compact_log:
         compact(rt, caller.scene_id, log=True)
     elif appended.compact_cache:
         compact(rt, caller.scene_id, log=False)
+    rt.events.scene_changed(caller.scene_id, participants(caller, members), size)
+    auto_version_if_due(rt, caller)
