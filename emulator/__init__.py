@@ -1,8 +1,9 @@
-"""A local emulator of an API Gateway WebSocket API with Lambda integrations.
+"""A local emulator of an API Gateway WebSocket API with Lambda integrations, and of the
+stage's HTTP API (v2) on a port of its own.
 
     from emulator import EmulatorConfig, run_in_thread
     with run_in_thread(EmulatorConfig(routes_file=..., code_dir=...)) as emu:
-        emu.ws_url, emu.management_url, emu.port
+        emu.ws_url, emu.management_url, emu.port, emu.http_url, emu.http_port
 
 See docs/emulator.md for what it emulates and what it does not.
 """

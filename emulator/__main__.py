@@ -19,6 +19,9 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     parser.add_argument("--routes", type=Path, required=True, help="route table JSON (functions/routes.json)")
     parser.add_argument("--code", type=Path, required=True, help="code dir: first on the handlers' sys.path")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (default 8080)")
+    parser.add_argument(
+        "--http-port", type=int, default=0, help="the HTTP API's port; 0 picks a free one (the default)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--stage", default="local")
     parser.add_argument(
@@ -66,6 +69,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         code_dir=args.code,
         stage=args.stage,
         port=args.port,
+        http_port=args.http_port,
         host=args.host,
         env=env,
         max_environments=args.max_environments,
@@ -85,6 +89,7 @@ async def serve(config: EmulatorConfig) -> None:
     async with Emulator(config) as emulator:
         print(f"WS_URL={emulator.ws_url}", flush=True)
         print(f"MANAGEMENT_URL={emulator.management_url}", flush=True)
+        print(f"HTTP_URL={emulator.http_url}", flush=True)
         await stop.wait()
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.http_routes import HttpRouteError, HttpRouter
+
 # API Gateway's WebSocket quotas (not adjustable on AWS either).
 FRAME_LIMIT = 32 * 1024
 MESSAGE_LIMIT = 128 * 1024
@@ -16,6 +18,10 @@ MESSAGE_LIMIT = 128 * 1024
 DEFAULT_FUNCTION_TIMEOUT = 29.0
 DEFAULT_MEMORY_MB = 128
 SELECTION_PREFIX = "$request.body."
+# An HTTP API's quotas: its payload limit and its integration timeout (30 s, the most it
+# allows; a Lambda function that times out first is a function error, a 500).
+HTTP_PAYLOAD_LIMIT = 10 * 1024 * 1024
+HTTP_INTEGRATION_TIMEOUT = 30.0
 
 
 class RouteTableError(ValueError):
@@ -40,6 +46,8 @@ class RouteTable:
     authorizer: str | None = None
     # API Gateway answers 401 without invoking the authorizer when one of these is missing.
     identity_sources: tuple[str, ...] = ()
+    # The HTTP API's routes ("GET /scenes/{sceneId}" -> function), served on their own port.
+    http_routes: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path, default_timeout: float = DEFAULT_FUNCTION_TIMEOUT) -> RouteTable:
@@ -56,6 +64,16 @@ class RouteTable:
         for key, fn in routes.items():
             if fn not in functions:
                 raise RouteTableError(f"{source}: route {key!r} names unknown function {fn!r}")
+        http_routes = {
+            key: str(fn) for key, fn in raw.get("httpRoutes", {}).items() if not key.startswith("_")
+        }
+        for key, fn in http_routes.items():
+            if fn not in functions:
+                raise RouteTableError(f"{source}: HTTP route {key!r} names unknown function {fn!r}")
+        try:
+            HttpRouter(http_routes)
+        except HttpRouteError as bad:
+            raise RouteTableError(f"{source}: {bad}") from None
         expression = raw.get("routeSelectionExpression", "$request.body.action")
         if not expression.startswith(SELECTION_PREFIX) or expression == SELECTION_PREFIX:
             raise RouteTableError(f"{source}: unsupported routeSelectionExpression {expression!r}")
@@ -75,7 +93,11 @@ class RouteTable:
             selection_path=tuple(expression[len(SELECTION_PREFIX) :].split(".")),
             authorizer=authorizer_fn,
             identity_sources=sources,
+            http_routes=http_routes,
         )
+
+    def http_router(self) -> HttpRouter:
+        return HttpRouter(self.http_routes)
 
     def function_for(self, route_key: str) -> FunctionSpec | None:
         name = self.routes.get(route_key)
@@ -118,13 +140,18 @@ class EmulatorConfig:
     code_dir: Path
     stage: str = "local"
     port: int = 0
+    # The HTTP API's own port (API Gateway gives it its own endpoint); 0 picks a free one.
+    http_port: int = 0
     host: str = "127.0.0.1"
     env: Mapping[str, str] = field(default_factory=dict)
     max_environments: int = 4
     idle_timeout: float = 600.0
     max_duration: float = 7200.0
     function_timeout: float = DEFAULT_FUNCTION_TIMEOUT
+    # How long the HTTP API waits for a function before it answers 503 (AWS: 30 s at most).
+    http_timeout: float = HTTP_INTEGRATION_TIMEOUT
     api_id: str = "emulator01"
+    http_api_id: str = "emulator02"  # the HTTP API is an API of its own, with its own id
     account_id: str = "123456789012"
     # Per function, in MB: overrides the route table's memorySize (devstack passes the
     # CDK stage's memoryMb settings, the ones deployed).

@@ -17,7 +17,7 @@ from emulator.connections import Connection, Registry, State
 from emulator.environments import Lambdas, Outcome
 from emulator.gateway_socket import GatewaySocket
 from emulator.ids import gateway_id
-from emulator.logs import log_json
+from emulator.logs import log_invocation, log_json
 from emulator.policy import decide
 
 CLOSE_UNSUPPORTED_DATA = 1003
@@ -274,24 +274,4 @@ def _gateway_message(message: str, connection_id: str, request_id: str) -> str:
 def _log_invocation(
     route: str, conn: Connection, function: str, event: Mapping[str, Any], outcome: Outcome, **extra: Any
 ) -> None:
-    """One line per invocation. awsRequestId is the handler's context.aws_request_id (what
-    its own log lines carry); gatewayRequestId is the one API Gateway error messages show."""
-    error = outcome.error or {}
-    log_json(
-        event="invocation",
-        route=route,
-        connectionId=conn.id,
-        function=function,
-        awsRequestId=outcome.request_id,
-        gatewayRequestId=event["requestContext"]["requestId"],
-        status=outcome.status,
-        duration_ms=round(outcome.duration_ms, 1),
-        environment=outcome.environment,
-        cold_start=outcome.cold_start,
-        init_ms=None if outcome.init_ms is None else round(outcome.init_ms, 1),
-        # Lambda's REPORT line: "Memory Size" and "Max Memory Used".
-        memory_size_mb=outcome.memory_mb,
-        max_memory_used_mb=outcome.max_memory_used_mb,
-        error=f"{error.get('errorType')}: {error.get('errorMessage')}" if error else None,
-        **extra,
-    )
+    log_invocation(route, function, event, outcome, connectionId=conn.id, **extra)

@@ -1,5 +1,6 @@
-"""Assembles the emulator (route table, execution environments, WebSocket and Management
-API on one aiohttp server) and runs it in the caller's event loop or in a thread."""
+"""Assembles the emulator (route table, execution environments, the WebSocket and
+Management API on one aiohttp server, the HTTP API on another port) and runs it in the
+caller's event loop or in a thread."""
 
 from __future__ import annotations
 
@@ -16,12 +17,17 @@ from emulator.config import MESSAGE_LIMIT, EmulatorConfig
 from emulator.connections import Registry
 from emulator.environments import Lambdas
 from emulator.gateway import Gateway
+from emulator.http_api import HttpApi
 from emulator.logs import ensure_stderr_handler
+
+# In-flight HTTP requests get this long to finish when the emulator stops.
+HTTP_SHUTDOWN_GRACE = 2.0
 
 
 class Emulator:
-    """One emulated WebSocket API. Use `async with Emulator(cfg) as emu:` inside an event
-    loop, or `with run_in_thread(cfg) as emu:` from synchronous code."""
+    """One emulated stage: its WebSocket API and its HTTP API. Use `async with
+    Emulator(cfg) as emu:` inside an event loop, or `with run_in_thread(cfg) as emu:` from
+    synchronous code."""
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
@@ -45,6 +51,9 @@ class Emulator:
         )
         self._runner: web.AppRunner | None = None
         self.port = config.port
+        self.http_api = HttpApi(config, table, self.lambdas)
+        self._http_runner: web.ServerRunner | None = None
+        self.http_port = config.http_port
 
     @property
     def ws_url(self) -> str:
@@ -54,6 +63,11 @@ class Emulator:
     def management_url(self) -> str:
         return f"http://{self.config.host}:{self.port}/{self.config.stage}"
 
+    @property
+    def http_url(self) -> str:
+        """The HTTP API's endpoint: its $default stage has no path of its own."""
+        return f"http://{self.config.host}:{self.http_port}"
+
     async def start(self) -> None:
         ensure_stderr_handler()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
@@ -61,9 +75,21 @@ class Emulator:
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        # A low-level server: every request reaches the HTTP API as sent, with no router
+        # of aiohttp's in between (the route table's rules are API Gateway's).
+        server = web.Server(self.http_api.handle, access_log=None)
+        self._http_runner = web.ServerRunner(
+            server, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_GRACE
+        )
+        await self._http_runner.setup()
+        await web.TCPSite(self._http_runner, self.config.host, self.config.http_port).start()
+        self.http_port = int(self._http_runner.addresses[0][1])
 
     async def stop(self) -> None:
         try:
+            await self.http_api.shutdown()
+            if self._http_runner is not None:
+                await self._http_runner.cleanup()
             await self.gateway.shutdown()
             if self._runner is not None:
                 await self._runner.cleanup()
