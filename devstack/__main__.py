@@ -36,6 +36,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the emulator's port (WebSocket and Management API), if free (default 8787); 0 for a free "
         "port (moto and Redis always take free ports)",
     )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        help="the HTTP API's port, if free (default 8789; with --port 0 a free one); 0 for a free port",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object line instead")
     parser.add_argument("--redis-cluster", action="store_true", help="run redis-server as a one-node cluster")
     parser.add_argument(
@@ -63,6 +68,7 @@ def ready_info(stack: LocalStack) -> dict[str, str]:
     return {
         "WS_URL": stack.ws_url,
         "MANAGEMENT_URL": stack.management_url,
+        "HTTP_URL": stack.http_url,
         "MOTO_URL": stack.moto_url,
         **cache,
         **stack.ready_info,
@@ -82,7 +88,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     port = DEFAULT_PORT if args.port is None else args.port
     state_file = state_file_path({STATE_FILE_ENV: args.state_file} if args.state_file else None)
     stack = LocalStack(
-        port=port, redis_cluster=args.redis_cluster, seed_demo=not args.no_demo, warm=True, cache=args.cache
+        port=port,
+        http_port=args.http_port,
+        redis_cluster=args.redis_cluster,
+        seed_demo=not args.no_demo,
+        warm=True,
+        cache=args.cache,
     )
     try:
         stack.start()

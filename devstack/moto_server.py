@@ -19,6 +19,8 @@ atomically. Chunk reassembly while the cache is down (collab.durable_chunks) cou
 parts with `ADD`, and lost increments there left a paste unassembled in a CI run. moto
 holds the GIL for nearly all of a request, so its threads bought almost no parallelism;
 waitress's threads still read and write the sockets, so a slow client holds up nobody.
+The one request that waits by design, an SQS long poll (tests read the stack's EventBridge
+events from a queue, devstack/event_bus.py), waits outside the lock (`LongPolls`).
 
 Opt-in request counts (for bench/cost.py): with COLLAB_MOTO_COUNT_REQUESTS=1 in its
 environment the server counts what DynamoDB and S3 would bill for each request it serves,
@@ -44,6 +46,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
@@ -74,6 +77,59 @@ class Serialised:
                 close = getattr(response, "close", None)
                 if close is not None:
                     close()
+
+
+# -- SQS long polls ----------------------------------------------------------------------------
+SQS_RECEIVE = "AmazonSQS.ReceiveMessage"
+POLL_INTERVAL = 0.05
+
+
+class LongPolls:
+    """A WSGI application in front of `Serialised`: an SQS ReceiveMessage that asks to wait
+    (WaitTimeSeconds > 0) is served as short polls, one every POLL_INTERVAL until a message
+    is there or the time is up, and the waiting happens here, outside the lock. moto waits
+    inside the request (sleeping in its receive loop): under the lock, one long poll would
+    stop every other call for up to 20 s, the PutEvents that would fill the queue too.
+    A queue whose ReceiveMessageWaitTimeSeconds is set makes moto wait for requests that
+    give no WaitTimeSeconds: the queues of devstack/event_bus.py never set it."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("HTTP_X_AMZ_TARGET") != SQS_RECEIVE:
+            return self._app(environ, start_response)
+        body = _read_body(environ)
+        wait = _wait_seconds(body)
+        short = body
+        if wait > 0:
+            short = json.dumps({**json.loads(body), "WaitTimeSeconds": 0}).encode()
+        deadline = time.monotonic() + wait
+        while True:
+            status, headers, data = call_app(self._app, environ, short)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not status.startswith("200") or _received(data):
+                start_response(status, headers)
+                return [data]
+            time.sleep(min(POLL_INTERVAL, remaining))
+
+
+def _wait_seconds(body: bytes) -> float:
+    """The request's WaitTimeSeconds if it is one moto would accept, else 0 (moto then
+    answers the request as it is, errors included)."""
+    try:
+        wait = json.loads(body or b"{}").get("WaitTimeSeconds")
+    except (ValueError, AttributeError):
+        return 0.0
+    valid = isinstance(wait, int) and not isinstance(wait, bool) and 0 < wait <= 20
+    return float(wait) if valid else 0.0
+
+
+def _received(data: bytes) -> bool:
+    try:
+        return bool(json.loads(data or b"{}").get("Messages"))
+    except (ValueError, AttributeError):
+        return True  # not an answer this loop understands: hand it over as it is
 
 
 # -- opt-in request counts (bench/cost.py) ---------------------------------------------------
@@ -209,20 +265,7 @@ class RequestCounter:
         return [response_body]
 
     def _call(self, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
-        captured: dict[str, Any] = {}
-
-        def keep(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-            captured["status"], captured["headers"] = status, headers
-
-        environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
-        response = self._app(environ, keep)
-        try:
-            data = b"".join(response)
-        finally:
-            close = getattr(response, "close", None)
-            if close is not None:
-                close()
-        return captured["status"], captured["headers"], data
+        return call_app(self._app, environ, body)
 
     def _internal(
         self, environ: dict[str, Any], operation: str, request: Mapping[str, Any]
@@ -405,6 +448,26 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return bytes(environ["wsgi.input"].read(length)) if length else b""
 
 
+def call_app(
+    app: Callable[..., Iterable[bytes]], environ: dict[str, Any], body: bytes
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status, headers, body) of `app` answering `environ` with `body` as the request body."""
+    captured: dict[str, Any] = {}
+
+    def keep(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        captured["status"], captured["headers"] = status, headers
+
+    environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+    response = app(environ, keep)
+    try:
+        data = b"".join(response)
+    finally:
+        close = getattr(response, "close", None)
+        if close is not None:
+            close()
+    return captured["status"], captured["headers"], data
+
+
 def _condition_failed(status: str, body: bytes) -> bool:
     """A write refused by its condition still consumes write units (at least one)."""
     return status.startswith("400") and b"ConditionalCheckFailed" in body
@@ -428,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     moto_app = DomainDispatcherApplication(create_backend_app)
     counting = os.environ.get(COUNT_ENV, "").strip().lower() in {"1", "true", "yes"}
-    app = Serialised(RequestCounter(moto_app) if counting else moto_app)
+    app = LongPolls(Serialised(RequestCounter(moto_app) if counting else moto_app))
     # S3 uploads of snapshots can be large; waitress's default request body cap is 1 GB.
     serve(app, host=args.host, port=args.port, threads=THREADS, ident="moto", _quiet=True)
     return 0

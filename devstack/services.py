@@ -142,7 +142,8 @@ def start_fake_redis() -> Service:
 
 
 def start_moto() -> Service:
-    """moto's server (DynamoDB, S3, SSM, Secrets Manager) on a free loopback port."""
+    """moto's server (DynamoDB, S3, SSM, Secrets Manager, EventBridge, SQS) on a free
+    loopback port."""
     port = free_port()
     env = {**os.environ, **LOCAL_AWS_ENV}
     # On waitress, not moto_server's Werkzeug, so connections stay alive (moto_server.py).
@@ -188,9 +189,7 @@ def table_env(prefix: str) -> dict[str, str]:
 def create_tables(endpoint_url: str, prefix: str) -> dict[str, str]:
     """Create every table of functions/tables.json (with TTL enabled, as the CDK app does)
     and return the environment variables naming them."""
-    import boto3
-
-    client = boto3.client("dynamodb", endpoint_url=endpoint_url, **_boto_local())
+    client = local_client("dynamodb", endpoint_url)
     names = table_env(prefix)
     for name, spec in table_specs().items():
         table_name = f"{prefix}-{name}"
@@ -215,17 +214,20 @@ def create_tables(endpoint_url: str, prefix: str) -> dict[str, str]:
 
 
 def create_bucket(endpoint_url: str, name: str) -> None:
+    local_client("s3", endpoint_url).create_bucket(Bucket=name)
+
+
+def local_client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client of `service` at moto, with the local credentials and region."""
     import boto3
 
-    boto3.client("s3", endpoint_url=endpoint_url, **_boto_local()).create_bucket(Bucket=name)
-
-
-def _boto_local() -> dict[str, str]:
-    return {
-        "region_name": LOCAL_AWS_ENV["AWS_DEFAULT_REGION"],
-        "aws_access_key_id": LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    }
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=LOCAL_AWS_ENV["AWS_DEFAULT_REGION"],
+        aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def aws_endpoint_env(moto_url: str) -> dict[str, str]:
@@ -236,4 +238,6 @@ def aws_endpoint_env(moto_url: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL_S3": moto_url,
         "AWS_ENDPOINT_URL_SSM": moto_url,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": moto_url,
+        "AWS_ENDPOINT_URL_SQS": moto_url,
     }

@@ -1,6 +1,7 @@
 """The local stack of `make dev` and of the end-to-end tests: moto (DynamoDB and friends),
-Redis, the tables of functions/tables.json, and the emulator serving functions/routes.json
-with the real handlers, all wired through the handlers' environment.
+Redis, the tables of functions/tables.json, the stage's EventBridge bus, and the emulator
+serving functions/routes.json (its WebSocket API and its HTTP API) with the real handlers,
+all wired through the handlers' environment.
 
 `cache="none"` is the shape of a stage deployed with `cacheKind: none`: no Redis at all,
 and the handlers get CACHE_KIND=none and no REDIS_URL, so they serve everything from
@@ -19,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from devstack import deployed, faults, services
+from devstack import deployed, event_bus, faults, services
 from emulator import Emulator, EmulatorConfig, run_in_thread
 from emulator.config import RouteTable
 
@@ -29,6 +30,8 @@ if str(services.FUNCTIONS_DIR) not in sys.path:
 from collab import settings
 
 DEFAULT_PORT = 8787
+# The HTTP API's port when the WebSocket API's is DEFAULT_PORT (8788 is the demo page's).
+DEFAULT_HTTP_PORT = 8789
 TABLE_PREFIX = "collab-local"
 SNAPSHOT_BUCKET = "collab-local-snapshots"
 ROUTES_FILE = services.FUNCTIONS_DIR / "routes.json"
@@ -43,6 +46,7 @@ class LocalStack:
     half-way through start-up.
 
     `port`: the emulator's port; taken if free, else a free one (0: always a free one).
+    `http_port`: the HTTP API's, likewise; by default 8789, or a free one when `port` is 0.
     `extra_env`: added to (and overriding) the handlers' environment.
     `on_ready`: called once everything runs; the key/values they return are printed by
     `python -m devstack` and kept in `ready_info`.
@@ -55,13 +59,15 @@ class LocalStack:
     nothing is started, and a REDIS_URL in this process's environment is not used).
 
     Each function gets the memory size the CDK app deploys it with (devstack/deployed.py),
-    enforced as Lambda enforces it.
+    enforced as Lambda enforces it. The handlers publish change events to the bus named
+    `event_bus_name` (their EVENT_BUS_NAME); `subscribe_events()` lets a test read them.
     """
 
     def __init__(
         self,
         port: int = DEFAULT_PORT,
         *,
+        http_port: int | None = None,
         host: str = "127.0.0.1",
         stage: str = "local",
         extra_env: Mapping[str, str] | None = None,
@@ -79,8 +85,10 @@ class LocalStack:
             raise ValueError("redis_cluster needs a cache; cache is 'none'")
         self.cache = cache
         self.requested_port = port
+        self.requested_http_port = (DEFAULT_HTTP_PORT if port else 0) if http_port is None else http_port
         self.host = host
         self.stage = stage
+        self.event_bus_name = event_bus.bus_name(stage)
         self.extra_env = dict(extra_env or {})
         self.on_ready: list[ReadyHook] = list(on_ready or [])
         if seed_demo:
@@ -107,6 +115,17 @@ class LocalStack:
         assert self.emulator is not None, "the stack is not running"
         return self.emulator.management_url
 
+    @property
+    def http_url(self) -> str:
+        assert self.emulator is not None, "the stack is not running"
+        return self.emulator.http_url
+
+    def subscribe_events(self, pattern: Mapping[str, object] | None = None) -> event_bus.EventQueue:
+        """A fresh SQS queue behind a rule on the stage's bus: every change event from now
+        on, or those matching `pattern` (an EventBridge event pattern)."""
+        assert self.moto_url, "the stack is not running"
+        return event_bus.subscribe(self.moto_url, self.event_bus_name, pattern)
+
     def start(self) -> LocalStack:
         try:
             moto = services.start_moto()
@@ -115,12 +134,17 @@ class LocalStack:
             cache_env = self._start_cache()
             tables = services.create_tables(self.moto_url, prefix=TABLE_PREFIX)
             services.create_bucket(self.moto_url, SNAPSHOT_BUCKET)
+            event_bus.create_bus(self.moto_url, self.event_bus_name)
             # The port first: handlers need MANAGEMENT_ENDPOINT before any worker starts.
             port = pick_port(self.host, self.requested_port)
+            http_port = pick_port(self.host, self.requested_http_port)
+            while http_port == port:  # both free a moment ago; only one can have it
+                http_port = services.free_port()
             self.env = {
                 **services.aws_endpoint_env(self.moto_url),
                 **tables,
                 settings.SNAPSHOT_BUCKET: SNAPSHOT_BUCKET,
+                event_bus.EVENT_BUS_NAME: self.event_bus_name,
                 **cache_env,
                 settings.MANAGEMENT_ENDPOINT: f"http://{self.host}:{port}/{self.stage}",
                 settings.AUTH_MODE: "hs256",
@@ -137,6 +161,7 @@ class LocalStack:
                 code_dir=services.FUNCTIONS_DIR,
                 stage=self.stage,
                 port=port,
+                http_port=http_port,
                 host=self.host,
                 env=self.env,
                 max_environments=self.max_environments,
