@@ -83,7 +83,7 @@ from layers import build as layer_build
 from layers import bytecode, function_code
 
 ROOT = Path(__file__).resolve().parent.parent
-ENTRY_POINTS = ("messages", "disconnect", "connect", "authorizer")
+ENTRY_POINTS = ("messages", "disconnect", "connect", "authorizer", "http_api")
 HIDE_AWSCRT = "import sys; sys.modules['awscrt'] = None; "
 # What the handlers read at start-up; nothing here is contacted while building.
 HANDLER_ENV = {
@@ -110,6 +110,7 @@ BUILD = {
     "disconnect": "from collab import runtime; runtime.current()",
     "connect": "entry.connect._dependencies()",
     "authorizer": "entry.authorizer._dependencies()",
+    "http_api": "from collab import runtime, http_routes; runtime.current(); http_routes.verifier()",
 }
 # Installed before the timed import by `no .pyc`: a path hook whose source loader never
 # finds bytecode (path_stats failing makes importlib compile, and then not write) for every

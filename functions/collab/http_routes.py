@@ -58,7 +58,7 @@ class NotFound(CollabError):
 
 
 @cache
-def _verifier() -> TokenVerifier:
+def verifier() -> TokenVerifier:
     # Built on the first request, kept by warm environments (JWKS and secret caches).
     return TokenVerifier(AuthConfig.from_env())
 
@@ -151,7 +151,7 @@ def _caller(scene_id: str, roles: tuple[str, ...] = ()) -> tuple[runtime.Runtime
         raise BadRequest("the scene id is not a plain id ([A-Za-z0-9_.:-], at most 128)")
     token = _bearer()
     try:
-        identity = _verifier().verify(token)
+        identity = verifier().verify(token)
     except InvalidToken as error:
         message = str(error)
         if "expired" in message.lower():

@@ -10,11 +10,16 @@ from entry import without_crt, without_cryptography  # noqa: F401
 # isort: split
 from typing import TYPE_CHECKING, Any
 
-from collab import http_routes, management_client
+from collab import http_routes, management_client, runtime
 from collab.observability import logger, metrics, tracer
+from entry.ahead_of_traffic import initialised_ahead_of_traffic
 
 if TYPE_CHECKING:  # an annotation only
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+if initialised_ahead_of_traffic():
+    runtime.current()
+    http_routes.verifier()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -68,7 +68,7 @@ def test_connect_and_the_authorizer_reach_dynamodb_without_awscrt_on_lambda(
     assert loaded["cryptography"] is False, loaded  # hs256 (entry.without_cryptography)
 
 
-@pytest.mark.parametrize("entry", ["messages", "disconnect", "connect", "authorizer"])
+@pytest.mark.parametrize("entry", ["messages", "disconnect", "connect", "authorizer", "http_api"])
 def test_on_lambda_botocore_goes_without_awscrt_and_awscrt_stays_importable(entry: str) -> None:
     """awscrt is hidden from botocore only while botocore reads it: the outbox imports it
     afterwards (entry.without_crt)."""

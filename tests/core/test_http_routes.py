@@ -30,11 +30,11 @@ def rig(
     monkeypatch.setenv("JWT_SECRET", SECRET)
     for name in ("JWT_SECRET_PARAMETER", "JWT_SECRET_ARN", "JWT_ISSUER", "JWT_AUDIENCE"):
         monkeypatch.delenv(name, raising=False)
-    http_routes._verifier.cache_clear()
+    http_routes.verifier.cache_clear()
     rt, recorder, _ = build_rig(shape, aws_tables, MANAGEMENT_ENDPOINT="http://local")
     monkeypatch.setattr(runtime, "_runtime", rt)
     yield rt, recorder
-    http_routes._verifier.cache_clear()
+    http_routes.verifier.cache_clear()
 
 
 def event(
