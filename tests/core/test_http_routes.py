@@ -380,3 +380,32 @@ def test_an_update_message_to_a_scene_with_a_member_is_the_protocol_frame(
     assert frame["type"] == "update"
     decoded = protocol.decode_sync_message(protocol.decode_base64(frame["data"]))
     assert decoded.kind == protocol.SYNC_UPDATE
+
+
+def test_updates_yjs_cannot_read_are_refused_and_what_is_stored_loads_in_yjs(
+    rig: tuple[runtime.Runtime, Recorder],
+) -> None:
+    from tests.core.test_yjs_format import F1_UPDATE, ROOT_PARENT, one_struct, var_string
+    from tests.support.yjs_node import apply_in_yjs
+
+    rt, _ = rig
+    scene = room(rt, ann="editor")
+    octets = "application/octet-stream"
+    ann = token("ann")
+    unreadable = [
+        F1_UPDATE,  # type ref 9: pycrdt reads it, Yjs does not
+        one_struct(5, ROOT_PARENT + var_string("NaN")),
+        one_struct(0, b"\x05") + b"\x00",  # trailing bytes
+        b"\x80\x80\x80\x80\x04\x00\x00\x00",  # 2**30 client groups declared in 8 bytes
+    ]
+    for update in unreadable:
+        answer = call(event("POST", f"/scenes/{scene}/updates", token=ann, body=update, content_type=octets))
+        assert error_of(answer) == (400, "invalid_update"), update
+    assert (
+        call(event("POST", f"/scenes/{scene}/updates", token=ann, body=edit("OK"), content_type=octets))[0]
+        == 204
+    )
+    _, _, state = call(event("GET", f"/scenes/{scene}", token=ann))
+    [result] = apply_in_yjs([(b"", state)])
+    assert result["fresh"] is None, result
+    assert scene_text(state) == "OK"
