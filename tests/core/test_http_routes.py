@@ -17,7 +17,16 @@ from pycrdt import Doc, Text
 
 from collab import http_routes, protocol, runtime, session
 from collabctl.devtoken import mint_dev_token
-from tests.support.rig import Recorder, Shape, an_update, build_rig, caller, sync_frame, text_seen_by
+from tests.support.rig import (
+    Recorder,
+    Shape,
+    an_update,
+    build_rig,
+    caller,
+    sync_frame,
+    text_seen_by,
+    update_frame,
+)
 
 SECRET = "s" * 40
 
@@ -409,3 +418,30 @@ def test_updates_yjs_cannot_read_are_refused_and_what_is_stored_loads_in_yjs(
     [result] = apply_in_yjs([(b"", state)])
     assert result["fresh"] is None, result
     assert scene_text(state) == "OK"
+
+
+def test_the_last_participant_leaving_saves_a_version_if_the_scene_changed(
+    rig: tuple[runtime.Runtime, Recorder],
+) -> None:
+    rt, _ = rig
+    scene = room(rt, ann="editor", bob="editor")
+    ann, bob = caller(scene, "ann=", "ann"), caller(scene, "bob=", "bob")
+    for member in (ann, bob):
+        session.handle_message(rt, member, sync_frame())
+    session.handle_message(rt, ann, update_frame(edit("EXT. ROOF")))
+    session.on_disconnect(rt, ann)
+    assert rt.versions.list(scene) == []  # bob is still there
+    session.on_disconnect(rt, bob)
+    (saved,) = rt.versions.list(scene)
+    assert saved.auto and saved.label == "when the last participant left" and saved.created_by == "bob"
+    assert scene_text(rt.versions.read(scene, saved.version_id)) == "EXT. ROOF"
+    # Back and gone again without a change: nothing new.
+    session.handle_message(rt, ann, sync_frame())
+    session.on_disconnect(rt, ann)
+    assert len(rt.versions.list(scene)) == 1
+    # An empty scene is not saved.
+    empty = room(rt, ann="editor")
+    quiet = caller(empty, "ann2=", "ann")
+    session.handle_message(rt, quiet, sync_frame())
+    session.on_disconnect(rt, quiet)
+    assert rt.versions.list(empty) == []
