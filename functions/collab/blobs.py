@@ -54,6 +54,17 @@ class BlobStore:
                 Bucket=self._bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
             )
 
+    def share(self, key: str, data: bytes, content_type: str, expires_seconds: int = 300) -> str:
+        """Stores `data` at `key` and returns a presigned GET URL of it: how an answer over
+        Lambda's 6 MB response limit reaches an HTTP client (collab.http_routes)."""
+        if self._bucket is None:
+            raise RuntimeError("sharing a payload needs SNAPSHOT_BUCKET, which is not set")
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
+        url: str = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_seconds
+        )
+        return url
+
     def keys_older_than(self, prefix: str, cutoff: float, limit: int) -> list[str]:
         """Keys under `prefix` last written before `cutoff` (epoch seconds), from the first
         `limit` in key order. Ids are time-ordered, so those are the oldest."""

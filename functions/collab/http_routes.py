@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from functools import cache
 from typing import Any
 
@@ -45,6 +46,11 @@ STATUS = {
     "internal": 500,
 }
 EDITORS = ("owner", "editor")
+# Lambda's response limit is 6 MB and a binary body travels base64-encoded (4/3): a bigger
+# answer is stored under exports/ (expired by the stack's lifecycle rule) and the client
+# is sent there with a 303 and a presigned URL, valid for EXPORT_URL_SECONDS.
+INLINE_ANSWER_LIMIT = 4_000_000
+EXPORT_URL_SECONDS = 300
 
 app = APIGatewayHttpResolver()
 
@@ -71,7 +77,7 @@ def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.get("/scenes/<sceneId>")
 def get_scene(sceneId: str) -> Response[Any]:
     rt, caller = _caller(sceneId)
-    return _scene_answer(rt.documents.load(caller.scene_id).state)
+    return _scene_answer(rt, caller.scene_id, rt.documents.load(caller.scene_id).state)
 
 
 @app.post("/scenes/<sceneId>/updates")
@@ -111,7 +117,7 @@ def get_version(sceneId: str, versionId: str) -> Response[Any]:
         state = rt.versions.read(caller.scene_id, _version_id(versionId))
     except VersionNotFound:
         raise NotFound(f"scene {sceneId} has no version {versionId}") from None
-    return _scene_answer(state)
+    return _scene_answer(rt, caller.scene_id, state)
 
 
 @app.post("/scenes/<sceneId>/versions/<versionId>/restore")
@@ -240,18 +246,27 @@ def _version_id(value: str) -> str:
     return value
 
 
-def _scene_answer(state: bytes) -> Response[Any]:
+def _scene_answer(rt: runtime.Runtime, scene_id: str, state: bytes) -> Response[Any]:
     """The scene as one update, or with ?text=NAME the content of that Y.Text root."""
     params = app.current_event.query_string_parameters or {}
     name = params.get("text")
     if name is None:
-        return Response(200, OCTETS, state)
+        return _answer(rt, scene_id, state, OCTETS)
     from collab.scene_content import text_of
 
     text = text_of(state, name)
     if text is None:
         raise NotFound(f"the scene has no text named {name[:100]!r}")
-    return Response(200, TEXT, text)
+    return _answer(rt, scene_id, text.encode("utf-8"), TEXT)
+
+
+def _answer(rt: runtime.Runtime, scene_id: str, body: bytes, content_type: str) -> Response[Any]:
+    if len(body) <= INLINE_ANSWER_LIMIT:
+        return Response(200, content_type, body)
+    key = f"exports/{scene_id}/{uuid.uuid4().hex}"
+    url = rt.blobs.share(key, body, content_type, EXPORT_URL_SECONDS)
+    logger.info("answer over the inline limit sent by presigned URL", extra={"bytes": len(body)})
+    return Response(303, JSON, json.dumps({"location": url}), headers={"Location": url})
 
 
 def _json(status: int, body: dict[str, Any]) -> Response[Any]:

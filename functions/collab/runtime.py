@@ -46,6 +46,7 @@ class Runtime:
     outbox_factory: Callable[[str], Outbox]
     versions: Versions
     events: ChangeEvents
+    blobs: BlobStore
     # Who first wrote with each Yjs client id (review M8).
     client_ids: ClientIds | None = None
     # Chunk reassembly while the cache is unavailable.
@@ -90,6 +91,7 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
             dynamodb, settings.documents_table, blobs, retention_days=settings.version_retention_days
         ),
         # Built on the first event: an environment whose scenes are quiet never needs it.
+        blobs=blobs,
         events=ChangeEvents(
             aws_clients.LazyClient("events", config=aws_config),
             settings.event_bus_name,

@@ -445,3 +445,22 @@ def test_the_last_participant_leaving_saves_a_version_if_the_scene_changed(
     session.handle_message(rt, quiet, sync_frame())
     session.on_disconnect(rt, quiet)
     assert rt.versions.list(empty) == []
+
+
+def test_a_scene_over_lambdas_response_limit_is_sent_by_a_presigned_url(
+    rig: tuple[runtime.Runtime, Recorder],
+) -> None:
+    import urllib.request
+
+    rt, _ = rig
+    scene = room(rt, ann="viewer")
+    paste = "".join(uuid.uuid4().hex for _ in range(150_000))  # 4.8 MB that does not compress
+    rt.documents.append(scene, edit(paste))
+    for query, check in (
+        (None, lambda body: scene_text(body) == paste),
+        ({"text": "t"}, lambda body: body.decode() == paste),
+    ):
+        status, headers, body = call(event("GET", f"/scenes/{scene}", token=token("ann"), query=query))
+        assert status == 303 and json.loads(body)["location"] == headers["location"]
+        with urllib.request.urlopen(headers["location"], timeout=60) as fetched:
+            assert check(fetched.read())
