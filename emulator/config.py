@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ SELECTION_PREFIX = "$request.body."
 # allows; a Lambda function that times out first is a function error, a 500).
 HTTP_PAYLOAD_LIMIT = 10 * 1024 * 1024
 HTTP_INTEGRATION_TIMEOUT = 30.0
+# A browser origin as CORS compares it: scheme, host and optional port, nothing after.
+ORIGIN_PATTERN = re.compile(r"https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
 
 
 class RouteTableError(ValueError):
@@ -131,6 +134,38 @@ def _function_spec(name: str, spec: Mapping[str, Any], default_timeout: float, s
     )
 
 
+@dataclass(frozen=True)
+class HttpCors:
+    """The HTTP API's CORS configuration (API Gateway's CorsConfiguration), answered by the
+    gateway itself (http_api.py). No origins, the default, is an API without CORS. The other
+    fields default to what the CDK app configures (infra/http_api.py): the methods of the
+    routes and the two headers a browser's call sends beyond the safelisted ones."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ("GET", "POST")
+    allow_headers: tuple[str, ...] = ("authorization", "content-type")
+    max_age: int = 3600
+
+    def __post_init__(self) -> None:
+        for origin in self.allow_origins:
+            if origin != "*" and not ORIGIN_PATTERN.fullmatch(origin):
+                raise ValueError(f"CORS origin {origin!r} is not scheme://host[:port] (or *)")
+        if self.max_age < 0:
+            raise ValueError(f"CORS max_age is {self.max_age}; it is seconds, 0 or more")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.allow_origins)
+
+    def allowed_origin(self, origin: str | None) -> str | None:
+        """The access-control-allow-origin for a request from `origin`, if it is allowed."""
+        if origin is None or not self.enabled:
+            return None
+        if "*" in self.allow_origins:
+            return "*"
+        return origin if origin in self.allow_origins else None
+
+
 @dataclass
 class EmulatorConfig:
     """Everything the emulator needs; `env` is what every handler sees in os.environ
@@ -150,6 +185,8 @@ class EmulatorConfig:
     function_timeout: float = DEFAULT_FUNCTION_TIMEOUT
     # How long the HTTP API waits for a function before it answers 503 (AWS: 30 s at most).
     http_timeout: float = HTTP_INTEGRATION_TIMEOUT
+    # CORS on the HTTP API, as a stage's httpCorsOrigins sets it; off by default.
+    http_cors: HttpCors = field(default_factory=HttpCors)
     api_id: str = "emulator01"
     http_api_id: str = "emulator02"  # the HTTP API is an API of its own, with its own id
     account_id: str = "123456789012"

@@ -14,19 +14,28 @@ API Gateway's own answers, each a JSON {"message": ...}:
 - 503 "Service Unavailable": the integration timeout (30 s) ran out before the function
   answered; the invocation runs on, as it does on AWS.
 Throttling is not modelled: beyond its environments an invocation waits for one.
+
+CORS, when the config allows origins (config.HttpCors), is API Gateway's too: a preflight
+(OPTIONS with Origin and Access-Control-Request-Method) is answered 204 by the gateway on
+any path, without a route or a function, with the allowed methods, headers and max age
+when the origin is allowed and with no CORS header when it is not; every other answer to
+an allowed origin (the function's and the gateway's own) gets access-control-allow-origin,
+and the function's own access-control-* headers are dropped, as API Gateway ignores them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 
 from aiohttp import web
 
-from emulator.config import HTTP_PAYLOAD_LIMIT, EmulatorConfig, RouteTable
+from emulator.config import HTTP_PAYLOAD_LIMIT, EmulatorConfig, HttpCors, RouteTable
 from emulator.environments import Lambdas, Outcome
 from emulator.http_events import HttpAnswer, HttpRequest, MalformedResponse, http_answer, http_event
+from emulator.ids import gateway_id
 from emulator.logs import log_invocation, log_json
 
 # Lambda's synchronous invocation payloads: "Request must be smaller than 6291456 bytes
@@ -52,32 +61,42 @@ class HttpApi:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
+        cors = self.config.http_cors
+        if _is_preflight(request, cors):
+            return _preflight(request, cors)
+        cors_headers = _cors_headers(cors, request.headers.get("Origin"))
         body = await _read_body(request)
         http = _http_request(request, body or b"")
         if body is None:
-            return self._refuse(http, 413, "payload_limit", started)
+            return self._refuse(http, 413, "payload_limit", started, cors_headers)
         found = self.router.match(http.method, http.path)
         if found is None:
-            return self._refuse(http, 404, "no_route", started)
+            return self._refuse(http, 404, "no_route", started, cors_headers)
         route, params = found
         event = http_event(http, route.key, params, self.config.http_api_id, self.config.account_id)
         if len(json.dumps(event).encode()) >= LAMBDA_REQUEST_LIMIT:
-            return self._refuse(http, 413, "lambda_payload_limit", started)
+            return self._refuse(http, 413, "lambda_payload_limit", started, cors_headers)
         invocation = asyncio.ensure_future(self.lambdas.invoke(route.function, event))
         try:
             outcome = await asyncio.wait_for(asyncio.shield(invocation), self.config.http_timeout)
         except TimeoutError:
             self._abandoned.add(invocation)
             invocation.add_done_callback(self._abandoned.discard)
-            return self._refuse(http, 503, "integration_timeout", started, route=route.key)
+            return self._refuse(http, 503, "integration_timeout", started, cors_headers, route=route.key)
         answer, problem = _answer(outcome)
         log_invocation(route.key, route.function, event, outcome, api="http", statusCode=answer.status)
         if problem:
             log_json(event="http", gatewayRequestId=http.request_id, route=route.key, status=problem)
-        return await _send(request, http, answer)
+        return await _send(request, http, _with_cors(answer, cors, cors_headers))
 
     def _refuse(
-        self, http: HttpRequest, status: int, reason: str, started: float, route: str | None = None
+        self,
+        http: HttpRequest,
+        status: int,
+        reason: str,
+        started: float,
+        cors_headers: list[tuple[str, str]],
+        route: str | None = None,
     ) -> web.StreamResponse:
         log_json(
             event="http",
@@ -89,7 +108,7 @@ class HttpApi:
             statusCode=status,
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
-        return _error_response(status, http.request_id)
+        return _error_response(status, http.request_id, cors_headers)
 
     async def shutdown(self) -> None:
         """Forget invocations nobody waits for (the pools end their environments)."""
@@ -151,9 +170,57 @@ def _error_answer(status: int) -> HttpAnswer:
     return HttpAnswer(status, [("content-type", "application/json")], body)
 
 
-def _error_response(status: int, request_id: str) -> web.Response:
+def _error_response(status: int, request_id: str, extra: list[tuple[str, str]]) -> web.Response:
     answer = _error_answer(status)
-    return web.Response(status=status, body=answer.body, headers=[*answer.headers, _request_id(request_id)])
+    return web.Response(
+        status=status, body=answer.body, headers=[*answer.headers, *extra, _request_id(request_id)]
+    )
+
+
+def _is_preflight(request: web.BaseRequest, cors: HttpCors) -> bool:
+    # Without both headers an OPTIONS request is an ordinary one, routed (and likely 404).
+    return (
+        cors.enabled
+        and request.method == "OPTIONS"
+        and "Origin" in request.headers
+        and "Access-Control-Request-Method" in request.headers
+    )
+
+
+def _preflight(request: web.BaseRequest, cors: HttpCors) -> web.Response:
+    """API Gateway's own answer to a preflight: no route, no function, no body read."""
+    request_id = gateway_id()
+    headers = [_request_id(request_id)]
+    allowed = cors.allowed_origin(request.headers.get("Origin"))
+    if allowed is not None:
+        headers += [
+            ("access-control-allow-origin", allowed),
+            ("access-control-allow-methods", ",".join(cors.allow_methods)),
+            ("access-control-allow-headers", ",".join(cors.allow_headers)),
+            ("access-control-max-age", str(cors.max_age)),
+        ]
+    log_json(
+        event="http",
+        gatewayRequestId=request_id,
+        method="OPTIONS",
+        path=request.path,
+        status="cors_preflight",
+        allowed=allowed is not None,
+    )
+    return web.Response(status=204, headers=headers)
+
+
+def _cors_headers(cors: HttpCors, origin: str | None) -> list[tuple[str, str]]:
+    allowed = cors.allowed_origin(origin)
+    return [] if allowed is None else [("access-control-allow-origin", allowed)]
+
+
+def _with_cors(answer: HttpAnswer, cors: HttpCors, cors_headers: list[tuple[str, str]]) -> HttpAnswer:
+    """The function's answer with the gateway's CORS headers in place of its own."""
+    if not cors.enabled:
+        return answer
+    own = [(name, value) for name, value in answer.headers if not name.lower().startswith("access-control-")]
+    return dataclasses.replace(answer, headers=[*own, *cors_headers])
 
 
 def _request_id(request_id: str) -> tuple[str, str]:
