@@ -1,9 +1,11 @@
-"""The command line: `python -m collabctl {grant,revoke,grants,participants,token,scene} ...`.
+"""The command line: `python -m collabctl {grant,revoke,grants,participants,token,scene,
+versions,export,import} ...`.
 
 Where commands go (collabctl/target.py): table names from flags or ACCESS_TABLE /
 CONNECTIONS_TABLE, AWS credentials, region and endpoints from boto3's usual chain; with
 none of that in the environment, the running `make dev` of this checkout (its state
-file, collabctl/local_state.py).
+file, collabctl/local_state.py). `versions`, `export` and `import` go through the stage's
+HTTP API instead (collabctl/http_api.py: HTTP_URL, a bearer token).
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from collab.rooms import Rooms
 from collab.settings import MissingSetting, Settings
 from collabctl.connections import close_user_connections, stale_connections
 from collabctl.devtoken import mint_dev_token
+from collabctl.documents import register as register_document_commands
 from collabctl.scenes import register as register_scene_commands
 from collabctl.target import MANAGEMENT_URL, CommandError, Target
 
-DESCRIPTION = "Scene access, participants and development tokens of the collaboration backend."
+DESCRIPTION = (
+    "Scene access, participants, development tokens, documents and versions of the collaboration backend."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
     token.set_defaults(run=run_token)
 
     register_scene_commands(commands, scene, as_json)
+    register_document_commands(commands, scene, as_json)
     return top
 
 
