@@ -57,6 +57,33 @@ export interface ServerErrorMessage {
   id?: string;
 }
 
+/** One saved version of a scene, as the HTTP API lists it and the `version` message names it. */
+export interface VersionInfo {
+  versionId: string;
+  /** Empty for a version saved without one. */
+  label: string;
+  /** ISO 8601, UTC. */
+  createdAt: string;
+  /** The user id of whoever saved it (for an automatic version, whose edit or leave caused it). */
+  createdBy: string;
+  bytes: number;
+  /** Saved by the server (while editing, on the last leave, before a restore), not on request. */
+  auto: boolean;
+}
+
+/**
+ * To every member when a version of the scene is saved (`created`) or restored
+ * (`restored`; the restored content arrived before it as an ordinary `update`).
+ */
+export interface VersionMessage {
+  type: 'version';
+  /** A string, so a newer server's events still parse; `created` and `restored` today. */
+  event: string;
+  version: VersionInfo;
+  /** With `restored`: the id of the version saved automatically just before the restore. */
+  savedBefore?: string;
+}
+
 /** Per Yjs client id, the milliseconds since the server last stored its awareness state. */
 export type AwarenessAges = Record<string, number>;
 
@@ -81,6 +108,7 @@ export type ServerMessage =
   /** `participants` (optional) lists every leave of one eviction; `participant` is the first. */
   | { type: 'participant-left'; participant: Participant; participants: Participant[] }
   | { type: 'pong' }
+  | VersionMessage
   | ServerErrorMessage
   | ({ type: 'chunk' } & ChunkFields);
 
@@ -149,6 +177,21 @@ function participant(value: unknown): Participant {
   };
 }
 
+function versionInfo(value: unknown): VersionInfo {
+  if (!isObject(value)) throw new FrameError("'version' is not an object");
+  const bytes = int(value, 'bytes');
+  const auto = value['auto'];
+  if (typeof auto !== 'boolean') throw new FrameError("'auto' is not a boolean");
+  return {
+    versionId: str(value, 'versionId'),
+    label: str(value, 'label'),
+    createdAt: str(value, 'createdAt'),
+    createdBy: str(value, 'createdBy'),
+    bytes,
+    auto,
+  };
+}
+
 function connected(obj: JsonObject): ConnectedMessage {
   const user = obj['user'];
   const participants = obj['participants'];
@@ -206,6 +249,11 @@ export function parseServerMessage(text: string): ServerMessage | undefined {
     }
     case 'pong':
       return { type };
+    case 'version':
+      return withOptional<VersionMessage>(
+        { type, event: str(obj, 'event'), version: versionInfo(obj['version']) },
+        { savedBefore: optionalStr(obj, 'savedBefore') },
+      );
     case 'error': {
       const message: ServerErrorMessage = {
         type,

@@ -5,6 +5,7 @@ export type {
   ConnectionStatus,
   ProviderEvents,
   ServerError,
+  VersionEvent,
 } from './provider.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
 export { SCENE_ID_PATTERN, sceneIdProblem } from './sceneId.js';
@@ -22,5 +23,7 @@ export {
   type Participant,
   type Role,
   type ServerMessage,
+  type VersionInfo,
+  type VersionMessage,
 } from './framing.js';
 export type { CloseEventLike, MessageEventLike, WebSocketConstructor, WebSocketLike } from './websocket.js';

@@ -23,6 +23,7 @@ import {
   type Role,
   type ServerErrorMessage,
   type ServerMessage,
+  type VersionMessage,
 } from './framing.js';
 import { OutgoingBatch } from './outgoing.js';
 import { ParticipantRoster } from './participants.js';
@@ -64,6 +65,9 @@ export interface ConnectionError {
   message: string;
   cause?: unknown;
 }
+
+/** A `version` message from the server (docs/design.md §2): a version was saved or restored. */
+export type VersionEvent = Omit<VersionMessage, 'type'>;
 
 /** An `error` message from the server (docs/design.md §2), e.g. `invalid_update` or `too_large`. */
 export type ServerError = Omit<ServerErrorMessage, 'type'>;
@@ -141,6 +145,13 @@ export interface ProviderEvents {
   /** The role the server's `connected` message gave; on every change. */
   role: (role: Role, provider: ApiGatewayProvider) => void;
   'server-error': (error: ServerError, provider: ApiGatewayProvider) => void;
+  /**
+   * A version of the scene was saved (`event: 'created'`) or restored (`'restored'`), by
+   * anyone: through the HTTP API or automatically. A restore's content has been applied to
+   * the doc before this fires. Versions saved while disconnected are not replayed: list
+   * them through the HTTP API (`GET /scenes/{id}/versions`) after a reconnect.
+   */
+  version: (event: VersionEvent, provider: ApiGatewayProvider) => void;
   /** A server frame this client could not understand; it was dropped. */
   'protocol-error': (error: Error, provider: ApiGatewayProvider) => void;
 }
@@ -651,6 +662,11 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
         return;
       case 'pong':
         return;
+      case 'version': {
+        const { type: _type, ...event } = message;
+        this.emit('version', [event, this]);
+        return;
+      }
       case 'error':
         this.onServerError(message);
         return;
