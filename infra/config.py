@@ -23,6 +23,8 @@ STAGES_KEY = "collab:stages"
 STAGE_KEY = "stage"
 PROJECT = "collab"
 STAGE_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,15}")
+# A browser origin as CORS compares it: scheme, host and optional port, nothing after.
+ORIGIN_PATTERN = re.compile(r"https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
 # The handler tunables a stage may set (collab/settings.py reads them).
 TUNABLES = (
     settings.CONNECTION_TTL_SECONDS,
@@ -88,9 +90,16 @@ class StageConfig:
     tracing: bool = True
     functions: Mapping[str, FunctionOptions] = field(default_factory=dict)
     settings: Mapping[str, str] = field(default_factory=dict)
-    # API stage throttling (requests or messages per second, across all connections).
+    # API stage throttling (requests or messages per second, across all connections), of
+    # each API: the WebSocket API's stage and the HTTP API's, each on its own.
     throttleRateLimit: int = 500
     throttleBurstLimit: int = 1000
+    # The HTTP API: the browser origins allowed to call it (CORS), none by default; "*"
+    # allows any (the API uses bearer tokens, never cookies).
+    httpCorsOrigins: tuple[str, ...] = ()
+    # Saved versions expire after this many days (DynamoDB TTL and the bucket's lifecycle
+    # rule on versions/); 0 keeps them for ever.
+    versionRetentionDays: int = 90
     # Operations.
     logRetentionDays: int = 30
     removalPolicy: Literal["destroy", "retain"] = "destroy"
@@ -125,6 +134,21 @@ class StageConfig:
                     raise ConfigError(name, "is required with authMode jwks (or set firebaseProjectId)")
         if self.jwtSecretParameter and self.jwtSecretArn:
             raise ConfigError("jwtSecretArn", "and jwtSecretParameter are both set; set one")
+        if self.dual_stack and self.authMode == "hs256" and self.jwtSecretParameter:
+            # The http function verifies tokens in the VPC, which reaches Secrets Manager
+            # over IPv6 (its regional name is dual-stack) but SSM only through NAT or an
+            # interface endpoint (docs/deploy.md, "HTTP API and events").
+            raise ConfigError(
+                "jwtSecretParameter",
+                "cannot be read from the VPC with egress ipv6; use jwtSecretArn or the generated secret",
+            )
+        for origin in self.httpCorsOrigins:
+            if origin != "*" and not ORIGIN_PATTERN.fullmatch(origin):
+                raise ConfigError(
+                    "httpCorsOrigins", f"has {origin!r}; an origin is scheme://host[:port] (or *)"
+                )
+        if self.versionRetentionDays < 0:
+            raise ConfigError("versionRetentionDays", f"is {self.versionRetentionDays}; 0 keeps versions")
         unknown = sorted(set(self.settings) - set(TUNABLES))
         if unknown:
             raise ConfigError("settings", f"has unknown keys {unknown}; known: {list(TUNABLES)}")
@@ -161,6 +185,15 @@ class StageConfig:
     @property
     def api_name(self) -> str:
         return f"{self.prefix}-websocket"
+
+    @property
+    def http_api_name(self) -> str:
+        return f"{self.prefix}-http"
+
+    @property
+    def event_bus_name(self) -> str:
+        """As the local stack names its bus (devstack/event_bus.py)."""
+        return f"{self.prefix}-events"
 
     @property
     def stage_name(self) -> str:
@@ -248,6 +281,8 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
             raise ConfigError(name, f"is {value!r}; expected an integer") from None
     if hint is str:
         return str(value)
+    if origin is tuple:
+        return _strings(name, value)
     if name == "functions":
         return {
             key: _function_options(f"functions.{key}", _as_mapping(options, f"functions.{key}"))
@@ -256,6 +291,22 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
     if name == "settings":
         return {str(key): str(item) for key, item in _as_mapping(value, name).items()}
     raise ConfigError(name, f"has an unsupported type {hint!r}")  # pragma: no cover
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    """A list of strings: a JSON array (cdk.json, or `-c` as JSON), or `-c a,b`."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ConfigError(name, f"is not JSON: {error}") from None
+        else:
+            value = [item.strip() for item in text.split(",") if item.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(name, f"is {value!r}; expected a list of strings")
+    return tuple(value)
 
 
 def _function_options(name: str, values: Mapping[str, Any]) -> FunctionOptions:

@@ -5,8 +5,9 @@ The code asset is a built copy of functions/ with its Python 3.13 bytecode.
 A function whose routes.json entry has `needsCache` gets the core's settings
 (collab/settings.py) and, in a stage with a cache, runs in the VPC beside it: with
 `egress: ipv6` allowed IPv6 out (Ipv6AllowedForDualStack) and told to post over IPv6 only
-(FANOUT_IP_FAMILY). Without a cache (`cacheKind: none`) it runs outside any VPC, with
-CACHE_KIND=none and no REDIS_URL."""
+(FANOUT_IP_FAMILY), and pointed at EventBridge's dual-stack name when it sends change
+events (infra/events.py). Without a cache (`cacheKind: none`) it runs outside any VPC,
+with CACHE_KIND=none and no REDIS_URL."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from constructs import Construct
 from collab import settings
 from infra.cache import Cache
 from infra.config import StageConfig
+from infra.events import Events
 from infra.jwt_secret import JwtSecret
 from infra.needs import BLOB_BUCKET_ACTIONS, BLOB_OBJECT_ACTIONS, NEEDS, TABLE_READ, TABLE_WRITE, Needs
 from infra.network import Network
 from infra.removal import removal_policy, retention
 from infra.specs import FunctionSpec, RouteTable
-from infra.storage import BLOB_PREFIX, Storage
+from infra.storage import BLOB_PREFIX, VERSIONS_PREFIX, Storage
 from layers import function_code
 
 METRICS_NAMESPACE = "Collab"
@@ -46,6 +48,7 @@ class Functions(Construct):
         network: Network | None,
         cache: Cache | None,
         jwt_secret: JwtSecret,
+        events: Events,
     ) -> None:
         super().__init__(scope, construct_id)
         missing = sorted(set(routes.functions) - set(NEEDS))
@@ -68,6 +71,8 @@ class Functions(Construct):
         self.code = lambda_.Code.from_asset(str(function_code.build().path))
         self.manages_connections = {name for name in routes.functions if NEEDS[name].manages_connections}
         self.uses_blobs = {name for name in routes.functions if NEEDS[name].blobs}
+        self.uses_versions = {name for name in routes.functions if NEEDS[name].versions}
+        self.events = events
         self.functions: dict[str, lambda_.Function] = {}
         # What API Gateway invokes: the function, or its alias when it has provisioned
         # concurrency (which only an alias or version can carry).
@@ -112,7 +117,7 @@ class Functions(Construct):
             role.add_managed_policy(
                 iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
             )
-        environment = self._environment(spec, needs, storage, cache, jwt_secret)
+        environment = self._environment(spec, needs, storage, cache, jwt_secret, in_vpc=vpc is not None)
         function = lambda_.Function(
             self,
             spec.name.capitalize(),
@@ -140,7 +145,14 @@ class Functions(Construct):
         return function
 
     def _environment(
-        self, spec: FunctionSpec, needs: Needs, storage: Storage, cache: Cache | None, jwt_secret: JwtSecret
+        self,
+        spec: FunctionSpec,
+        needs: Needs,
+        storage: Storage,
+        cache: Cache | None,
+        jwt_secret: JwtSecret,
+        *,
+        in_vpc: bool,
     ) -> dict[str, str]:
         config = self.config
         env = {
@@ -168,6 +180,11 @@ class Functions(Construct):
                 # The VPC routes no IPv4 out: an IPv4 address of execute-api is a dead end.
                 env[settings.FANOUT_IP_FAMILY] = "ipv6"
             env.update(config.settings)
+        if needs.versions:
+            env[settings.VERSION_RETENTION_DAYS] = str(config.versionRetentionDays)
+        if needs.publishes_events:
+            # IPv6 is the only way out of the VPC with egress ipv6 (infra/events.py).
+            env.update(self.events.env(dual_stack=in_vpc and config.dual_stack))
         return env
 
     def _grant(
@@ -175,11 +192,15 @@ class Functions(Construct):
     ) -> None:
         for table, level in needs.tables.items():
             storage.tables[table].grant(function, *(TABLE_WRITE if level == "write" else TABLE_READ))
-        if needs.blobs:
+        prefixes = [
+            prefix for prefix, used in ((BLOB_PREFIX, needs.blobs), (VERSIONS_PREFIX, needs.versions)) if used
+        ]
+        if prefixes:
             bucket = storage.bucket
             function.add_to_role_policy(
                 iam.PolicyStatement(
-                    actions=list(BLOB_OBJECT_ACTIONS), resources=[bucket.arn_for_objects(f"{BLOB_PREFIX}*")]
+                    actions=list(BLOB_OBJECT_ACTIONS),
+                    resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes],
                 )
             )
             function.add_to_role_policy(
@@ -187,6 +208,8 @@ class Functions(Construct):
             )
         if needs.verifies_tokens:
             jwt_secret.grant_read(function)
+        if needs.publishes_events:
+            self.events.grant_put_events(function)
 
     def _target(self, name: str, function: lambda_.Function) -> lambda_.IFunction:
         provisioned = self.config.function_options(name).provisionedConcurrency
@@ -201,6 +224,9 @@ class Functions(Construct):
         )
 
     def grant_manage_connections(self, stage: apigwv2.WebSocketStage) -> None:
-        """execute-api:ManageConnections on this API's stage, `@connections/*` only."""
+        """execute-api:ManageConnections on this API's stage, `@connections/*` only, and
+        its endpoint to the functions whose events come from another API."""
         for name in self.manages_connections:
             stage.grant_management_api_access(self.functions[name])
+            if NEEDS[name].needs_management_endpoint:
+                self.functions[name].add_environment(settings.MANAGEMENT_ENDPOINT, stage.callback_url)

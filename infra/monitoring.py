@@ -1,7 +1,7 @@
-"""A CloudWatch dashboard (connections, messages, errors, fan-out latency, Lambda duration
-and throttles) and alarms, optionally e-mailed: on API, function and throttle errors, and on
-the failures the handlers survive and only log (an `internal` error, a cache that fails,
-a scene Yjs cannot read).
+"""A CloudWatch dashboard (connections, messages, errors, fan-out latency, HTTP API
+requests, Lambda duration and throttles) and alarms, optionally e-mailed: on API, function
+and throttle errors, and on the failures the handlers survive and only log (an `internal`
+error, a cache that fails, a scene Yjs cannot read).
 
 The handled failures are counted from each stage's own log groups by metric filters, not
 from the EMF metrics: those carry one dimension, `service`, which is the same for every
@@ -28,6 +28,7 @@ from constructs import Construct
 from infra.api import WebSocket
 from infra.config import StageConfig
 from infra.functions import METRICS_NAMESPACE
+from infra.http_api import HttpApi
 from infra.specs import load_routes
 
 PERIOD = Duration.minutes(5)
@@ -113,10 +114,12 @@ class Monitoring(Construct):
         *,
         config: StageConfig,
         websocket: WebSocket,
+        http_api: HttpApi,
         functions: dict[str, lambda_.Function],
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
+        self.http_api = http_api
         dimensions = {"ApiId": websocket.api.api_id, "Stage": websocket.stage.stage_name}
 
         def api_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
@@ -154,6 +157,15 @@ class Monitoring(Construct):
             period=PERIOD,
         )
         self._alarm("ApiErrors", api_errors, threshold=10, what="API Gateway integration/execution errors")
+        # Every 5xx of the HTTP API: the function answers its own failures with a 500
+        # (collab/http_routes.py), which Lambda counts as a success, and API Gateway turns
+        # the function's errors, throttles and timeouts into 502, 503 and 504.
+        self._alarm(
+            "HttpApiErrors",
+            http_api.api.metric_server_error(period=PERIOD, statistic="Sum"),
+            threshold=5,
+            what="HTTP API 5xx answers",
+        )
         handled = self._log_signals(functions)
         for name, function in functions.items():
             self._alarm(
@@ -216,6 +228,25 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="API integration latency (ms)",
                 left=[api_metric("IntegrationLatency", stat) for stat in ("p50", "p99")],
+                width=12,
+            ),
+        )
+        http = self.http_api.api
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="HTTP API requests and errors",
+                left=[http.metric_count(period=PERIOD, label="requests")],
+                right=[
+                    http.metric_client_error(period=PERIOD, label="4xx"),
+                    http.metric_server_error(period=PERIOD, label="5xx"),
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="HTTP API latency (ms)",
+                left=[
+                    http.metric_latency(period=PERIOD, statistic=stat, label=stat) for stat in ("p50", "p99")
+                ],
                 width=12,
             ),
         )

@@ -13,6 +13,7 @@ from constructs import IConstruct
 from infra.api import WebSocket
 from infra.cache import Cache
 from infra.functions import Functions
+from infra.http_api import HttpApi
 from infra.jwt_secret import JwtSecret
 from infra.storage import Storage
 
@@ -46,6 +47,7 @@ def acknowledge_findings(
     storage: Storage,
     functions: Functions,
     websocket: WebSocket,
+    http_api: HttpApi,
     cache: Cache | None,
     jwt_secret: JwtSecret,
 ) -> None:
@@ -92,6 +94,13 @@ def acknowledge_findings(
                 "Object keys are per scene and created at runtime (collab/durable_log.py); the grant "
                 "is the scenes/ prefix of this stack's bucket only.",
             )
+        if name in functions.uses_versions:
+            acknowledge(
+                role,
+                f"IAM5[Resource::<{storage.bucket_logical_id}.Arn>/versions/*]",
+                "Version payloads are keyed by scene and version id, created at runtime "
+                "(collab/versions.py); the grant is the versions/ prefix of this stack's bucket only.",
+            )
     for route_key, route in websocket.routes.items():
         if route_key != websocket.authorized_route:
             acknowledge(
@@ -101,6 +110,14 @@ def acknowledge_findings(
                 "route runs on a connection it admitted and carries its identity in "
                 "requestContext.authorizer. API Gateway allows an authorizer on $connect only.",
             )
+    for http_route in http_api.routes.values():
+        acknowledge(
+            http_route,
+            "APIG4",
+            "The function verifies the bearer token itself (collab/http_routes.py), with the token "
+            "modes of the WebSocket authorizer, so every refusal is the protocol's JSON {code, "
+            "message}; an API Gateway authorizer would answer 401/403 with a body of its own.",
+        )
     if websocket.account_role is not None:
         acknowledge(
             websocket.account_role,

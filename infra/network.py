@@ -87,7 +87,9 @@ class Network(Construct):
         )
         if self.dual_stack:
             self.function_security_group.add_egress_rule(
-                ec2.Peer.any_ipv6(), ec2.Port.tcp(443), "@connections over IPv6"
+                ec2.Peer.any_ipv6(),
+                ec2.Port.tcp(443),
+                "over IPv6: @connections, EventBridge, Secrets Manager",
             )
         self.cache_security_group = ec2.SecurityGroup(
             self,

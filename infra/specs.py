@@ -4,6 +4,7 @@ table schemas, which the local emulator reads too. The stack never keeps a secon
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from infra import FUNCTIONS_DIR
 
 ROUTES_FILE = FUNCTIONS_DIR / "routes.json"
 TABLES_FILE = FUNCTIONS_DIR / "tables.json"
+# An HTTP API route key: a method, one space, a path of literal and {parameter} segments.
+HTTP_ROUTE_KEY = re.compile(r"(GET|POST|PUT|PATCH|DELETE|HEAD) (/[A-Za-z0-9_.~{}-]+)+")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class RouteTable:
     authorizer_route: str
     # Route key -> function name.
     routes: Mapping[str, str]
+    # The HTTP API's: "METHOD /path" -> function name.
+    http_routes: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -54,18 +59,23 @@ def load_routes(path: Path = ROUTES_FILE) -> RouteTable:
         if isinstance(spec, dict)
     }
     routes = {route: str(function) for route, function in _entries(raw["routes"]).items()}
+    http_routes = {route: str(function) for route, function in _entries(raw.get("httpRoutes", {})).items()}
     table = RouteTable(
         selection_expression=raw["routeSelectionExpression"],
         functions=functions,
         authorizer_function=raw["authorizer"]["function"],
         authorizer_route=raw["authorizer"]["route"],
         routes=routes,
+        http_routes=http_routes,
     )
-    undefined = sorted({*routes.values(), table.authorizer_function} - set(functions))
+    undefined = sorted({*routes.values(), *http_routes.values(), table.authorizer_function} - set(functions))
     if undefined:
         raise ValueError(f"{path}: routes name undefined functions {undefined}")
     if table.authorizer_route not in routes:
         raise ValueError(f"{path}: the authorizer's route {table.authorizer_route} is not a route")
+    malformed = sorted(route for route in http_routes if not HTTP_ROUTE_KEY.fullmatch(route))
+    if malformed:
+        raise ValueError(f"{path}: httpRoutes keys {malformed} are not `METHOD /path`")
     return table
 
 

@@ -1,6 +1,7 @@
-"""The whole deployment of one stage: network, storage, cache, functions, WebSocket API,
-monitoring, and the outputs a frontend and an operator need. docs/deploy.md, "Stage
-shapes", says what each shape (egress nat or ipv6, or cacheKind none) builds."""
+"""The whole deployment of one stage: network, storage, cache, functions, the WebSocket
+and HTTP APIs, the change-event bus, monitoring, and the outputs a frontend and an
+operator need. docs/deploy.md, "Stage shapes", says what each shape (egress nat or ipv6,
+or cacheKind none) builds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from constructs import Construct
 from infra.api import WebSocket
 from infra.cache import Cache
 from infra.config import PROJECT, StageConfig
+from infra.events import Events
 from infra.functions import Functions
+from infra.http_api import HttpApi
 from infra.jwt_secret import JwtSecret
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge_findings
@@ -46,6 +49,7 @@ class CollabStack(Stack):
             Cache(self, "Cache", config=config, network=self.network) if self.network is not None else None
         )
         self.jwt_secret = JwtSecret(self, "JwtSecret", config=config)
+        self.events = Events(self, "Events", config=config)
         self.functions = Functions(
             self,
             "Functions",
@@ -57,11 +61,18 @@ class CollabStack(Stack):
             network=self.network,
             cache=self.cache,
             jwt_secret=self.jwt_secret,
+            events=self.events,
         )
         self.websocket = WebSocket(self, "WebSocket", config=config, routes=routes, functions=self.functions)
         self.functions.grant_manage_connections(self.websocket.stage)
+        self.http_api = HttpApi(self, "Http", config=config, routes=routes, functions=self.functions)
         self.monitoring = Monitoring(
-            self, "Monitoring", config=config, websocket=self.websocket, functions=self.functions.functions
+            self,
+            "Monitoring",
+            config=config,
+            websocket=self.websocket,
+            http_api=self.http_api,
+            functions=self.functions.functions,
         )
 
         CfnOutput(self, "WebSocketUrl", value=self.websocket.url, description="wss:// URL clients connect to")
@@ -70,6 +81,13 @@ class CollabStack(Stack):
             "ManagementEndpoint",
             value=self.websocket.management_endpoint,
             description="API Gateway Management API (POST @connections) of the stage",
+        )
+        CfnOutput(self, "HttpUrl", value=self.http_api.url, description="https:// URL of the HTTP API")
+        CfnOutput(
+            self,
+            "EventBusName",
+            value=self.events.bus.event_bus_name,
+            description="EventBridge bus of the change events (Scene Changed, Version Created, Version Restored)",
         )
         for name, table in self.storage.tables.items():
             CfnOutput(self, f"{name.capitalize()}TableName", value=table.table_name)
@@ -80,6 +98,7 @@ class CollabStack(Stack):
             storage=self.storage,
             functions=self.functions,
             websocket=self.websocket,
+            http_api=self.http_api,
             cache=self.cache,
             jwt_secret=self.jwt_secret,
         )

@@ -2,7 +2,8 @@
 
 Tables: on-demand, point-in-time recovery, encrypted with the AWS managed key, TTL where
 tables.json names the attribute the code writes. The bucket holds snapshots and updates
-over DynamoDB's 400 KB item limit (collab/blobs.py), under `scenes/`.
+over DynamoDB's 400 KB item limit (collab/blobs.py), under `scenes/`, and saved versions
+over it (collab/versions.py), under `versions/`, which expire with versionRetentionDays.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from infra.config import StageConfig
 from infra.removal import removal_policy
 from infra.specs import TableSpec
 
-# The bucket prefix collab/durable_log.py writes under.
+# The bucket prefixes collab/durable_log.py and collab/versions.py write under.
 BLOB_PREFIX = "scenes/"
+VERSIONS_PREFIX = "versions/"
 
 
 class Storage(Construct):
@@ -40,8 +42,23 @@ class Storage(Construct):
             removal_policy=removal_policy(config),
             # A dev stage's `cdk destroy` empties the bucket instead of failing on it.
             auto_delete_objects=not config.retain,
-            lifecycle_rules=[s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1))],
+            lifecycle_rules=self._lifecycle_rules(config),
         )
+
+    @staticmethod
+    def _lifecycle_rules(config: StageConfig) -> list[s3.LifecycleRule]:
+        rules = [s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1))]
+        if config.versionRetentionDays:
+            # A day after the version's items expire (their TTL, at the same age), so an
+            # entry a listing still shows never names a payload already gone.
+            rules.append(
+                s3.LifecycleRule(
+                    id="ExpireVersions",
+                    prefix=VERSIONS_PREFIX,
+                    expiration=Duration.days(config.versionRetentionDays + 1),
+                )
+            )
+        return rules
 
     def _table(self, config: StageConfig, spec: TableSpec) -> dynamodb.Table:
         return dynamodb.Table(

@@ -46,6 +46,20 @@ class Synthesized:
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.template["Resources"].items() if v["Type"] == resource_type}
 
+    def api_id(self, protocol: str) -> str:
+        """The logical id of the stage's API of `protocol`: WEBSOCKET or HTTP."""
+        (logical,) = [
+            k
+            for k, v in self.of_type("AWS::ApiGatewayV2::Api").items()
+            if v["Properties"]["ProtocolType"] == protocol
+        ]
+        return logical
+
+    def of_api(self, resource_type: str, protocol: str) -> dict[str, dict[str, Any]]:
+        """The resources of one API (routes, integrations, stages, authorizers)."""
+        api = {"Ref": self.api_id(protocol)}
+        return {k: v for k, v in self.of_type(resource_type).items() if v["Properties"]["ApiId"] == api}
+
     def function_id(self, name: str) -> str:
         """The logical id of a routes.json function."""
         wanted = self.config.function_name(name)
@@ -87,3 +101,18 @@ def refs(value: Any) -> set[str]:
         for item in value:
             found |= refs(item)
     return found
+
+
+def statements(synthesized: Synthesized, function: str) -> list[dict[str, Any]]:
+    """The statements of every inline policy attached to a routes.json function's role."""
+    role = synthesized.resources[synthesized.function_id(function)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    found: list[dict[str, Any]] = []
+    for policy in synthesized.of_type("AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            found += policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    value = statement["Action"]
+    return [value] if isinstance(value, str) else list(value)

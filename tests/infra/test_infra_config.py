@@ -29,11 +29,25 @@ def test_command_line_strings_take_the_fields_types() -> None:
     assert parsed.function_options("messages").memoryMb == 2048
 
 
+def test_cors_origins_come_as_a_list_or_a_comma_separated_string() -> None:
+    assert config().httpCorsOrigins == ()
+    expected = ("https://app.example", "http://localhost:5173")
+    assert config(httpCorsOrigins="https://app.example, http://localhost:5173").httpCorsOrigins == expected
+    assert (
+        config(httpCorsOrigins='["https://app.example", "http://localhost:5173"]').httpCorsOrigins == expected
+    )
+    assert config(httpCorsOrigins=list(expected)).httpCorsOrigins == expected
+    assert config(httpCorsOrigins="*").httpCorsOrigins == ("*",)
+    # SSM is fine where NAT (or no VPC) carries the http function's call.
+    assert config(jwtSecretParameter="/collab/jwt").jwtSecretParameter == "/collab/jwt"
+
+
 def test_names_derive_from_the_stage() -> None:
     parsed = config(stage="qa")
     assert parsed.stack_name == "Collab-qa"
     assert parsed.table_name("connections") == "collab-qa-connections"
     assert parsed.function_name("messages") == "collab-qa-messages"
+    assert (parsed.http_api_name, parsed.event_bus_name) == ("collab-qa-http", "collab-qa-events")
 
 
 @pytest.mark.parametrize(
@@ -47,6 +61,12 @@ def test_names_derive_from_the_stage() -> None:
         ({"settings": {"NOT_A_SETTING": "1"}}, "settings"),
         ({"functions": {"messages": {"memory": 1}}}, "functions.messages"),
         ({"stage": "Prod!"}, "stage"),
+        ({"httpCorsOrigins": "https://app.example/"}, "httpCorsOrigins"),
+        ({"httpCorsOrigins": "app.example"}, "httpCorsOrigins"),
+        ({"httpCorsOrigins": '{"origin": "https://app.example"}'}, "httpCorsOrigins"),
+        ({"versionRetentionDays": "-1"}, "versionRetentionDays"),
+        # The http function verifies tokens in the VPC: no way to SSM without NAT.
+        ({"egress": "ipv6", "jwtSecretParameter": "/collab/jwt"}, "jwtSecretParameter"),
     ],
 )
 def test_a_bad_setting_fails_with_its_name(context: dict[str, Any], setting: str) -> None:

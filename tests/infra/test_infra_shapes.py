@@ -79,12 +79,14 @@ def test_the_nat_stage_routes_ipv4_through_nat_and_has_no_ipv6(dev: Synthesized)
     for table in private_route_tables(dev).values():
         (route,) = routes_of(dev, table)
         assert route["DestinationCidrBlock"] == "0.0.0.0/0" and "NatGatewayId" in route
-    (api,) = dev.of_type("AWS::ApiGatewayV2::Api").values()
-    assert api["Properties"].get("IpAddressType", "ipv4") == "ipv4"
+    for api in dev.of_type("AWS::ApiGatewayV2::Api").values():
+        assert api["Properties"].get("IpAddressType", "ipv4") == "ipv4"
     for name in ROUTES.functions:
         vpc = dev.resources[dev.function_id(name)]["Properties"].get("VpcConfig", {})
         assert "Ipv6AllowedForDualStack" not in vpc, name
         assert "FANOUT_IP_FAMILY" not in environment(dev, name), name
+        # NAT carries EventBridge's regional (IPv4) name: no endpoint override.
+        assert "AWS_ENDPOINT_URL_EVENTBRIDGE" not in environment(dev, name), name
 
 
 def test_the_private_subnets_keep_their_ids_and_ranges_across_the_two_egress_shapes(
@@ -110,9 +112,10 @@ def test_ipv6_gateway_endpoints_serve_dynamodb_and_s3_on_the_private_route_table
         assert refs(endpoint["Properties"]["RouteTableIds"]) == tables
 
 
-def test_ipv6_api_is_dual_stack_and_the_vpc_functions_post_over_ipv6_only(ipv6: Synthesized) -> None:
-    (api,) = ipv6.of_type("AWS::ApiGatewayV2::Api").values()
-    assert api["Properties"]["IpAddressType"] == "dualstack"
+def test_ipv6_apis_are_dual_stack_and_the_vpc_functions_post_over_ipv6_only(ipv6: Synthesized) -> None:
+    apis = ipv6.of_type("AWS::ApiGatewayV2::Api").values()
+    assert sorted(api["Properties"]["ProtocolType"] for api in apis) == ["HTTP", "WEBSOCKET"]
+    assert all(api["Properties"]["IpAddressType"] == "dualstack" for api in apis)
     for name, spec in ROUTES.functions.items():
         properties = ipv6.resources[ipv6.function_id(name)]["Properties"]
         env = environment(ipv6, name)

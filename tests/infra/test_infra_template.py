@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from aws_cdk.assertions import Template
-from infratest import Synthesized, refs
+from infratest import Synthesized, actions, refs, statements
 
 from infra import FUNCTIONS_DIR, ROOT
 from infra.needs import NEEDS
@@ -16,21 +16,6 @@ from infra.specs import load_routes, load_tables
 
 ROUTES = load_routes()
 TABLES = load_tables()
-
-
-def statements(synthesized: Synthesized, function: str) -> list[dict[str, Any]]:
-    """The statements of every inline policy attached to a function's role."""
-    role = synthesized.resources[synthesized.function_id(function)]["Properties"]["Role"]["Fn::GetAtt"][0]
-    found: list[dict[str, Any]] = []
-    for policy in synthesized.of_type("AWS::IAM::Policy").values():
-        if {"Ref": role} in policy["Properties"]["Roles"]:
-            found += policy["Properties"]["PolicyDocument"]["Statement"]
-    return found
-
-
-def actions(statement: dict[str, Any]) -> list[str]:
-    value = statement["Action"]
-    return [value] if isinstance(value, str) else list(value)
 
 
 def granted(synthesized: Synthesized, function: str, action: str, needed: bool) -> dict[str, Any] | None:
@@ -63,12 +48,12 @@ def table_ids(synthesized: Synthesized) -> dict[str, str]:
 
 
 def test_every_route_of_routes_json_invokes_its_function(synthesized: Synthesized) -> None:
-    (api,) = synthesized.of_type("AWS::ApiGatewayV2::Api").values()
-    assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    """The WebSocket API's; the HTTP API's in test_infra_http_api.py."""
+    api = synthesized.resources[synthesized.api_id("WEBSOCKET")]
     assert api["Properties"]["RouteSelectionExpression"] == ROUTES.selection_expression
     routes = {
         r["Properties"]["RouteKey"]: r["Properties"]
-        for r in synthesized.of_type("AWS::ApiGatewayV2::Route").values()
+        for r in synthesized.of_api("AWS::ApiGatewayV2::Route", "WEBSOCKET").values()
     }
     assert set(routes) == set(ROUTES.routes)
     integrations = synthesized.of_type("AWS::ApiGatewayV2::Integration")
@@ -209,7 +194,7 @@ def test_dynamodb_grants_name_only_the_tables_each_function_uses(synthesized: Sy
 
 
 def test_manage_connections_is_scoped_to_this_api_stage(synthesized: Synthesized) -> None:
-    (api,) = synthesized.of_type("AWS::ApiGatewayV2::Api")
+    api = synthesized.api_id("WEBSOCKET")
     for name in ROUTES.functions:
         grant = granted(synthesized, name, "execute-api:ManageConnections", NEEDS[name].manages_connections)
         if grant is None:
@@ -253,10 +238,16 @@ def test_snapshot_bucket_is_encrypted_private_tls_only_and_granted_by_prefix(
     denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
     for name in ROUTES.functions:
-        grant = granted(synthesized, name, "s3:PutObject", NEEDS[name].blobs)
+        needs = NEEDS[name]
+        grant = granted(synthesized, name, "s3:PutObject", needs.blobs or needs.versions)
         if grant is None:
             continue
-        assert grant["Resource"]["Fn::Join"][1] == [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/scenes/*"]
+        # Payloads under scenes/, versions under versions/ (infra/storage.py), nothing else.
+        prefixes = [p for p, used in (("/scenes/*", needs.blobs), ("/versions/*", needs.versions)) if used]
+        resources = grant["Resource"] if isinstance(grant["Resource"], list) else [grant["Resource"]]
+        assert [r["Fn::Join"][1] for r in resources] == [
+            [{"Fn::GetAtt": [bucket_id, "Arn"]}, p] for p in prefixes
+        ]
 
 
 def test_only_the_functions_reach_the_cache_port(synthesized: Synthesized) -> None:
@@ -321,7 +312,7 @@ def test_vpc_has_the_configured_nat_gateways_and_free_gateway_endpoints(synthesi
 
 
 def test_stage_is_throttled_and_its_access_log_holds_no_token(synthesized: Synthesized) -> None:
-    (stage,) = synthesized.of_type("AWS::ApiGatewayV2::Stage").values()
+    (stage,) = synthesized.of_api("AWS::ApiGatewayV2::Stage", "WEBSOCKET").values()
     properties = stage["Properties"]
     assert properties["StageName"] == synthesized.config.stage_name
     settings = properties["DefaultRouteSettings"]
