@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -158,20 +160,33 @@ def _version_id(answer: Any, what: str) -> str:
 
 def run_export(args: argparse.Namespace) -> int:
     path = "" if args.version is None else f"/versions/{_quoted(args.version)}"
-    query = {"text": args.text} if args.text is not None else None
-    data = _api(args).call("GET", path, query=query)
+    api = _api(args)
     if args.text is not None:
         sys.stdout.flush()
-        sys.stdout.buffer.write(data)  # the API's UTF-8, byte for byte
+        api.download(path, {"text": args.text}, sys.stdout.buffer)  # the API's UTF-8, byte for byte
         sys.stdout.buffer.flush()
         return 0
-    try:
-        args.out.write_bytes(data)
-    except OSError as error:
-        raise CommandError(f"cannot write {args.out}: {error.strerror or error}") from None
+    size = download_to_file(api, path, args.out)
     at = "" if args.version is None else f" at version {args.version}"
-    print(f"wrote {len(data)} bytes to {args.out}: scene {args.scene}{at} as one Yjs update")
+    print(f"wrote {size} bytes to {args.out}: scene {args.scene}{at} as one Yjs update")
     return 0
+
+
+def download_to_file(api: HttpApi, path: str, out: Path) -> int:
+    """Into a file beside `out`, renamed over it once complete: a refused or broken-off
+    download leaves an existing file as it was, and never half a scene."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as partial:
+            try:
+                size = api.download(path, None, partial)
+            except BaseException:
+                partial.close()
+                os.unlink(partial.name)
+                raise
+        os.replace(partial.name, out)
+    except OSError as error:
+        raise CommandError(f"cannot write {out}: {error.strerror or error}") from None
+    return size
 
 
 def run_import(args: argparse.Namespace) -> int:

@@ -19,12 +19,15 @@ then fail on AWS for a reason the user never saw. A refusal for want of a role n
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from collab import settings
 from collabctl.devtoken import mint_dev_token
@@ -35,11 +38,18 @@ COLLAB_TOKEN = "COLLAB_TOKEN"
 DEFAULT_USER = "collabctl"
 MINTED_TTL_SECONDS = 300  # one command's worth: a leaked minted token is soon useless
 TIMEOUT_SECONDS = 60  # a cold start of the local stack's function takes a few seconds
-# Bounds on what is read from the API: its answers are capped well below (Lambda's 6 MB
-# response payload), so anything larger is not the API talking.
-MAX_ANSWER_BYTES = 32 * 1024 * 1024
+# Bounds on what is read from the API.
+MAX_ANSWER_BYTES = 1024 * 1024  # JSON: a listing of 100 versions is a few kB
 MAX_ERROR_BYTES = 64 * 1024
+# A scene or text: over Lambda's 6 MB it comes from S3, so only the stage bounds it; this
+# stops a server that never ends its answer.
+MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
 SHOWN_ERROR_CHARS = 300
+
+
+class Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -64,29 +74,64 @@ class HttpApi:
         body: bytes | None = None,
         content_type: str | None = None,
     ) -> bytes:
-        """The answer's body for a 2xx; a CommandError naming the status and the API's
-        {code, message} for anything else."""
+        """The body of a 2xx answer (at most MAX_ANSWER_BYTES); a CommandError naming the
+        status and the API's {code, message} for anything else."""
+        with self._open(method, path, query, body, content_type) as answer:
+            data: bytes = answer.read(MAX_ANSWER_BYTES + 1)
+        if len(data) > MAX_ANSWER_BYTES:
+            raise CommandError(f"{method} {path or '/'}: the answer is over {MAX_ANSWER_BYTES} bytes")
+        return data
+
+    def download(self, path: str, query: dict[str, str] | None, sink: Sink) -> int:
+        """Copy a GET's answer into `sink` as it arrives (a scene can be far larger than a
+        JSON answer); the number of bytes. Over MAX_DOWNLOAD_BYTES is an error."""
+        copied = 0
+        with self._open("GET", path, query) as answer:
+            while chunk := answer.read(CHUNK_BYTES):
+                copied += len(chunk)
+                if copied > MAX_DOWNLOAD_BYTES:
+                    raise CommandError(f"GET {path or '/'}: the answer is over {MAX_DOWNLOAD_BYTES} bytes")
+                sink.write(chunk)
+        return copied
+
+    @contextmanager
+    def _open(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str] | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> Iterator[Any]:
         url = f"{self.url}/scenes/{urllib.parse.quote(self.scene_id, safe='')}{path}"
         if query:
             url += "?" + urllib.parse.urlencode(query)
-        headers = {"authorization": f"Bearer {self.credentials.token}", "user-agent": "collabctl"}
+        headers = {"user-agent": "collabctl"}
         if content_type:
             headers["content-type"] = content_type
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
+        # Unredirected: an answer too large for Lambda is a 303 to a presigned S3 URL, which
+        # must get neither the token nor a second way of authenticating.
+        request.add_unredirected_header("Authorization", f"Bearer {self.credentials.token}")
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:
-                return _read(answer, MAX_ANSWER_BYTES, url)
+            answer = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
         except urllib.error.HTTPError as refused:
             with refused:
-                raise CommandError(
-                    self._refusal(method, refused.code, _read(refused, MAX_ERROR_BYTES))
-                ) from None
+                raw = refused.read(MAX_ERROR_BYTES)
+            raise CommandError(self._refusal(refused.code, raw)) from None
         except TimeoutError:
             raise CommandError(f"{method} {url}: no answer in {TIMEOUT_SECONDS} s") from None
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):
                 raise CommandError(f"{method} {url}: no answer in {TIMEOUT_SECONDS} s") from None
             raise CommandError(f"cannot reach {self.url} ({error.reason}){self._reach_hint()}") from None
+        try:
+            with answer:
+                yield answer
+        except TimeoutError:
+            raise CommandError(f"{method} {url}: the answer stopped for {TIMEOUT_SECONDS} s") from None
+        except (OSError, http.client.HTTPException) as error:
+            raise CommandError(f"{method} {url}: the answer broke off ({error!r})") from None
 
     def json(self, method: str, path: str = "", body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -96,7 +141,7 @@ class HttpApi:
         except ValueError:
             raise CommandError(f"{method} {path or '/'}: the answer is not JSON: {_shown(raw)}") from None
 
-    def _refusal(self, method: str, status: int, raw: bytes) -> str:
+    def _refusal(self, status: int, raw: bytes) -> str:
         """`HTTP 403 forbidden: no access to scene S`, plus what to do when collabctl can tell."""
         try:
             body = json.loads(raw)
@@ -202,15 +247,6 @@ def _signing_secret(target: Target, url: str) -> tuple[str, str]:
         f"no token: pass --token or set {COLLAB_TOKEN} (a JWT the stage accepts); collabctl mints one "
         f"only with the stage's HS256 secret ({why})"
     )
-
-
-def _read(answer: Any, limit: int, url: str | None = None) -> bytes:
-    data: bytes = answer.read(limit + 1)
-    if len(data) > limit:
-        if url is None:
-            return data[:limit]  # an error body: the start says enough
-        raise CommandError(f"the answer of {url} is over {limit} bytes: not the collab HTTP API?")
-    return data
 
 
 def _one_line(value: Any) -> str:

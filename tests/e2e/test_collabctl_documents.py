@@ -13,8 +13,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from pycrdt import Doc, Map, Text
@@ -28,6 +31,7 @@ from tests.e2e.conftest import E2E_DIR, Scene
 
 ROOT = Path(__file__).resolve().parents[2]
 RESTORE_MODULE = ROOT / "functions" / "collab" / "restore.py"
+TEXT_MODULE = ROOT / "functions" / "collab" / "scene_content.py"
 # What a shell aimed at AWS or at another stack would carry; none of it may leak in.
 NOT_INHERITED = {*AIMING_ENV, "HTTP_URL", "COLLAB_TOKEN", settings.JWT_SECRET, settings.AUTH_MODE}
 
@@ -58,7 +62,7 @@ def node_update(path: Path, text: str) -> Path:
 
 def pycrdt_update(path: Path, text: str) -> Path:
     """An update that appends `text` to script, from a client of its own."""
-    doc = Doc()
+    doc: Doc[Any] = Doc()
     doc.get("script", type=Text).insert(0, text)
     path.write_bytes(doc.get_update())
     return path
@@ -104,30 +108,61 @@ def refused(env: dict[str, str], *argv: str) -> str:
     return lines[0].removeprefix("collabctl: error: ")
 
 
-def decoded(update: bytes) -> Doc:
-    doc = Doc()
+def needs(module: Path, what: str) -> pytest.MarkDecorator:
+    """Expected to fail while another engineer's module is not there yet: the route then
+    answers 500 (a ModuleNotFoundError in the http function); it must pass once it is."""
+    return pytest.mark.xfail(
+        not module.exists(),
+        reason=f"{module.relative_to(ROOT)} is being written: {what} is a 500 until it lands",
+        strict=False,
+    )
+
+
+def script_of(env: dict[str, str], at: tuple[str, ...], out: Path) -> str:
+    """The script text of the scene (or of a version), exported as an update file."""
+    ok(env, "export", *at, "--out", str(out))
+    return str(decoded(out.read_bytes()).get("script", type=Text))
+
+
+def decoded(update: bytes) -> Doc[Any]:
+    doc: Doc[Any] = Doc()
     doc.apply_update(update)
     return doc
 
 
-def test_import_a_yjs_file_and_export_the_text_and_the_scene(
-    scene: Scene, local: dict[str, str], tmp_path: Path
-) -> None:
+def test_import_a_yjs_file_and_export_the_scene(scene: Scene, local: dict[str, str], tmp_path: Path) -> None:
     scene.grant("writer", "editor")
     at = ("--scene", scene.scene_id, "--user", "writer")
     draft = node_update(tmp_path / "draft.ydoc", SCRIPT)
     assert ok(local, "import", *at, "--file", str(draft)).decode() == (
         f"imported {draft.stat().st_size} bytes into {scene.scene_id}\n"
     )
-    # Byte for byte: the text's own trailing newline, and nothing added.
-    assert ok(local, "export", *at, "--text", "script") == SCRIPT.encode()
-
     out = tmp_path / "scene.ydoc"
     said = ok(local, "export", *at, "--out", str(out)).decode()
     assert said == f"wrote {out.stat().st_size} bytes to {out}: scene {scene.scene_id} as one Yjs update\n"
     doc = decoded(out.read_bytes())
     assert str(doc.get("script", type=Text)) == SCRIPT
     assert doc.get("meta", type=Map).to_py() == {"title": "Pilot"}
+    # A refused export leaves the file as it was.
+    assert refused(local, "export", "--scene", scene.scene_id, "--user", "zed", "--out", str(out))
+    assert str(decoded(out.read_bytes()).get("script", type=Text)) == SCRIPT
+    assert {p.name for p in tmp_path.iterdir()} == {"state.json", draft.name, out.name}  # no partial file
+
+
+@needs(TEXT_MODULE, "the ?text= answer")
+def test_export_text_is_the_text_exactly(scene: Scene, local: dict[str, str], tmp_path: Path) -> None:
+    scene.grant("writer", "editor")
+    at = ("--scene", scene.scene_id, "--user", "writer")
+    ok(local, "import", *at, "--file", str(node_update(tmp_path / "draft.ydoc", SCRIPT)))
+    version = ok(local, "versions", "create", *at).decode().strip()
+    ok(local, "import", *at, "--file", str(pycrdt_update(tmp_path / "more.ydoc", "COLD OPEN\n")))
+    # Byte for byte: the text's own trailing newline, and nothing added.
+    assert ok(local, "export", *at, "--version", version, "--text", "script") == SCRIPT.encode()
+    now = ok(local, "export", *at, "--text", "script").decode()
+    assert sorted(now.splitlines()) == sorted([*SCRIPT.splitlines(), "COLD OPEN"])
+    assert refused(local, "export", *at, "--text", "no-such-root") == (
+        "HTTP 404 not_found: the scene has no text named 'no-such-root'"
+    )
 
 
 def test_versions_create_list_and_export_a_version(
@@ -170,23 +205,15 @@ def test_versions_create_list_and_export_a_version(
     ]
 
     # The version, not the scene now.
-    assert ok(local, "export", *at, "--version", table_read, "--text", "script") == SCRIPT.encode()
-    now = ok(local, "export", *at, "--text", "script").decode()
-    assert sorted(now.splitlines()) == sorted([*SCRIPT.splitlines(), "COLD OPEN"])
     old = tmp_path / "table-read.ydoc"
     ok(local, "export", *at, "--version", table_read, "--out", str(old))
     assert str(decoded(old.read_bytes()).get("script", type=Text)) == SCRIPT
-    assert refused(local, "export", *at, "--version", "1700000000000-deadbeef", "--text", "script") == (
+    assert refused(local, "export", *at, "--version", "1700000000000-deadbeef", "--out", str(old)) == (
         f"HTTP 404 not_found: scene {scene.scene_id} has no version 1700000000000-deadbeef"
     )
-    assert refused(local, "export", *at, "--text", "no-such-root").startswith("HTTP 404 not_found: ")
 
 
-@pytest.mark.xfail(
-    not RESTORE_MODULE.exists(),
-    reason="functions/collab/restore.py is being written: POST .../restore answers 500 until it lands",
-    strict=False,
-)
+@needs(RESTORE_MODULE, "POST .../restore")
 def test_restore_brings_the_version_back_and_keeps_the_state_before(
     scene: Scene, local: dict[str, str], tmp_path: Path
 ) -> None:
@@ -195,22 +222,23 @@ def test_restore_brings_the_version_back_and_keeps_the_state_before(
     ok(local, "import", *at, "--file", str(node_update(tmp_path / "draft.ydoc", SCRIPT)))
     table_read = ok(local, "versions", "create", *at, "--label", "table read").decode().strip()
     ok(local, "import", *at, "--file", str(pycrdt_update(tmp_path / "more.ydoc", "COLD OPEN\n")))
-    before = ok(local, "export", *at, "--text", "script")
+    edited = script_of(local, at, tmp_path / "edited.ydoc")
+    assert "COLD OPEN" in edited
 
     saved = ok(local, "versions", "restore", *at, "--version", table_read).decode().strip()
-    assert ok(local, "export", *at, "--text", "script") == SCRIPT.encode()
+    assert script_of(local, at, tmp_path / "restored.ydoc") == SCRIPT
     versions = json.loads(ok(local, "versions", "list", *at, "--json"))
     assert versions[0]["versionId"] == saved
     assert versions[0]["label"] == "before restore of table read"
     # The restore can itself be undone: the version saved just before holds what was there.
-    assert ok(local, "export", *at, "--version", saved, "--text", "script") == before
+    assert script_of(local, (*at, "--version", saved), tmp_path / "saved.ydoc") == edited
 
 
 def test_aimed_like_aws_with_http_url_and_a_token(scene: Scene, tmp_path: Path) -> None:
     env = remote(scene, scene.grant("ada", "owner"))
     at = ("--scene", scene.scene_id)
     ok(env, "import", *at, "--file", str(node_update(tmp_path / "draft.ydoc", SCRIPT)))
-    assert ok(env, "export", *at, "--text", "script") == SCRIPT.encode()
+    assert script_of(env, at, tmp_path / "scene.ydoc") == SCRIPT
     version = ok(env, "versions", "create", *at, "--label", "from afar").decode().strip()
     assert json.loads(ok(env, "versions", "list", *at, "--json"))[0]["versionId"] == version
     # The token says who: a --user beside it would be silently ignored, so it is refused.
@@ -307,3 +335,60 @@ def test_bad_files_and_urls_are_refused_before_sending(
     )
     unreachable = {**remote(scene, scene.token("collabctl")), "HTTP_URL": "http://127.0.0.1:9"}
     assert refused(unreachable, "versions", "list", *at).startswith("cannot reach http://127.0.0.1:9 (")
+
+
+def test_a_scene_over_lambdas_response_limit_comes_through_s3(
+    scene: Scene, local: dict[str, str], tmp_path: Path
+) -> None:
+    """Over 6 MB the API answers 303 with a presigned S3 URL; the export follows it."""
+    scene.grant("writer", "editor")
+    at = ("--scene", scene.scene_id, "--user", "writer")
+    acts = [f"ACT {n}\n" + "x" * (3_500_000 - 6) for n in (1, 2)]  # each under the request limit
+    for n, act in enumerate(acts):
+        ok(local, "import", *at, "--file", str(pycrdt_update(tmp_path / f"act{n}.ydoc", act)))
+    out = tmp_path / "scene.ydoc"
+    ok(local, "export", *at, "--out", str(out))
+    assert out.stat().st_size > 6 * 1024 * 1024
+    assert sorted(str(decoded(out.read_bytes()).get("script", type=Text)).split("ACT ")[1:]) == [
+        a.removeprefix("ACT ") for a in acts
+    ]
+
+
+class Redirecting(BaseHTTPRequestHandler):
+    """An API that answers as the stage does for a large scene: 303 to a presigned URL
+    (here on the same loopback server), and the headers each request came with."""
+
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        Redirecting.seen.append((self.path, self.headers.get("authorization")))
+        if self.path.startswith("/scenes/"):
+            self.send_response(303)
+            self.send_header("location", "/exports/s.ydoc?X-Amz-Signature=abc")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        body = Doc().get_update()
+        self.send_response(200)
+        self.send_header("content-type", "application/octet-stream")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_token_is_not_sent_on_to_the_presigned_url(scene: Scene, tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {**remote(scene, "the-token"), "HTTP_URL": f"http://127.0.0.1:{server.server_address[1]}"}
+        ok(env, "export", "--scene", "s", "--out", str(tmp_path / "s.ydoc"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert Redirecting.seen == [
+        ("/scenes/s", "Bearer the-token"),
+        ("/exports/s.ydoc?X-Amz-Signature=abc", None),
+    ]
