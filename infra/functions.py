@@ -27,7 +27,7 @@ from infra.needs import BLOB_BUCKET_ACTIONS, BLOB_OBJECT_ACTIONS, NEEDS, TABLE_R
 from infra.network import Network
 from infra.removal import removal_policy, retention
 from infra.specs import FunctionSpec, RouteTable
-from infra.storage import BLOB_PREFIX, VERSIONS_PREFIX, Storage
+from infra.storage import BLOB_PREFIX, EXPORTS_PREFIX, VERSIONS_PREFIX, Storage
 from layers import function_code
 
 METRICS_NAMESPACE = "Collab"
@@ -72,6 +72,7 @@ class Functions(Construct):
         self.manages_connections = {name for name in routes.functions if NEEDS[name].manages_connections}
         self.uses_blobs = {name for name in routes.functions if NEEDS[name].blobs}
         self.uses_versions = {name for name in routes.functions if NEEDS[name].versions}
+        self.uses_exports = {name for name in routes.functions if NEEDS[name].exports}
         self.events = events
         self.functions: dict[str, lambda_.Function] = {}
         # What API Gateway invokes: the function, or its alias when it has provisioned
@@ -193,7 +194,13 @@ class Functions(Construct):
         for table, level in needs.tables.items():
             storage.tables[table].grant(function, *(TABLE_WRITE if level == "write" else TABLE_READ))
         prefixes = [
-            prefix for prefix, used in ((BLOB_PREFIX, needs.blobs), (VERSIONS_PREFIX, needs.versions)) if used
+            prefix
+            for prefix, used in (
+                (BLOB_PREFIX, needs.blobs),
+                (VERSIONS_PREFIX, needs.versions),
+                (EXPORTS_PREFIX, needs.exports),
+            )
+            if used
         ]
         if prefixes:
             bucket = storage.bucket

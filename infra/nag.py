@@ -101,6 +101,13 @@ def acknowledge_findings(
                 "Version payloads are keyed by scene and version id, created at runtime "
                 "(collab/versions.py); the grant is the versions/ prefix of this stack's bucket only.",
             )
+        if name in functions.uses_exports:
+            acknowledge(
+                role,
+                f"IAM5[Resource::<{storage.bucket_logical_id}.Arn>/exports/*]",
+                "Answers over Lambda's response limit get a fresh key each (collab/http_routes.py), "
+                "read once by a presigned URL; the grant is the exports/ prefix of this stack's bucket only.",
+            )
     for route_key, route in websocket.routes.items():
         if route_key != websocket.authorized_route:
             acknowledge(

@@ -53,6 +53,9 @@ class Needs:
     # Saves, reads and restores versions (collab.versions): their payloads beyond an item
     # under the bucket's versions/, and the retention setting.
     versions: bool = False
+    # Answers over Lambda's 6 MB response limit, under the bucket's exports/ (collab.http_routes),
+    # read back through presigned URLs the function signs.
+    exports: bool = False
     # Sends change events (collab.change_events) to the stage's bus.
     publishes_events: bool = False
 
@@ -92,6 +95,7 @@ NEEDS: dict[str, Needs] = {
         manages_connections=True,
         needs_management_endpoint=True,
         versions=True,
+        exports=True,
         publishes_events=True,
     ),
 }
@@ -105,7 +109,7 @@ def allowed(function: str) -> set[tuple[str, str | None]]:
         for table, level in needs.tables.items()
         for action in (TABLE_WRITE if level == "write" else TABLE_READ)
     }
-    if needs.blobs or needs.versions:
+    if needs.blobs or needs.versions or needs.exports:
         pairs |= {(action, None) for action in (*BLOB_OBJECT_ACTIONS, *BLOB_BUCKET_ACTIONS)}
     if needs.manages_connections:
         pairs.add((MANAGE_CONNECTIONS, None))

@@ -3,7 +3,8 @@
 Tables: on-demand, point-in-time recovery, encrypted with the AWS managed key, TTL where
 tables.json names the attribute the code writes. The bucket holds snapshots and updates
 over DynamoDB's 400 KB item limit (collab/blobs.py), under `scenes/`, and saved versions
-over it (collab/versions.py), under `versions/`, which expire with versionRetentionDays.
+over it (collab/versions.py), under `versions/`, which expire with versionRetentionDays, and
+the HTTP API's answers over Lambda's response limit, under `exports/`, kept a day.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from infra.specs import TableSpec
 # The bucket prefixes collab/durable_log.py and collab/versions.py write under.
 BLOB_PREFIX = "scenes/"
 VERSIONS_PREFIX = "versions/"
+# Answers over Lambda's response limit (collab/http_routes.py), fetched once by presigned URL.
+EXPORTS_PREFIX = "exports/"
 
 
 class Storage(Construct):
@@ -47,7 +50,11 @@ class Storage(Construct):
 
     @staticmethod
     def _lifecycle_rules(config: StageConfig) -> list[s3.LifecycleRule]:
-        rules = [s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1))]
+        rules = [
+            s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)),
+            # Their URLs are valid for 5 minutes; a day is S3's shortest expiration.
+            s3.LifecycleRule(id="ExpireExports", prefix=EXPORTS_PREFIX, expiration=Duration.days(1)),
+        ]
         if config.versionRetentionDays:
             # A day after the version's items expire (their TTL, at the same age), so an
             # entry a listing still shows never names a payload already gone.

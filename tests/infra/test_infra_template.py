@@ -239,11 +239,17 @@ def test_snapshot_bucket_is_encrypted_private_tls_only_and_granted_by_prefix(
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
     for name in ROUTES.functions:
         needs = NEEDS[name]
-        grant = granted(synthesized, name, "s3:PutObject", needs.blobs or needs.versions)
+        grant = granted(synthesized, name, "s3:PutObject", needs.blobs or needs.versions or needs.exports)
         if grant is None:
             continue
-        # Payloads under scenes/, versions under versions/ (infra/storage.py), nothing else.
-        prefixes = [p for p, used in (("/scenes/*", needs.blobs), ("/versions/*", needs.versions)) if used]
+        # Payloads under scenes/, versions under versions/, the HTTP API's big answers under
+        # exports/ (infra/storage.py), nothing else.
+        used_prefixes = (
+            ("/scenes/*", needs.blobs),
+            ("/versions/*", needs.versions),
+            ("/exports/*", needs.exports),
+        )
+        prefixes = [p for p, used in used_prefixes if used]
         resources = grant["Resource"] if isinstance(grant["Resource"], list) else [grant["Resource"]]
         assert [r["Fn::Join"][1] for r in resources] == [
             [{"Fn::GetAtt": [bucket_id, "Arn"]}, p] for p in prefixes
