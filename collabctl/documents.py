@@ -163,8 +163,14 @@ def run_export(args: argparse.Namespace) -> int:
     api = _api(args)
     if args.text is not None:
         sys.stdout.flush()
-        api.download(path, {"text": args.text}, sys.stdout.buffer)  # the API's UTF-8, byte for byte
-        sys.stdout.buffer.flush()
+        try:
+            api.download(path, {"text": args.text}, sys.stdout.buffer)  # the API's UTF-8, byte for byte
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            # The reader stopped (`| head`): nothing to report; stdout goes nowhere so that
+            # the interpreter's last flush does not fail again (as the Python docs advise).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
         return 0
     size = download_to_file(api, path, args.out)
     at = "" if args.version is None else f" at version {args.version}"

@@ -24,7 +24,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -76,8 +76,8 @@ class HttpApi:
     ) -> bytes:
         """The body of a 2xx answer (at most MAX_ANSWER_BYTES); a CommandError naming the
         status and the API's {code, message} for anything else."""
-        with self._open(method, path, query, body, content_type) as answer:
-            data: bytes = answer.read(MAX_ANSWER_BYTES + 1)
+        with self._open(method, path, query, body, content_type) as read:
+            data = read(MAX_ANSWER_BYTES + 1)
         if len(data) > MAX_ANSWER_BYTES:
             raise CommandError(f"{method} {path or '/'}: the answer is over {MAX_ANSWER_BYTES} bytes")
         return data
@@ -86,8 +86,8 @@ class HttpApi:
         """Copy a GET's answer into `sink` as it arrives (a scene can be far larger than a
         JSON answer); the number of bytes. Over MAX_DOWNLOAD_BYTES is an error."""
         copied = 0
-        with self._open("GET", path, query) as answer:
-            while chunk := answer.read(CHUNK_BYTES):
+        with self._open("GET", path, query) as read:
+            while chunk := read(CHUNK_BYTES):
                 copied += len(chunk)
                 if copied > MAX_DOWNLOAD_BYTES:
                     raise CommandError(f"GET {path or '/'}: the answer is over {MAX_DOWNLOAD_BYTES} bytes")
@@ -102,7 +102,8 @@ class HttpApi:
         query: dict[str, str] | None = None,
         body: bytes | None = None,
         content_type: str | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[Callable[[int], bytes]]:
+        """A reader of the 2xx answer's body; a CommandError for anything else."""
         url = f"{self.url}/scenes/{urllib.parse.quote(self.scene_id, safe='')}{path}"
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -125,13 +126,20 @@ class HttpApi:
             if isinstance(error.reason, TimeoutError):
                 raise CommandError(f"{method} {url}: no answer in {TIMEOUT_SECONDS} s") from None
             raise CommandError(f"cannot reach {self.url} ({error.reason}){self._reach_hint()}") from None
-        try:
-            with answer:
-                yield answer
-        except TimeoutError:
-            raise CommandError(f"{method} {url}: the answer stopped for {TIMEOUT_SECONDS} s") from None
-        except (OSError, http.client.HTTPException) as error:
-            raise CommandError(f"{method} {url}: the answer broke off ({error!r})") from None
+
+        def read(size: int) -> bytes:
+            # Only the reading: an error writing what was read (a full disk, a closed pipe)
+            # is not the answer's.
+            try:
+                chunk: bytes = answer.read(size)
+            except TimeoutError:
+                raise CommandError(f"{method} {url}: the answer stopped for {TIMEOUT_SECONDS} s") from None
+            except (OSError, http.client.HTTPException) as error:
+                raise CommandError(f"{method} {url}: the answer broke off ({error!r})") from None
+            return chunk
+
+        with answer:
+            yield read
 
     def json(self, method: str, path: str = "", body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
