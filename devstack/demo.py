@@ -1,5 +1,7 @@
 """The demo of `make dev`: two seeded scenes, a development token, and the demo pages
-(client/demo-dist) served over HTTP with a `/config.json` that signs a token per visitor.
+(client/demo-dist) served over HTTP with a `/config.json` that signs a token per visitor and
+names the WebSocket API and the HTTP API (the history panel; the HTTP API allows the
+page's origin, CORS).
 
 - `demo-scene` (index.html, the screenplay page) starts with a short scene in Fountain
   (client/demo/sample-scene.fountain), written once here at start-up through the handlers'
@@ -33,7 +35,7 @@ from collab.durable_log import DurableLog
 from collab.hot_state import HotState
 from collab.settings import Settings
 from collabctl.devtoken import mint_dev_token
-from devstack.services import ROOT, free_port
+from devstack.services import ROOT
 
 if TYPE_CHECKING:
     from devstack.stack import LocalStack
@@ -45,7 +47,6 @@ SCENES = (DEMO_SCENE, RICH_SCENE)
 SCENE_TEXT = "scene"
 SAMPLE_SCENE = ROOT / "client" / "demo" / "sample-scene.fountain"
 DEMO_DIR = ROOT / "client" / "demo-dist"
-DEMO_PORT = 8788
 # Seeded users: one per role, so each can be tried from the command line.
 SEEDED = {"director": "owner", "writer": "editor", "critic": "viewer"}
 TOKEN_TTL = 12 * 3600
@@ -93,13 +94,17 @@ def write_sample_scene(stack: LocalStack, dynamodb: Any) -> None:
 def serve_demo_page(stack: LocalStack) -> dict[str, str]:
     access = SceneAccess(stack.env["ACCESS_TABLE"], _dynamodb(stack))
     handler = partial(DemoHandler, stack, access, directory=str(DEMO_DIR))
-    # 8788 when the stack has its usual port; with `--port 0` (tests, a second stack) a
-    # free one, so a test run never takes the port a developer's `make dev` expects.
-    port = DEMO_PORT if stack.requested_port else 0
+    # The port the stack chose before the emulator started (8788 when the stack has its
+    # usual port; with `--port 0`, tests or a second stack, a free one, so a test run never
+    # takes the port a developer's `make dev` expects): the HTTP API allows its origin, so
+    # another port would leave the page's history panel refused by CORS.
     try:
-        server = ThreadingHTTPServer((stack.host, port), handler)
-    except OSError:
-        server = ThreadingHTTPServer((stack.host, free_port()), handler)
+        server = ThreadingHTTPServer((stack.host, stack.demo_port), handler)
+    except OSError as taken:
+        raise RuntimeError(
+            f"the demo page's port {stack.demo_port} was free when the stack started and is taken now; "
+            "start the stack again"
+        ) from taken
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="demo-page", daemon=True).start()
     stack.add_cleanup(server.shutdown)
@@ -138,6 +143,8 @@ class DemoHandler(SimpleHTTPRequestHandler):
         body = json.dumps(
             {
                 "wsUrl": self.stack.ws_url,
+                # The HTTP API (versions); it allows this page's origin (LocalStack.demo_origins).
+                "httpUrl": self.stack.http_url,
                 "sceneId": scene,
                 "token": mint_dev_token(self.stack.jwt_secret, user_id, scene, name=name, ttl=TOKEN_TTL),
                 "userName": name,

@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +22,7 @@ from typing import Literal
 
 from devstack import deployed, event_bus, faults, services
 from emulator import Emulator, EmulatorConfig, run_in_thread
-from emulator.config import RouteTable
+from emulator.config import HttpCors, RouteTable
 
 # collab.settings names every variable; the handlers' code dir is not on sys.path here.
 if str(services.FUNCTIONS_DIR) not in sys.path:
@@ -30,7 +30,8 @@ if str(services.FUNCTIONS_DIR) not in sys.path:
 from collab import settings
 
 DEFAULT_PORT = 8787
-# The HTTP API's port when the WebSocket API's is DEFAULT_PORT (8788 is the demo page's).
+# The demo page's port and the HTTP API's when the WebSocket API's is DEFAULT_PORT.
+DEFAULT_DEMO_PORT = 8788
 DEFAULT_HTTP_PORT = 8789
 TABLE_PREFIX = "collab-local"
 SNAPSHOT_BUCKET = "collab-local-snapshots"
@@ -50,7 +51,11 @@ class LocalStack:
     `extra_env`: added to (and overriding) the handlers' environment.
     `on_ready`: called once everything runs; the key/values they return are printed by
     `python -m devstack` and kept in `ready_info`.
-    `seed_demo`: also run the hooks of devstack/demo.py (its ON_READY list), if it exists.
+    `seed_demo`: also run the hooks of devstack/demo.py (its ON_READY list), if it exists;
+    its page gets `demo_port` (8788 if free, else a free one; with `port` 0 a free one),
+    chosen before the emulator starts so that the HTTP API can allow the page's origin.
+    `http_cors_origins`: browser origins the HTTP API allows (CORS, as a stage's
+    httpCorsOrigins); the demo page's origin is added to them.
     `faults_dir`: let tests stop, crash or overfill execution environments at the handlers'
     pause points (devstack/faults.py); off by default.
     `warm`: start one execution environment per function before `on_ready` (`make dev`
@@ -78,6 +83,7 @@ class LocalStack:
         faults_dir: Path | None = None,
         warm: bool = False,
         cache: CacheChoice = "redis",
+        http_cors_origins: Sequence[str] = (),
     ) -> None:
         if cache not in CACHE_CHOICES:
             raise ValueError(f"cache is {cache!r}; expected one of {CACHE_CHOICES}")
@@ -91,8 +97,11 @@ class LocalStack:
         self.event_bus_name = event_bus.bus_name(stage)
         self.extra_env = dict(extra_env or {})
         self.on_ready: list[ReadyHook] = list(on_ready or [])
-        if seed_demo:
-            self.on_ready += demo_hooks()
+        demo = demo_hooks() if seed_demo else []
+        self.on_ready += demo
+        self.serves_demo = bool(demo)
+        self.http_cors_origins = tuple(http_cors_origins)
+        self.demo_port = 0
         self.redis_cluster = redis_cluster
         self.max_environments = max_environments
         self.faults_dir = faults_dir
@@ -114,6 +123,14 @@ class LocalStack:
     def management_url(self) -> str:
         assert self.emulator is not None, "the stack is not running"
         return self.emulator.management_url
+
+    @property
+    def demo_origins(self) -> tuple[str, ...]:
+        """The demo page's origins (scheme, host, port) once `start()` chose its port: a
+        browser on 127.0.0.1 may have been pointed at localhost, another origin to CORS."""
+        assert self.demo_port, "the stack serves no demo page, or has not started"
+        hosts = (self.host, "localhost") if self.host == "127.0.0.1" else (self.host,)
+        return tuple(f"http://{host}:{self.demo_port}" for host in hosts)
 
     @property
     def http_url(self) -> str:
@@ -140,6 +157,12 @@ class LocalStack:
             http_port = pick_port(self.host, self.requested_http_port)
             while http_port == port:  # both free a moment ago; only one can have it
                 http_port = services.free_port()
+            cors_origins = self.http_cors_origins
+            if self.serves_demo:
+                self.demo_port = pick_port(self.host, DEFAULT_DEMO_PORT if self.requested_port else 0)
+                while self.demo_port in (port, http_port):
+                    self.demo_port = services.free_port()
+                cors_origins += self.demo_origins
             self.env = {
                 **services.aws_endpoint_env(self.moto_url),
                 **tables,
@@ -162,6 +185,7 @@ class LocalStack:
                 stage=self.stage,
                 port=port,
                 http_port=http_port,
+                http_cors=HttpCors(allow_origins=cors_origins),
                 host=self.host,
                 env=self.env,
                 max_environments=self.max_environments,
