@@ -18,7 +18,7 @@ export function useDemoSession(name: string, config: DemoConfig) {
   // The server's word once connected; before that, what the stack granted.
   const role = collaboration.role ?? config.role;
   const readOnly = role !== 'owner' && role !== 'editor';
-  return { ...collaboration, config, self, colors, serverErrors, role, readOnly };
+  return { ...collaboration, config, getToken, self, colors, serverErrors, role, readOnly };
 }
 
 export type DemoSession = ReturnType<typeof useDemoSession>;
@@ -28,10 +28,12 @@ interface DemoPageProps {
   session: DemoSession;
   layout: string;
   children: ReactNode;
+  /** Below the participants (the screenplay page's history panel). */
+  sidebar?: ReactNode;
 }
 
 /** The page around an editor: title, role and saved badges, status, errors, participants. */
-export function DemoPage({ title, session, layout, children }: DemoPageProps) {
+export function DemoPage({ title, session, layout, children, sidebar }: DemoPageProps) {
   const { config, self, readOnly, role, saved, syncStatus, participants, reconnect, connectionError } = session;
   return (
     <div className="app">
@@ -55,11 +57,14 @@ export function DemoPage({ title, session, layout, children }: DemoPageProps) {
       <ServerErrors errors={session.serverErrors} />
       <main className={layout}>
         {children}
-        <ParticipantsList
-          participants={participants}
-          ownConnectionId={session.provider?.connectionId ?? null}
-          colors={session.colors}
-        />
+        <aside className="sidebar">
+          <ParticipantsList
+            participants={participants}
+            ownConnectionId={session.provider?.connectionId ?? null}
+            colors={session.colors}
+          />
+          {sidebar}
+        </aside>
       </main>
     </div>
   );

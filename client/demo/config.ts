@@ -1,13 +1,15 @@
 /**
- * The local stack's answer to GET /config.json?name=NAME&scene=SCENE: where to connect and
- * a token for that user. Fetched again for every (re)connect, which is how the demo
- * refreshes tokens.
+ * The local stack's answer to GET /config.json?name=NAME&scene=SCENE: where to connect (the
+ * WebSocket API, and the HTTP API for versions) and a token for that user. Fetched again
+ * for every (re)connect and every HTTP API call, which is how the demo refreshes tokens.
  */
 
 import type { Role } from '../src/index.js';
 
 export interface DemoConfig {
   wsUrl: string;
+  /** The stage's HTTP API (versions), if the stack names one. */
+  httpUrl: string | null;
   sceneId: string;
   token: string;
   userName: string;
@@ -30,6 +32,7 @@ export async function fetchConfig(name: string, scene?: string): Promise<DemoCon
   }
   return {
     wsUrl: config.wsUrl as string,
+    httpUrl: typeof config.httpUrl === 'string' && config.httpUrl !== '' ? config.httpUrl : null,
     sceneId: config.sceneId as string,
     token: config.token as string,
     userName: typeof config.userName === 'string' ? config.userName : name,

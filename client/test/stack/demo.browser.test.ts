@@ -12,7 +12,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { dropConnection, waitFor } from './clients.js';
-import { DemoBrowser, screenshots, SYNCED, withScreenshots } from './demoBrowser.js';
+import { DemoBrowser, editorText, screenshots, SYNCED, typeAt, typeAtEnd, withScreenshots } from './demoBrowser.js';
 
 const stack = inject('stack');
 const SAMPLE = readFileSync(new URL('../../demo/sample-scene.fountain', import.meta.url), 'utf8');
@@ -31,31 +31,10 @@ afterAll(async () => {
 
 const openDemo = (name: string) => browser.open('index.html', name);
 
-/** The editor's text without the widgets y-codemirror puts in it (remote carets and their names). */
-function editorText(page: Page): Promise<string> {
-  return page.locator('.cm-content').evaluate((content) =>
-    [...content.querySelectorAll('.cm-line')]
-      .map((line) => {
-        const copy = line.cloneNode(true) as Element;
-        for (const widget of copy.querySelectorAll('.cm-ySelectionCaret, .cm-widgetBuffer')) widget.remove();
-        return copy.textContent ?? '';
-      })
-      .join('\n'),
-  );
-}
-
 /** The formatted preview's blocks of one kind (data-fountain), in order. */
 function preview(page: Page, type: string): Promise<string[]> {
   return page.locator(`.screenplay [data-fountain="${type}"]`).allInnerTexts();
 }
-
-async function typeAt(where: 'Home' | 'End', page: Page, text: string): Promise<void> {
-  await page.locator('.cm-content').click();
-  await page.keyboard.press(`ControlOrMeta+${where}`);
-  await page.keyboard.type(text, { delay: 15 });
-}
-
-const typeAtEnd = (page: Page, text: string) => typeAt('End', page, text);
 
 async function leftEdge(page: Page, selector: string): Promise<number> {
   const box = await page.locator(selector).first().boundingBox();

@@ -80,3 +80,25 @@ export async function withScreenshots<T>(label: string, pages: Page[], check: ()
     throw error;
   }
 }
+
+/** The screenplay editor's text without the widgets y-codemirror puts in it (remote carets and their names). */
+export function editorText(page: Page): Promise<string> {
+  return page.locator('.cm-content').evaluate((content) =>
+    [...content.querySelectorAll('.cm-line')]
+      .map((line) => {
+        const copy = line.cloneNode(true) as Element;
+        for (const widget of copy.querySelectorAll('.cm-ySelectionCaret, .cm-widgetBuffer')) widget.remove();
+        return copy.textContent ?? '';
+      })
+      .join('\n'),
+  );
+}
+
+/** Types `text` at the start or the end of the screenplay editor, as a writer would. */
+export async function typeAt(where: 'Home' | 'End', page: Page, text: string): Promise<void> {
+  await page.locator('.cm-content').click();
+  await page.keyboard.press(`ControlOrMeta+${where}`);
+  await page.keyboard.type(text, { delay: 15 });
+}
+
+export const typeAtEnd = (page: Page, text: string) => typeAt('End', page, text);

@@ -10,6 +10,8 @@ export interface StackUser {
 export interface StackInfo {
   wsUrl: string;
   managementUrl: string;
+  /** The HTTP API (versions); it allows the demo page's origin (CORS). */
+  httpUrl: string;
   sceneId: string;
   token: string;
   demoUrl: string;
@@ -25,7 +27,7 @@ declare module 'vitest' {
   }
 }
 
-const REQUIRED = ['wsUrl', 'managementUrl', 'sceneId', 'token', 'demoUrl', 'jwtSecret'] as const;
+const REQUIRED = ['wsUrl', 'managementUrl', 'httpUrl', 'sceneId', 'token', 'demoUrl', 'jwtSecret'] as const;
 
 /** `WS_URL` → `wsUrl`: devstack prints KEY=VALUE names, and may keep them in its JSON. */
 function camelCase(key: string): string {
