@@ -17,7 +17,7 @@ test: setup lint typecheck pytest client-test
 
 setup: setup-python setup-node
 
-setup-local: $(VENV)/.installed-local setup-client
+setup-local: $(VENV)/.installed-local setup-client client/demo-dist/.built
 
 # Two markers in one .venv: the local stack's packages, then the rest on top for `make test`.
 $(VENV)/.installed-local: requirements.txt requirements-local.txt
@@ -35,6 +35,12 @@ setup-node: setup-client tests/e2e/node_modules/.installed
 setup-client: client/node_modules/.installed
 client/node_modules/.installed: client/package.json client/package-lock.json
 	cd client && npm ci --no-audit --no-fund
+	touch $@
+# npm ci builds the demo page once (the package's prepare script); it is built again when
+# its sources change, so `make dev` never serves a page older than the checkout.
+DEMO_SOURCES := $(shell find client/demo client/src -type f) client/vite.config.ts
+client/demo-dist/.built: client/node_modules/.installed $(DEMO_SOURCES)
+	cd client && npm run build:demo
 	touch $@
 tests/e2e/node_modules/.installed: tests/e2e/package.json tests/e2e/package-lock.json
 	cd tests/e2e && npm ci --no-audit --no-fund
