@@ -4,8 +4,8 @@
 // and what was typed when, for the Python side to check against the server.
 //
 // Markers: [p<i>:<n>] before the version, [d<i>:<n>] while the restore is in flight (only
-// inserts: what the restore did not see survives it), [a<i>:<n>] after the client saw the
-// restore's `version` message.
+// inserts, at either end: what the restore did not see survives it), [a<i>:<n>] after the
+// client saw the restore's `version` message.
 import { clientFor, readConfig, finish, sleep } from '../lib/client.mjs'
 
 const config = readConfig()
@@ -27,7 +27,10 @@ async function typeFor (ms, phase, { deletes }) {
         client.text.delete(Math.floor(Math.random() * (length - 3)), 1 + Math.floor(Math.random() * 3))
       } else {
         const marker = `[${phase}${i}:${n++}]`
-        client.text.insert(Math.floor(Math.random() * (length + 1)), marker)
+        // Without deletes, markers go at either end: never inside another marker, so
+        // each survives whole, whoever typed next to it at the same moment.
+        const at = deletes ? Math.floor(Math.random() * (length + 1)) : (Math.random() < 0.5 ? 0 : length)
+        client.text.insert(at, marker)
         typed[i].push(marker)
       }
       await sleep(15 + Math.random() * 25)
