@@ -1,0 +1,676 @@
+"""Restore a scene to a version: one Yjs update that, applied on top of the scene's state
+now, makes the content of every root type equal to the version's.
+
+Nothing is rewritten: the update is made the way a client edits, on a pycrdt Doc holding
+the state now (under a client id the scene has never seen), so it only adds structs and
+deletions, every replica integrates it like any edit, and a client that edited
+concurrently merges on top of it. It changes only what differs, so a concurrent edit in a
+part the version and the scene agree on stays where it was typed:
+
+- Y.Text (and XmlText): the common prefix and suffix are kept (re-formatted where only
+  the formatting differs), and between them the changed lines are found with a line diff
+  (Myers, at most MAX_DIFF_EDITS edits, else the whole middle is replaced); in each
+  changed run the common characters at both ends are kept again, and the rest is deleted
+  and the version's characters, embeds and formatting inserted;
+- Y.Map (and element attributes): keys the version lacks are deleted, differing values
+  set; a nested type of the same kind on both sides is restored in place rather than
+  replaced;
+- Y.Array and xml children (Y.XmlFragment, XmlElement): the same diff on whole elements;
+  an element replaced by one of the same kind (an XmlElement of the same tag, a Map by a
+  Map...) is restored in place, others are deleted and inserted;
+- a root the version lacks (or holds as another kind) is emptied; a root of kind "empty"
+  (scene_content.py) needs nothing.
+
+Values are compared as Yjs would tell them apart (a float is not a boolean, 1 is not
+1.0). Work is linear in the two states for text and maps (pycrdt applies them; the diffs
+run on line tokens, and the edit bound caps Myers at O(MAX_DIFF_EDITS**2)), and the
+reading of arrays is O(elements x blocks) as pycrdt reads one element at a time.
+
+Limits (pycrdt's): a version holding an XmlElement or XmlText directly in a map or an
+array, or an XmlFragment among xml children, cannot be written: CannotRestore (nothing is
+half-written: the update is returned whole or not at all). A subdocument is restored by
+its guid (its options are not copied); `undefined` becomes null, and a lone UTF-16
+surrogate U+FFFD, as pycrdt reads them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
+
+from collab.errors import BadRequest
+from collab.scene_content import Kind, read_roots
+
+# Beyond this many line (or element) insertions and deletions between the version and the
+# scene, the changed middle is replaced whole (Myers costs O(edits**2) in Python).
+MAX_DIFF_EDITS = 1000
+
+_ROOT_TYPES: dict[str, type[Any]] = {"text": Text, "map": Map, "array": Array, "xml": XmlFragment}
+_SHARED = (Text, Map, Array, XmlFragment, XmlElement, XmlText)
+_EMPTY_UPDATE = b"\x00\x00"
+
+
+class CannotRestore(BadRequest):
+    """The version holds something pycrdt cannot write (see the module docstring)."""
+
+
+def restore_update(current: bytes, version: bytes, *, client_id: int | None = None) -> bytes:
+    """One Yjs v1 update that, applied on top of `current` (a scene's merged state), makes
+    every root type's content equal to its content in `version`, written under `client_id`
+    (default: a random 32-bit id, as Yjs picks, that `current` does not hold). b"" when
+    nothing differs. UnreadableUpdate if either state does not read; CannotRestore if the
+    version holds what cannot be written; ValueError for a client id `current` holds."""
+    now = read_roots(current)
+    then = read_roots(version)
+    if client_id is None:
+        client_id = _fresh_client(now.clients)
+    elif client_id in now.clients or not 0 < client_id < 2**53:
+        raise ValueError(f"client id {client_id} is in the scene already or not a Yjs client id")
+    target: Doc = Doc(client_id=client_id)
+    target.apply_update(current)
+    source: Doc = Doc()
+    source.apply_update(version)
+    updates: list[bytes] = []
+    subscription = target.observe(lambda event: updates.append(event.update))
+    try:
+        with target.transaction():  # one transaction: one update
+            for name in sorted(now.kinds.keys() | then.kinds.keys()):
+                _restore_root(
+                    target, source, name, now.kinds.get(name, "empty"), then.kinds.get(name, "empty")
+                )
+    finally:
+        target.unobserve(subscription)
+    update = b"".join(updates)
+    return b"" if update in (b"", _EMPTY_UPDATE) else update
+
+
+def _fresh_client(taken: frozenset[int]) -> int:
+    while True:
+        client = secrets.randbelow(2**32 - 1) + 1
+        if client not in taken:
+            return client
+
+
+def _restore_root(target: Doc, source: Doc, name: str, now: Kind, then: Kind) -> None:
+    if now != "empty" and now != then:
+        _clear(target.get(name, type=_ROOT_TYPES[now]))
+    if then != "empty":
+        _sync(target.get(name, type=_ROOT_TYPES[then]), source.get(name, type=_ROOT_TYPES[then]))
+
+
+def _clear(root: Any) -> None:
+    if isinstance(root, Map):
+        for key in sorted(root.keys()):
+            del root[key]
+    elif isinstance(root, XmlFragment):
+        del root.children[:]
+    elif len(root):
+        del root[:]
+
+
+def _sync(target: Any, source: Any) -> None:
+    """Make shared type `target` (in the scene's doc) hold what `source` (of the same kind,
+    in the version's doc) holds."""
+    if isinstance(target, (Text, XmlText)):
+        _sync_text(target, source)
+    elif isinstance(target, Map):
+        _sync_map(target, source)
+    elif isinstance(target, Array):
+        _sync_array(target, source)
+    if isinstance(target, (XmlElement, XmlText)):
+        _sync_attributes(target, source)
+    if isinstance(target, (XmlFragment, XmlElement)):
+        _sync_children(target, source)
+
+
+# -- values ----------------------------------------------------------------------------------
+
+
+def _key(value: Any) -> Hashable:
+    """What tells two values apart in Yjs (hashable): types, then content."""
+    if value is None:
+        return ("null",)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int):  # a BigInt (pycrdt reads JS numbers as floats)
+        return ("int", value)
+    if isinstance(value, float):
+        return ("float", value.hex())  # NaN equals itself, -0.0 is not 0.0
+    if isinstance(value, str):
+        return ("str", value)
+    if isinstance(value, (bytes, bytearray)):
+        return ("bytes", bytes(value))
+    if isinstance(value, list):
+        return ("list", tuple(map(_key, value)))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, _key(v)) for k, v in value.items())))
+    if isinstance(value, (Text, XmlText)):
+        delta = tuple((_key(content), _key(attrs or {})) for content, attrs in value.diff())
+        if isinstance(value, Text):
+            return ("Text", delta)
+        return ("XmlText", delta, _key(_attributes(value)))
+    if isinstance(value, XmlElement):
+        children = tuple(map(_key, value.children))
+        return ("XmlElement", value.tag, _key(_attributes(value)), children)
+    if isinstance(value, XmlFragment):
+        return ("XmlFragment", tuple(map(_key, value.children)))
+    if isinstance(value, Map):
+        return ("Map", tuple(sorted((k, _key(v)) for k, v in value.items())))
+    if isinstance(value, Array):
+        return ("Array", tuple(map(_key, _elements(value))))
+    if isinstance(value, Doc):
+        return ("Doc", value.guid)
+    raise CannotRestore(f"the version holds a value restore cannot compare ({type(value).__name__})")
+
+
+def _attributes(node: XmlElement | XmlText) -> dict[str, Any]:
+    # The view iterates (name, value) pairs but declares no __iter__ that says so.
+    pairs: Iterable[tuple[str, Any]] = node.attributes.__iter__()
+    return dict(pairs)
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    """Whether `a` can be restored in place to `b` (the same kind of shared type)."""
+    if type(a) is not type(b) or not isinstance(a, _SHARED):
+        return False
+    return not isinstance(a, XmlElement) or a.tag == b.tag
+
+
+def _plain(value: Any) -> Any:
+    """A value read from the version, as pycrdt takes it to write (bytes, not bytearray)."""
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _empty_like(value: Any) -> Any:
+    """A new, empty shared type of `value`'s kind (filled by _sync once integrated), a new
+    subdocument of its guid, or the plain value."""
+    if isinstance(value, XmlElement):
+        return XmlElement(value.tag)
+    if isinstance(value, _SHARED):
+        return type(value)()
+    if isinstance(value, Doc):
+        return Doc(guid=value.guid)
+    return _plain(value)
+
+
+def _fill(inserted: Any, value: Any) -> None:
+    if isinstance(inserted, _SHARED):
+        _sync(inserted, value)
+
+
+def _refuse_xml_node(value: Any, where: str) -> None:
+    if isinstance(value, (XmlElement, XmlText)):
+        raise CannotRestore(
+            f"the version holds an {type(value).__name__} in {where}, which pycrdt cannot write"
+        )
+
+
+# -- maps and attributes ---------------------------------------------------------------------
+
+
+def _sync_map(target: Map, source: Map) -> None:
+    now = dict(target.items())
+    then = dict(source.items())
+    for key in sorted(now.keys() - then.keys()):
+        del target[key]
+    for key in sorted(then):
+        value = then[key]
+        if key in now:
+            if _key(now[key]) == _key(value):
+                continue
+            if _same_kind(now[key], value):
+                _sync(now[key], value)
+                continue
+        _refuse_xml_node(value, "a map")
+        new = _empty_like(value)
+        target[key] = new
+        _fill(new, value)
+
+
+def _sync_attributes(target: XmlElement | XmlText, source: XmlElement | XmlText) -> None:
+    now = _attributes(target)
+    then = _attributes(source)
+    for key in sorted(now.keys() - then.keys()):
+        del target.attributes[key]
+    for key in sorted(then):
+        if key not in now or _key(now[key]) != _key(then[key]):
+            target.attributes[key] = _plain(then[key])
+
+
+# -- arrays and xml children -----------------------------------------------------------------
+
+
+def _elements(array: Array) -> list[Any]:
+    with array.doc.transaction():
+        return [array[i] for i in range(len(array))]
+
+
+def _sync_array(target: Array, source: Array) -> None:
+    def insert(index: int, value: Any) -> None:
+        _refuse_xml_node(value, "an array")
+        new = _empty_like(value)
+        target.insert(index, new)
+        _fill(new, value)
+
+    def remove(index: int, count: int) -> None:
+        del target[index : index + count]
+
+    _sync_sequence(_elements(target), _elements(source), insert, remove)
+
+
+def _sync_children(target: XmlFragment | XmlElement, source: XmlFragment | XmlElement) -> None:
+    def insert(index: int, value: Any) -> None:
+        if not isinstance(value, (XmlElement, XmlText)):
+            raise CannotRestore(f"the version holds an {type(value).__name__} among xml children")
+        _fill(target.children.insert(index, _empty_like(value)), value)
+
+    def remove(index: int, count: int) -> None:
+        del target.children[index : index + count]
+
+    _sync_sequence(list(target.children), list(source.children), insert, remove)
+
+
+def _sync_sequence(
+    now: list[Any],
+    then: list[Any],
+    insert: Callable[[int, Any], None],
+    remove: Callable[[int, int], None],
+) -> None:
+    for i1, i2, j1, j2 in reversed(_hunks([_key(v) for v in now], [_key(v) for v in then])):
+        paired = 0  # leading elements restored in place
+        while i1 + paired < i2 and j1 + paired < j2 and _same_kind(now[i1 + paired], then[j1 + paired]):
+            _sync(now[i1 + paired], then[j1 + paired])
+            paired += 1
+        if i2 > i1 + paired:
+            remove(i1 + paired, i2 - i1 - paired)
+        for offset, value in enumerate(then[j1 + paired : j2]):
+            insert(i1 + paired + offset, value)
+
+
+# -- the diff ------------------------------------------------------------------------------
+
+
+Hunk = tuple[int, int, int, int]  # a[i1:i2] is replaced by b[j1:j2]
+
+
+def _hunks(a: Sequence[Hashable], b: Sequence[Hashable], max_edits: int = MAX_DIFF_EDITS) -> list[Hunk]:
+    """The runs where `a` and `b` differ, in order: the common prefix and suffix first,
+    then Myers' diff of the rest, or the rest as one run beyond `max_edits`."""
+    start = 0
+    end_a, end_b = len(a), len(b)
+    while start < end_a and start < end_b and a[start] == b[start]:
+        start += 1
+    while end_a > start and end_b > start and a[end_a - 1] == b[end_b - 1]:
+        end_a -= 1
+        end_b -= 1
+    if start == end_a and start == end_b:
+        return []
+    if start in (end_a, end_b):  # only insertions, or only deletions
+        return [(start, end_a, start, end_b)]
+    ids: dict[Hashable, int] = {}
+    middle_a = [ids.setdefault(x, len(ids)) for x in a[start:end_a]]
+    middle_b = [ids.setdefault(x, len(ids)) for x in b[start:end_b]]
+    found = _myers(middle_a, middle_b, max_edits)
+    if found is None:
+        return [(start, end_a, start, end_b)]
+    return [(i1 + start, i2 + start, j1 + start, j2 + start) for i1, i2, j1, j2 in found]
+
+
+def _myers(a: list[int], b: list[int], max_edits: int) -> list[Hunk] | None:
+    """Myers' O((N+M)D) greedy diff (1986); None if it takes more than `max_edits`."""
+    n, m = len(a), len(b)
+    frontier = {1: 0}  # diagonal k = x - y -> the furthest x reached on it
+    trace: list[dict[int, int]] = []
+    for d in range(max_edits + 1):
+        trace.append(dict(frontier))
+        for k in range(-d, d + 1, 2):
+            if k == -d or (k != d and frontier[k - 1] < frontier[k + 1]):
+                x = frontier[k + 1]  # down: an insertion from b
+            else:
+                x = frontier[k - 1] + 1  # right: a deletion from a
+            y = x - k
+            while x < n and y < m and a[x] == b[y]:
+                x += 1
+                y += 1
+            frontier[k] = x
+            if x >= n and y >= m:
+                return _hunks_from_trace(trace, n, m)
+    return None
+
+
+def _hunks_from_trace(trace: list[dict[int, int]], n: int, m: int) -> list[Hunk]:
+    """Walk back from (n, m) through the frontiers: each step ends in a diagonal run of
+    equal elements; the gaps between those runs are the hunks."""
+    equal: list[tuple[int, int, int]] = []  # (x, y, length), last first
+    x, y = n, m
+    for d in range(len(trace) - 1, -1, -1):
+        frontier = trace[d]
+        k = x - y
+        previous_k = k + 1 if k == -d or (k != d and frontier[k - 1] < frontier[k + 1]) else k - 1
+        previous_x = frontier[previous_k]
+        previous_y = previous_x - previous_k
+        run = min(x - previous_x, y - previous_y)
+        if run > 0:
+            equal.append((x - run, y - run, run))
+        x, y = previous_x, previous_y
+    hunks: list[Hunk] = []
+    at_a = at_b = 0
+    for run_x, run_y, length in reversed(equal):
+        if run_x > at_a or run_y > at_b:
+            hunks.append((at_a, run_x, at_b, run_y))
+        at_a, at_b = run_x + length, run_y + length
+    if at_a < n or at_b < m:
+        hunks.append((at_a, n, at_b, m))
+    return hunks
+
+
+# -- text ------------------------------------------------------------------------------------
+
+# An embed stands in the flattened text as one character: one byte, as pycrdt counts it.
+_EMBED = "\x00"
+
+
+@dataclass
+class _Segment:
+    start: int  # in code points of _Flat.plain
+    end: int
+    content: Any  # the str, or the embedded value
+    attrs: dict[str, Any]
+    attrs_key: Hashable
+    embed_key: Hashable | None  # None for text
+
+
+class _Flat:
+    """A text's delta as one string (embeds as _EMBED) and its segments."""
+
+    def __init__(self, delta: list[tuple[Any, dict[str, Any] | None]]) -> None:
+        parts: list[str] = []
+        self.segments: list[_Segment] = []
+        at = 0
+        for content, attrs in delta:
+            attrs = attrs or {}
+            if isinstance(content, str):
+                if not content:
+                    continue
+                parts.append(content)
+                segment = _Segment(at, at + len(content), content, attrs, _key(attrs), None)
+            else:
+                parts.append(_EMBED)
+                segment = _Segment(at, at + 1, content, attrs, _key(attrs), _key(content))
+            self.segments.append(segment)
+            at = segment.end
+        self.plain = "".join(parts)
+        self.starts = [s.start for s in self.segments]
+        self.embeds = [s.start for s in self.segments if s.embed_key is not None]
+
+    def segment_at(self, position: int) -> int:
+        return bisect_right(self.starts, position) - 1
+
+    def embed_key(self, position: int) -> Hashable | None:
+        segment = self.segments[self.segment_at(position)]
+        return segment.embed_key if segment.start == position else None
+
+    def embeds_in(self, start: int, end: int) -> list[int]:
+        return self.embeds[bisect_left(self.embeds, start) : bisect_left(self.embeds, end)]
+
+    def pieces(self, start: int, end: int) -> list[tuple[Any, dict[str, Any], Hashable | None]]:
+        """(content, attrs, embed key) of plain[start:end], split at segment bounds."""
+        out = []
+        index = self.segment_at(start) if start < len(self.plain) else len(self.segments)
+        while index < len(self.segments) and self.segments[index].start < end:
+            segment = self.segments[index]
+            if segment.embed_key is not None:
+                out.append((segment.content, segment.attrs, segment.embed_key))
+            else:
+                lo = max(start, segment.start) - segment.start
+                hi = min(end, segment.end) - segment.start
+                out.append((segment.content[lo:hi], segment.attrs, None))
+            index += 1
+        return out
+
+    def attrs_runs(self, start: int, end: int) -> list[tuple[int, int, _Segment]]:
+        """(start, end, segment) of each segment's part in plain[start:end]."""
+        end = min(end, len(self.plain))
+        if start >= end:
+            return []
+        index = self.segment_at(start)
+        out = []
+        while index < len(self.segments) and self.segments[index].start < end:
+            segment = self.segments[index]
+            out.append((max(start, segment.start), min(end, segment.end), segment))
+            index += 1
+        return out
+
+
+@dataclass(frozen=True)
+class _Format:
+    start: int  # in the scene's text (code points)
+    end: int
+    attrs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Replace:
+    start: int  # the scene's text [start, end) becomes the version's [from_, to)
+    end: int
+    from_: int
+    to: int
+
+
+def _sync_text(target: Text | XmlText, source: Text | XmlText) -> None:
+    now = _Flat(target.diff())
+    then = _Flat(source.diff())
+    ops: list[_Format | _Replace] = []
+    _plan(now, then, 0, len(now.plain), 0, len(then.plain), ops, refine=True)
+    if not ops:
+        return
+    # Right to left, so that every position still means what it meant in `now`; a format
+    # starting where an insertion goes is applied before it (it is longer).
+    ops.sort(key=lambda op: (op.start, op.end), reverse=True)
+    positions = {p for op in ops for p in (op.start, op.end)}
+    positions.update(p for op in ops if isinstance(op, _Replace) for p in (op.start - 1, op.end + 1))
+    offsets = _byte_offsets(now.plain, {p for p in positions if 0 <= p <= len(now.plain)})
+    for op in ops:
+        if isinstance(op, _Format):
+            target.format(offsets[op.start], offsets[op.end], op.attrs)
+        else:
+            _replace(target, now, then, op, offsets)
+
+
+def _replace(target: Text | XmlText, now: _Flat, then: _Flat, op: _Replace, offsets: dict[int, int]) -> None:
+    start = offsets[op.start]
+    if op.end > op.start:
+        del target[start : offsets[op.end]]
+    at = start
+    for content, attrs, embed_key in then.pieces(op.from_, op.to):
+        if embed_key is None:
+            target.insert(at, content, _plain(attrs))
+            at += len(content.encode("utf-8", "surrogatepass"))
+            continue
+        if isinstance(content, Doc):
+            raise CannotRestore("the version embeds a subdocument in a text")
+        new = _empty_like(content)
+        target.insert_embed(at, new, _plain(attrs))
+        _fill(new, content)
+        at += 1
+    # yrs leaves the formatting marks of deleted text in place (Yjs removes them), and a
+    # mark that opens and closes around nothing still cuts toDelta() in two. Formatting
+    # one character either side with the version's attributes removes them.
+    lo, hi = max(op.from_ - 1, 0), min(op.to + 1, len(then.plain))
+    if op.start == 0 or op.from_ == 0:
+        lo = op.from_
+    if op.end == len(now.plain) or op.to == len(then.plain):
+        hi = op.to
+    runs = then.attrs_runs(lo, hi)
+    names = {name for _, _, segment in runs for name in segment.attrs}
+    names.update(
+        name for _, _, segment in now.attrs_runs(max(op.start - 1, 0), op.end + 1) for name in segment.attrs
+    )
+    if not names:
+        return
+    base = offsets[op.start - 1] if lo < op.from_ else start
+    for run_start, run_end, segment in runs:
+        begin = base + _utf8_length(then.plain, lo, run_start)
+        end = base + _utf8_length(then.plain, lo, run_end)
+        target.format(begin, end, {name: _plain(segment.attrs.get(name)) for name in sorted(names)})
+
+
+def _utf8_length(plain: str, start: int, end: int) -> int:
+    return len(plain[start:end].encode("utf-8", "surrogatepass"))
+
+
+def _byte_offsets(plain: str, positions: set[int]) -> dict[int, int]:
+    """Code-point positions of `plain` as pycrdt's text indices (UTF-8 bytes)."""
+    if plain.isascii():
+        return {p: p for p in positions}
+    offsets: dict[int, int] = {}
+    previous = total = 0
+    for position in sorted(positions):
+        total += len(plain[previous:position].encode("utf-8", "surrogatepass"))
+        offsets[position] = total
+        previous = position
+    return offsets
+
+
+def _plan(
+    now: _Flat,
+    then: _Flat,
+    a0: int,
+    a1: int,
+    b0: int,
+    b1: int,
+    ops: list[_Format | _Replace],
+    *,
+    refine: bool,
+) -> None:
+    """The operations that turn now.plain[a0:a1] into then.plain[b0:b1], formatting
+    included, keeping the common ends (and, with `refine`, the common lines between)."""
+    prefix = _common_prefix(now, then, a0, a1, b0, b1)
+    suffix = _common_suffix(now, then, a0 + prefix, a1, b0 + prefix, b1)
+    _reformat(now, then, a0, b0, prefix, ops)
+    _reformat(now, then, a1 - suffix, b1 - suffix, suffix, ops)
+    a0, a1, b0, b1 = a0 + prefix, a1 - suffix, b0 + prefix, b1 - suffix
+    if a0 == a1 and b0 == b1:
+        return
+    if refine and a0 < a1 and b0 < b1:
+        lines_a, keys_a = _lines(now, a0, a1)
+        lines_b, keys_b = _lines(then, b0, b1)
+        if len(keys_a) > 1 or len(keys_b) > 1:
+            hunks = _hunks(keys_a, keys_b)
+            for i1, i2, j1, j2 in hunks:
+                _plan(now, then, lines_a[i1], lines_a[i2], lines_b[j1], lines_b[j2], ops, refine=False)
+            return
+    ops.append(_Replace(a0, a1, b0, b1))
+
+
+def _common_prefix(now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int) -> int:
+    limit = min(a1 - a0, b1 - b0)
+    length = _prefix_length(now.plain, a0, then.plain, b0, limit)
+    # Equal characters may still be different embeds (or an embed and a NUL).
+    embeds = {p - a0 for p in now.embeds_in(a0, a0 + length)} | {
+        p - b0 for p in then.embeds_in(b0, b0 + length)
+    }
+    for offset in sorted(embeds):
+        if now.embed_key(a0 + offset) != then.embed_key(b0 + offset):
+            return offset
+    return length
+
+
+def _common_suffix(now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int) -> int:
+    limit = min(a1 - a0, b1 - b0)
+    length = _suffix_length(now.plain, a1, then.plain, b1, limit)
+    embeds = {a1 - p - 1 for p in now.embeds_in(a1 - length, a1)} | {
+        b1 - p - 1 for p in then.embeds_in(b1 - length, b1)
+    }
+    for offset in sorted(embeds):
+        if now.embed_key(a1 - offset - 1) != then.embed_key(b1 - offset - 1):
+            return offset
+    return length
+
+
+_BLOCK = 4096  # compared a block at a time: string comparison runs in C
+
+
+def _prefix_length(a: str, a0: int, b: str, b0: int, limit: int) -> int:
+    length = 0
+    while (
+        length + _BLOCK <= limit
+        and a[a0 + length : a0 + length + _BLOCK] == b[b0 + length : b0 + length + _BLOCK]
+    ):
+        length += _BLOCK
+    while length < limit and a[a0 + length] == b[b0 + length]:
+        length += 1
+    return length
+
+
+def _suffix_length(a: str, a1: int, b: str, b1: int, limit: int) -> int:
+    length = 0
+    while (
+        length + _BLOCK <= limit
+        and a[a1 - length - _BLOCK : a1 - length] == b[b1 - length - _BLOCK : b1 - length]
+    ):
+        length += _BLOCK
+    while length < limit and a[a1 - length - 1] == b[b1 - length - 1]:
+        length += 1
+    return length
+
+
+def _reformat(now: _Flat, then: _Flat, a0: int, b0: int, length: int, ops: list[_Format | _Replace]) -> None:
+    """Format ops where now[a0:a0+length] and then[b0:b0+length], equal content, differ in
+    formatting: the version's attributes set, the others removed (None)."""
+    if not length:
+        return
+    bounds = {a0, a0 + length}
+    bounds.update(start for start, _, _ in now.attrs_runs(a0, a0 + length))
+    bounds.update(start - b0 + a0 for start, _, _ in then.attrs_runs(b0, b0 + length))
+    edges = sorted(p for p in bounds if a0 <= p <= a0 + length)
+    for start, end in pairwise(edges):
+        old = now.segments[now.segment_at(start)]
+        new = then.segments[then.segment_at(start - a0 + b0)]
+        if old.attrs_key == new.attrs_key:
+            continue
+        change = {
+            name: new.attrs.get(name)
+            for name in sorted(old.attrs.keys() | new.attrs.keys())
+            if name not in old.attrs
+            or name not in new.attrs
+            or _key(old.attrs[name]) != _key(new.attrs[name])
+        }
+        if ops and isinstance(ops[-1], _Format) and ops[-1].end == start and ops[-1].attrs == change:
+            ops[-1] = _Format(ops[-1].start, end, change)
+        else:
+            ops.append(_Format(start, end, change))
+
+
+def _lines(flat: _Flat, start: int, end: int) -> tuple[list[int], list[Hashable]]:
+    """plain[start:end] cut after each newline: the lines' starts (and `end`) and a key of
+    each line (its characters, embeds and formatting)."""
+    bounds = [start]
+    plain = flat.plain
+    at = plain.find("\n", start, end)
+    while at >= 0:
+        if at + 1 < end:
+            bounds.append(at + 1)
+        at = plain.find("\n", at + 1, end)
+    bounds.append(end)
+    keys: list[Hashable] = []
+    for line_start, line_end in pairwise(bounds):
+        keys.append(
+            tuple(
+                (segment.embed_key if segment.embed_key is not None else plain[lo:hi], segment.attrs_key)
+                for lo, hi, segment in flat.attrs_runs(line_start, line_end)
+            )
+        )
+    return bounds, keys

@@ -1,0 +1,372 @@
+"""What a scene holds, read from its merged state: its root types, the kind of each, and
+the content of a Y.Text root (`GET /scenes/{id}?text=NAME`).
+
+A Yjs update does not say which kind a root type is: a browser decides that when it calls
+`doc.getText(name)` or `doc.getMap(name)`. So the kind is inferred from the structs whose
+parent is the root, as Yjs would integrate them (Item.getMissing, yjs/src/structs/Item.js):
+
+- only the first item of a run names its parent; one with an origin (or only a right
+  origin) takes its parent and parentSub from the item left of it (else right of it), and
+  one next to a GC struct is itself garbage. So parents are resolved along those chains
+  (each struct once; a cycle or an ID the update lacks leaves the struct unresolved: Yjs
+  would keep it pending and show nothing of it);
+- an item with a parentSub is a map entry; String, Format and Embed content is text;
+  XmlElement or XmlText types are xml nodes; anything else (Any, Binary, JSON, a subdocument,
+  another type) is an array element;
+- Deleted content (what is left of a deleted item) says nothing but whether it was a map
+  entry, so a root is judged by its live items first and by its deleted ones only when it
+  has no live item.
+
+A root's kind (`KINDS`), from those items, in this order:
+- "text" if one is text (a Y.Text also holds types it embeds and ignores other content);
+- "array" if one is an element that is not an xml node (an xml fragment's children are
+  xml nodes only: pycrdt lists nothing of a mixed one);
+- "xml" if they are xml nodes;
+- "map" if they are map entries only;
+- "empty" if nothing tells: every item of the root is deleted and its content gone (a
+  text or array whose content was all deleted and collected). Every Yjs type reads such a
+  root as empty, so `text_of` answers "" for it, and a restore has nothing to empty.
+
+A name no struct mentions (a type a client only looked up, `doc.getText("t")`, and never
+wrote to) is not a root of the update at all.
+
+The structs are read with the strict reader's primitives (collab.yjs_format): one pass,
+linear in the update, nothing allocated by a declared count; bytes that do not read raise
+UnreadableUpdate (an InvalidUpdate). The input is a stored state, so already validated
+(yjs_format.check_state); this does not repeat the checks that do not bear on the parents
+(duplicate client groups, forward references of a client to itself).
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import chain
+from typing import Literal
+
+from pycrdt import Doc, Text
+
+# The strict reader's own lib0 and content readers, so that what counts as a struct, and
+# how long each content is in clocks (UTF-16 code units for strings), is decided in one
+# place: yjs_format.py, fuzzed against real Yjs (tests/core/test_yjs_format.py).
+from collab.yjs_format import (
+    _CONTENT,
+    UnreadableUpdate,
+    _Refused,
+    _string,
+    _text,
+    _uint,
+)
+
+Kind = Literal["text", "map", "array", "xml", "empty"]
+KINDS: tuple[Kind, ...] = ("text", "map", "array", "xml", "empty")
+
+# What an item's content says about its parent (`_Structs.hint`).
+_GC, _SKIP, _DELETED, _TEXT, _XML, _OTHER = range(6)
+_CONTENT_HINT = {1: _DELETED, 2: _OTHER, 3: _OTHER, 4: _TEXT, 5: _TEXT, 6: _TEXT, 8: _OTHER, 9: _OTHER}
+_XML_TYPE_REFS = frozenset({3, 4, 5, 6})  # XmlElement, XmlFragment, XmlHook, XmlText
+
+# `_Structs.parent` below 0: not a root (root names are numbered from 0).
+_NESTED = -1  # the parent is a type's item: not a root
+_GARBAGE = -2  # next to a GC struct (Yjs collects it), or a GC or Skip struct itself
+_UNRESOLVED = -3  # takes its parent from a neighbour, not looked up yet
+_RESOLVING = -4  # on the chain being followed (a cycle if met again)
+_PENDING = -5  # a neighbour the update lacks, or a cycle: Yjs would wait for it
+
+_NO_ID = -1
+
+
+class _Structs:
+    """Every struct of an update, in parallel arrays (a 20 MB scene has a million)."""
+
+    def __init__(self) -> None:
+        self.roots: dict[str, int] = {}
+        self.hint = bytearray()
+        self.sub = bytearray()  # 1: a map entry (parentSub), own or inherited
+        self.parent = array("q")
+        self.origin = array("q")  # (client, clock) pairs flattened; _NO_ID when absent
+        self.right = array("q")
+        self.clock = array("q")
+        self.length = array("q")
+        self.owner = array("q")  # the client of each struct
+        self.named = array("q")  # the items that name a root as their parent
+        # client -> (index of its first struct, the clocks its structs start at)
+        self.clients: dict[int, tuple[int, array[int]]] = {}
+        self.deleted: dict[int, list[tuple[int, int]]] = {}  # client -> merged [start, end)
+
+    def find(self, client: int, clock: int) -> int:
+        """The index of the struct holding ID (client, clock); -1 if the update lacks it."""
+        found = self.clients.get(client)
+        if found is None:
+            return -1
+        first, starts = found
+        at = bisect_right(starts, clock) - 1
+        if at < 0 or clock >= starts[at] + self.length[first + at]:
+            return -1
+        return first + at
+
+    def live(self, index: int) -> bool:
+        if self.hint[index] == _DELETED:
+            return False
+        ranges = self.deleted.get(self.owner[index])
+        if not ranges:
+            return True
+        start = self.clock[index]
+        end = start + self.length[index]
+        at = bisect_right(ranges, (start, 2**63)) - 1
+        return not (at >= 0 and ranges[at][0] <= start and ranges[at][1] >= end)
+
+
+def _read(update: bytes) -> _Structs:
+    data = bytes(update)
+    try:
+        return _read_structs(data)
+    except _Refused as refused:
+        raise UnreadableUpdate(refused.message, refused.offset, refused.client) from None
+    except IndexError:
+        raise UnreadableUpdate("it is truncated", len(data)) from None
+
+
+def _read_structs(data: bytes) -> _Structs:
+    structs = _Structs()
+    hint, sub, parent = structs.hint, structs.sub, structs.parent
+    origin, right, clocks, lengths = structs.origin, structs.right, structs.clock, structs.length
+    owner = structs.owner
+    roots = structs.roots
+    uint = _uint
+    size = len(data)
+    group_count, pos = uint(data, 0)
+    if group_count * 5 > size - pos:
+        raise _Refused(f"{group_count} client groups declared, {size - pos} bytes left", 0)
+    for _ in range(group_count):
+        struct_count, pos = uint(data, pos)
+        client, pos = uint(data, pos)
+        clock, pos = uint(data, pos)
+        if struct_count * 2 > size - pos:
+            raise _Refused(f"{struct_count} structs declared, {size - pos} bytes left", pos)
+        starts = array("q")
+        structs.clients[client] = (len(hint), starts)
+        for _ in range(struct_count):
+            info = data[pos]
+            pos += 1
+            ref = info & 0x1F
+            origin_client = origin_clock = right_client = right_clock = _NO_ID
+            is_sub = 0
+            if ref == 0 or ref == 10:  # GC, Skip: a length, no parent
+                length, pos = uint(data, pos)
+                kind = _GC if ref == 0 else _SKIP
+                where = _GARBAGE
+            elif ref < 10:
+                where = _UNRESOLVED
+                if info & 0x80:
+                    origin_client, pos = uint(data, pos)
+                    origin_clock, pos = uint(data, pos)
+                if info & 0x40:
+                    right_client, pos = uint(data, pos)
+                    right_clock, pos = uint(data, pos)
+                if not info & 0xC0:
+                    if data[pos] == 1:
+                        name, pos = _text(data, pos + 1)
+                        where = roots.setdefault(name, len(roots))
+                        structs.named.append(len(hint))
+                    elif data[pos] == 0:
+                        pos = uint(data, uint(data, pos + 1)[1])[1]
+                        where = _NESTED
+                    else:
+                        raise _Refused(f"parent info {data[pos]}", pos)
+                    if info & 0x20:
+                        pos = _string(data, pos)[1]
+                        is_sub = 1
+                if ref == 7:
+                    kind = _XML if uint(data, pos)[0] in _XML_TYPE_REFS else _OTHER
+                else:
+                    kind = _CONTENT_HINT[ref]
+                length, pos = _CONTENT[ref](data, pos, None)
+            else:
+                raise _Refused(f"content ref {ref}", pos - 1)
+            if length == 0:
+                raise _Refused("a struct of length 0", pos)
+            starts.append(clock)
+            hint.append(kind)
+            sub.append(is_sub)
+            parent.append(where)
+            origin.append(origin_client)
+            origin.append(origin_clock)
+            right.append(right_client)
+            right.append(right_clock)
+            clocks.append(clock)
+            lengths.append(length)
+            owner.append(client)
+            clock += length
+    _read_delete_set(data, pos, structs)
+    return structs
+
+
+def _read_delete_set(data: bytes, pos: int, structs: _Structs) -> None:
+    uint = _uint
+    size = len(data)
+    clients, pos = uint(data, pos)
+    if clients * 2 > size - pos:
+        raise _Refused(f"{clients} deleting clients declared, {size - pos} bytes left", pos)
+    for _ in range(clients):
+        client, pos = uint(data, pos)
+        count, pos = uint(data, pos)
+        if count * 2 > size - pos:
+            raise _Refused(f"{count} delete ranges declared, {size - pos} bytes left", pos)
+        ranges = structs.deleted.setdefault(client, [])
+        for _ in range(count):
+            start, pos = uint(data, pos)
+            length, pos = uint(data, pos)
+            ranges.append((start, start + length))
+    if pos != size:
+        raise _Refused(f"{size - pos} trailing bytes", pos)
+    for client, ranges in structs.deleted.items():
+        structs.deleted[client] = _merged(ranges)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    ranges.sort()
+    out: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def _resolve(structs: _Structs, index: int) -> int:
+    """The root (or _NESTED, _GARBAGE, _PENDING) of struct `index`, following the chain of
+    neighbours it inherits its parent from; every struct on the chain is settled with it,
+    so all calls together visit each struct once."""
+    parent, sub = structs.parent, structs.sub
+    chain: list[int] = []
+    at = index
+    while True:
+        where = parent[at]
+        if where != _UNRESOLVED:
+            if where == _RESOLVING:  # a cycle: no Yjs replica integrates any of it
+                where = _PENDING
+            break
+        parent[at] = _RESOLVING
+        chain.append(at)
+        next_at, where = _neighbour(structs, at)
+        if next_at < 0:
+            break
+        at = next_at
+    inherited = sub[at] if where >= 0 else 0
+    for item in chain:
+        parent[item] = where
+        sub[item] = inherited
+    return where
+
+
+def _neighbour(structs: _Structs, index: int) -> tuple[int, int]:
+    """(the struct `index` takes its parent from, _UNRESOLVED), or (-1, its fate)."""
+    origin_client = structs.origin[2 * index]
+    right_client = structs.right[2 * index]
+    left = right = -1
+    if origin_client == structs.owner[index] and structs.origin[2 * index + 1] == structs.clock[index] - 1:
+        left = index - 1  # typing: the struct before it in its own group (no search)
+    elif origin_client != _NO_ID:
+        left = structs.find(origin_client, structs.origin[2 * index + 1])
+        if left < 0:
+            return -1, _PENDING
+    if right_client != _NO_ID:
+        right = structs.find(right_client, structs.right[2 * index + 1])
+        if right < 0:
+            return -1, _PENDING
+    sides = [structs.hint[side] for side in (left, right) if side >= 0]
+    if _GC in sides:  # Yjs collects an item next to a GC struct
+        return -1, _GARBAGE
+    if _SKIP in sides:  # a gap in a merged update: Yjs waits for what fills it
+        return -1, _PENDING
+    return (left if left >= 0 else right), _UNRESOLVED
+
+
+def _kinds(structs: _Structs) -> dict[str, Kind]:
+    live: list[set[int]] = [set() for _ in structs.roots]
+    dead: list[set[int]] = [set() for _ in structs.roots]
+    parent, hint, sub = structs.parent, structs.hint, structs.sub
+    # Text outranks every other kind: once each root has a live text item, nothing else
+    # can change the answer (a scene of text roots is mostly decided by its first items).
+    undecided = len(live)
+
+    def mark(index: int, root: int) -> None:
+        nonlocal undecided
+        is_live = structs.live(index)
+        marks = (live if is_live else dead)[root]
+        kind = -1 if sub[index] else hint[index]
+        if is_live and kind == _TEXT and _TEXT not in marks:
+            undecided -= 1
+        marks.add(kind)
+
+    for index in structs.named:
+        mark(index, parent[index])
+    # Structs after a root's first item in its client's group mostly belong to the same
+    # root (a client types on): look there first, then everywhere.
+    nearby = []
+    for index in structs.named:
+        if _TEXT not in live[parent[index]]:
+            first, starts = structs.clients[structs.owner[index]]
+            nearby.append(range(index + 1, first + len(starts)))
+    for index in chain(*nearby, range(len(hint))):
+        if not undecided:
+            break
+        if parent[index] == _UNRESOLVED:
+            root = _resolve(structs, index)
+            if root >= 0:
+                mark(index, root)
+    names = list(structs.roots)
+    return {name: _decide(live[root]) or _decide(dead[root]) or "empty" for root, name in enumerate(names)}
+
+
+def _decide(marks: set[int]) -> Kind | None:
+    if _TEXT in marks:
+        return "text"
+    if _OTHER in marks:
+        return "array"
+    if _XML in marks:
+        return "xml"
+    if -1 in marks:
+        return "map"
+    return None  # nothing, or only Deleted content
+
+
+@dataclass(frozen=True)
+class Roots:
+    kinds: dict[str, Kind]  # root_kinds
+    clients: frozenset[int]  # every client id the update has structs or deletions of
+
+
+def read_roots(update: bytes) -> Roots:
+    """`root_kinds` and the client ids of the update, in one pass."""
+    structs = _read(update)
+    return Roots(_kinds(structs), frozenset(structs.clients.keys() | structs.deleted.keys()))
+
+
+def root_kinds(update: bytes) -> dict[str, Kind]:
+    """Each root type a Yjs v1 update (a whole scene's merged state) holds, and its kind:
+    "text", "map", "array", "xml" (a Y.XmlFragment) or "empty" (every item deleted and
+    its content collected: no kind can be told, and any kind reads it as empty). See the
+    module docstring for how the kind is inferred. UnreadableUpdate if the bytes are not a
+    v1 update."""
+    return _kinds(_read(update))
+
+
+def text_of(update: bytes, name: str) -> str | None:
+    """The content of the Y.Text root `name` of a merged state, as Yjs's `toString()` gives
+    it (embeds and formatting left out); "" for a root of kind "empty"; None if there is no
+    such root or it is not a text. UnreadableUpdate if the bytes are not a v1 update."""
+    kind = root_kinds(update).get(name)
+    if kind == "empty":
+        return ""
+    if kind != "text":
+        return None
+    # The kind is known first on purpose: pycrdt reading a root as a kind it is not can
+    # loop forever (an array view of a text with multi-byte characters does).
+    doc: Doc = Doc()
+    doc.apply_update(update)
+    return str(doc.get(name, type=Text))
