@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -128,8 +129,11 @@ def _row(version: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _cell(value: Any) -> str:
-    # A label is whatever a user typed: a newline or a tab in it must not break the table.
-    return " ".join(str(value).split())
+    # A label is whatever a user typed: a newline or a tab in it must not break the table,
+    # and a control character (an escape sequence) must not reach the terminal. The server
+    # refuses such labels now; versions saved before, or by another server, may hold them.
+    text = " ".join(str(value).split())
+    return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
 
 
 def print_table(rows: list[tuple[str, ...]]) -> None:

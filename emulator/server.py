@@ -24,6 +24,9 @@ from emulator.logs import ensure_stderr_handler
 HTTP_SHUTDOWN_GRACE = 2.0
 
 
+HTTP_HEADER_LIMIT = 10 * 1024
+
+
 class Emulator:
     """One emulated stage: its WebSocket API and its HTTP API. Use `async with
     Emulator(cfg) as emu:` inside an event loop, or `with run_in_thread(cfg) as emu:` from
@@ -77,7 +80,14 @@ class Emulator:
         self.port = int(self._runner.addresses[0][1])
         # A low-level server: every request reaches the HTTP API as sent, with no router
         # of aiohttp's in between (the route table's rules are API Gateway's).
-        server = web.Server(self.http_api.handle, access_log=None)
+        # API Gateway's HTTP APIs take 10 KB of request line and headers (a token with many
+        # group claims comes near it); aiohttp's default cap on one header is 8,190 bytes.
+        server = web.Server(
+            self.http_api.handle,
+            access_log=None,
+            max_line_size=HTTP_HEADER_LIMIT,
+            max_field_size=HTTP_HEADER_LIMIT,
+        )
         self._http_runner = web.ServerRunner(
             server, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_GRACE
         )

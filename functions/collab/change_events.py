@@ -17,6 +17,7 @@ for the scene weigh: exact with one environment, a lower bound with several.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -112,19 +113,24 @@ class ChangeEvents:
         return True
 
     def _claim(self, scene_id: str, now: float) -> bool:
+        # The claim names itself: botocore retries a write whose response was lost, and the
+        # retry then fails the condition on this very write (whose item says it was ours).
+        claim = secrets.token_hex(8)
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key={"sceneId": {"S": scene_id}, "sk": {"S": MARKER}},
-                UpdateExpression="SET sentAt = :now",
+                UpdateExpression="SET sentAt = :now, claim = :claim",
                 ConditionExpression="attribute_not_exists(sentAt) OR sentAt <= :cutoff",
                 ExpressionAttributeValues={
                     ":now": {"N": f"{now:.3f}"},
                     ":cutoff": {"N": f"{now - SCENE_CHANGED_INTERVAL_SECONDS:.3f}"},
+                    ":claim": {"S": claim},
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
+                return error.response.get("Item", {}).get("claim", {}).get("S") == claim
             raise
         return True

@@ -22,12 +22,15 @@ expired binding would let its id be forged again while its structs are still sto
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from collab.errors import TooLarge
 from collab.yjs_format import drop_groups, read_update
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,12 @@ CACHE_LIMIT = 100_000
 _BATCH_GET_LIMIT = 100
 
 MAX_NEW_IDS = 64
+# Distinct client ids one update may name (invariant 9: reading their bindings costs a
+# BatchGetItem per 100, before anything else). A scene edited over a thousand page loads,
+# imported whole, still fits; 11 bytes a group would otherwise let 4 MB name 400,000.
+MAX_IDS_PER_UPDATE = 1_000
+# Bindings written at once when an update brings many (an import over the HTTP API).
+_BIND_THREADS = 16
 
 
 def _no_pause(point: str) -> None:
@@ -62,19 +71,27 @@ class ClientIds:
         self._clock = clock
         self._pause = pause  # tests stop a call at named points to drive races
         self._owners: dict[tuple[str, int], str] = {}
+        self._owners_lock = threading.Lock()  # bindings may be written from threads
         # A page keeps one id per load; offline edits of a few earlier loads may come
         # together. Far more than that in one message is a flood.
         self.max_new_ids = MAX_NEW_IDS
 
-    def filter_foreign(self, scene_id: str, user_id: str, update: bytes) -> bytes:
+    def filter_foreign(self, scene_id: str, user_id: str, update: bytes, max_new: int | None = None) -> bytes:
         """`update` without the client groups of ids bound to other users, binding its unbound
         ids to `user_id` first (so they are bound before the update is stored). The same
-        bytes object when nothing is dropped. `update` must be valid (validate_update)."""
+        bytes object when nothing is dropped. `update` must be valid (validate_update).
+        `max_new`: how many ids this call may bind (default `max_new_ids`; an update that
+        no resync will follow, such as an HTTP import, binds all it names). TooLarge when
+        the update names more than MAX_IDS_PER_UPDATE ids."""
         layout = read_update(update)
         clients = [group.client for group in layout.groups]
         if not clients:
             return update
-        foreign = self.foreign(scene_id, user_id, clients)
+        if len(clients) > MAX_IDS_PER_UPDATE:  # group ids are distinct (yjs_format checks)
+            raise TooLarge(
+                f"the update names {len(clients)} Yjs client ids, more than {MAX_IDS_PER_UPDATE}; split it"
+            )
+        foreign = self.foreign(scene_id, user_id, clients, max_new)
         if not foreign:
             return update
         logger.warning(
@@ -83,7 +100,9 @@ class ClientIds:
         )
         return drop_groups(update, layout, foreign)
 
-    def foreign(self, scene_id: str, user_id: str, clients: Iterable[int]) -> set[int]:
+    def foreign(
+        self, scene_id: str, user_id: str, clients: Iterable[int], max_new: int | None = None
+    ) -> set[int]:
         """Of `clients`, the ids bound to other users; the unbound ones are bound to
         `user_id` first. Awareness claims ids too: a client announces its presence before
         it types, so its id is bound before a peer can learn it and forge it. Binding costs
@@ -95,10 +114,18 @@ class ClientIds:
         # Past the cap, ids stay unbound and their groups are left out of this message:
         # the author's next resync sends them again, so many offline sessions get in over
         # a few resyncs instead of never.
-        deferred = set(unbound[self.max_new_ids :])
+        limit = self.max_new_ids if max_new is None else max_new
+        deferred = set(unbound[limit:])
         self._pause("bind:read")
-        for client in unbound[: self.max_new_ids]:
-            owners[client] = self.bind(scene_id, client, user_id)
+        binding = unbound[:limit]
+        if len(binding) > _BIND_THREADS:
+            # Conditional puts do not batch; hundreds one after another would take seconds.
+            with ThreadPoolExecutor(_BIND_THREADS) as pool:
+                bound = pool.map(lambda client: self.bind(scene_id, client, user_id), binding)
+                owners.update(zip(binding, bound, strict=True))
+        else:
+            for client in binding:
+                owners[client] = self.bind(scene_id, client, user_id)
         return deferred | {
             client for client in clients if client not in deferred and owners[client] != user_id
         }
@@ -174,8 +201,9 @@ class ClientIds:
         raise RuntimeError(f"client ids of {scene_id}: DynamoDB kept keys unprocessed")
 
     def _remember(self, scene_id: str, client: int, user_id: str) -> str:
-        if len(self._owners) >= self._cache_limit:
-            # Oldest first (dicts keep insertion order): a binding is re-read when needed.
-            del self._owners[next(iter(self._owners))]
-        self._owners[(scene_id, client)] = user_id
+        with self._owners_lock:
+            if len(self._owners) >= self._cache_limit:
+                # Oldest first (dicts keep insertion order): a binding is re-read when needed.
+                del self._owners[next(iter(self._owners))]
+            self._owners[(scene_id, client)] = user_id
         return user_id

@@ -5,7 +5,7 @@ Identity and roles are the WebSocket side's: `Authorization: Bearer <JWT>` verif
 $connect authorizer verifies it (the same modes and keys), the role from the access table.
 The function checks the token itself instead of an API Gateway authorizer, so every
 refusal is JSON shaped {"code", "message"} with the protocol's error codes, plus
-`unauthorized` (no token or a bad one, 401) and `not_found` (404).
+`unauthorized` (no token or a bad one, 401), `not_found` (404) and `conflict` (409).
 
 An update posted here is validated, stored and broadcast exactly as a WebSocket `update`
 (collab.actions.update.apply_update): the poster is a member without a connection.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import unicodedata
 import uuid
 from functools import cache
 from typing import Any
@@ -30,7 +31,7 @@ from collab.auth.tokens import InvalidToken, TokenVerifier
 from collab.caller import Caller
 from collab.errors import BadRequest, CollabError, Forbidden, TooLarge
 from collab.observability import logger
-from collab.versions import LABEL_LIMIT, VersionNotFound, valid_version_id
+from collab.versions import LABEL_LIMIT, RestoreBusy, VersionNotFound, valid_version_id
 
 OCTETS = "application/octet-stream"
 JSON = "application/json"
@@ -42,6 +43,7 @@ STATUS = {
     "token_expired": 401,
     "forbidden": 403,
     "not_found": 404,
+    "conflict": 409,
     "too_large": 413,
     "internal": 500,
 }
@@ -61,6 +63,10 @@ class Unauthorized(CollabError):
 
 class NotFound(CollabError):
     code = "not_found"
+
+
+class Conflict(CollabError):
+    code = "conflict"
 
 
 @cache
@@ -96,8 +102,15 @@ def post_update(sceneId: str) -> Response[Any]:
 @app.get("/scenes/<sceneId>/versions")
 def list_versions(sceneId: str) -> Response[Any]:
     rt, caller = _caller(sceneId)
-    versions = rt.versions.list(caller.scene_id)
-    return _json(200, {"versions": [v.public() for v in versions]})
+    params = app.current_event.query_string_parameters or {}
+    before = params.get("before")
+    if before is not None and not valid_version_id(before):
+        raise BadRequest("before must be a version id from an earlier answer")
+    page = rt.versions.page(caller.scene_id, before=before)
+    answer: dict[str, Any] = {"versions": [v.public() for v in page.versions]}
+    if page.before is not None:  # older ones: ask again with ?before=<this>
+        answer["before"] = page.before
+    return _json(200, answer)
 
 
 @app.post("/scenes/<sceneId>/versions")
@@ -129,6 +142,8 @@ def restore(sceneId: str, versionId: str) -> Response[Any]:
         before = restore_version(rt, caller, _version_id(versionId))
     except VersionNotFound:
         raise NotFound(f"scene {sceneId} has no version {versionId}") from None
+    except RestoreBusy:
+        raise Conflict("another restore of this scene is still running; try again") from None
     return _json(200, {"versionId": before.version_id, "version": before.public()})
 
 
@@ -228,7 +243,7 @@ def _label() -> str:
         return ""
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise BadRequest('the body must be JSON: {"label": "..."}') from None
     if not isinstance(body, dict):
         raise BadRequest('the body must be a JSON object: {"label": "..."}')
@@ -237,6 +252,10 @@ def _label() -> str:
         raise BadRequest("label must be a string")
     if len(label) > LABEL_LIMIT:
         raise BadRequest(f"label is over {LABEL_LIMIT} characters")
+    # One line of text: no control characters (an escape sequence would reach the terminal
+    # of whoever lists versions) and no lone surrogates (not UTF-8: DynamoDB refuses them).
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in label):
+        raise BadRequest("label must be one line of text, without control characters")
     return label
 
 

@@ -53,22 +53,24 @@ def take_version(
 
 def restore_version(rt: Runtime, caller: Caller, version_id: str) -> Version:
     """Restores `version_id` (VersionNotFound when there is none); returns the automatic
-    version saved just before."""
+    version saved just before. Restores of one scene run one after another (the scene's
+    restore lease; RestoreBusy past its wait)."""
     # Imported here: only a restore needs pycrdt's document model (cold starts).
     from collab.restore import restore_update
 
     target = rt.versions.get(caller.scene_id, version_id)
     version_state = rt.versions.read(caller.scene_id, version_id)
-    loaded = rt.documents.load(caller.scene_id)
-    before = take_version(
-        rt, caller, BEFORE_RESTORE.format(target.label or target.version_id), auto=True, loaded=loaded
-    )
-    update = restore_update(loaded.state, version_state)
-    if update:
-        # Imported here: collab.actions.update imports this module.
-        from collab.actions.update import apply_update
+    with rt.versions.restoring(caller.scene_id):
+        loaded = rt.documents.load(caller.scene_id)
+        before = take_version(
+            rt, caller, BEFORE_RESTORE.format(target.label or target.version_id), auto=True, loaded=loaded
+        )
+        update = restore_update(loaded.state, version_state)
+        if update:
+            # Imported here: collab.actions.update imports this module.
+            from collab.actions.update import apply_update
 
-        apply_update(rt, caller, update)
+            apply_update(rt, caller, update)
     metrics.add_metric(name="VersionsRestored", unit=MetricUnit.Count, value=1)
     _tell(rt, caller, "restored", target, savedBefore=before.version_id)
     rt.events.put(

@@ -28,7 +28,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,9 @@ from collab.blobs import BlobStore
 ENTRY_PREFIX = "ver#"
 DATA_PREFIX = "verdata#"
 AUTO_MARKER = "verauto"
+RESTORE_LEASE = "verrestore"
+RESTORE_LEASE_SECONDS = 30
+RESTORE_WAIT_SECONDS = 20
 AUTO_INTERVAL_SECONDS = 600
 LIST_LIMIT = 100
 LABEL_LIMIT = 200
@@ -48,6 +52,10 @@ DAY = 86_400
 
 class VersionNotFound(LookupError):
     pass
+
+
+class RestoreBusy(RuntimeError):
+    """Another restore of the scene held its lease for longer than this one would wait."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,12 @@ class Version:
             "bytes": self.bytes,
             "auto": self.auto,
         }
+
+
+@dataclass(frozen=True)
+class Page:
+    versions: list[Version]
+    before: str | None  # the id to ask `before` of for older versions; None: no more
 
 
 def state_digest(state_vector: bytes) -> str:
@@ -146,16 +160,27 @@ class Versions:
         return version
 
     def list(self, scene_id: str, limit: int = LIST_LIMIT) -> list[Version]:
-        """Newest first; expired entries the TTL has not removed yet are left out."""
-        page = self._db.query(
-            TableName=self._table,
-            KeyConditionExpression="sceneId = :s AND begins_with(sk, :p)",
-            ExpressionAttributeValues={":s": {"S": scene_id}, ":p": {"S": ENTRY_PREFIX}},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
+        """The newest `limit`, newest first."""
+        return self.page(scene_id, limit=limit).versions
+
+    def page(self, scene_id: str, *, before: str | None = None, limit: int = LIST_LIMIT) -> Page:
+        """Up to `limit` versions older than `before` (the newest without it), newest
+        first; expired entries the TTL has not removed yet are left out. One Query."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "sceneId = :s AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":s": {"S": scene_id}, ":p": {"S": ENTRY_PREFIX}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if before is not None:
+            request["ExclusiveStartKey"] = {"sceneId": {"S": scene_id}, "sk": {"S": ENTRY_PREFIX + before}}
+        answer = self._db.query(**request)
         now = self._clock()
-        return [_version(item) for item in page.get("Items", []) if not _expired(item, now)]
+        versions = [_version(item) for item in answer.get("Items", []) if not _expired(item, now)]
+        last = answer.get("LastEvaluatedKey")
+        older = last["sk"]["S"][len(ENTRY_PREFIX) :] if last else None
+        return Page(versions, older)
 
     def latest(self, scene_id: str) -> Version | None:
         newest = self.list(scene_id, limit=1)
@@ -186,18 +211,23 @@ class Versions:
         # that serves edits asks at least once an interval), so the clock starts again.
         stale = int(now) - 2 * AUTO_INTERVAL_SECONDS
         values = {":now": {"N": str(int(now))}, ":cutoff": {"N": str(cutoff)}, ":stale": {"N": str(stale)}}
+        # The claim names itself: botocore retries a write whose response was lost, and the
+        # retry then fails the condition on this very write (whose item says it was ours).
+        claim = secrets.token_hex(8)
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=key,
-                UpdateExpression="SET claimedAt = :now",
+                UpdateExpression="SET claimedAt = :now, claim = :claim",
                 ConditionExpression="claimedAt < :cutoff AND claimedAt >= :stale",
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues={**values, ":claim": {"S": claim}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if not _condition_failed(error):
                 raise
+            if error.response.get("Item", {}).get("claim", {}).get("S") == claim:
+                return True
             old = error.response.get("Item", {}).get("claimedAt")
             if old is None or int(old["N"]) < stale:  # no clock, or a stale one: restart it
                 try:
@@ -213,6 +243,54 @@ class Versions:
                         raise
             return False
         return True
+
+    @contextmanager
+    def restoring(self, scene_id: str, wait_seconds: float = RESTORE_WAIT_SECONDS) -> Iterator[None]:
+        """Holds the scene's restore lease: restores one after another, each computed
+        against the scene as the previous one left it (two at once would each re-insert
+        the version's content). A holder that dies frees it after RESTORE_LEASE_SECONDS."""
+        owner = secrets.token_hex(8)
+        key = {"sceneId": {"S": scene_id}, "sk": {"S": RESTORE_LEASE}}
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            now = self._clock()
+            try:
+                self._db.put_item(
+                    TableName=self._table,
+                    Item={
+                        **key,
+                        "owner": {"S": owner},
+                        "until": {"N": str(int(now) + RESTORE_LEASE_SECONDS)},
+                        "expiresAt": {"N": str(int(now) + 2 * RESTORE_LEASE_SECONDS)},
+                    },
+                    ConditionExpression="attribute_not_exists(sk) OR #until < :now",
+                    ExpressionAttributeNames={"#until": "until"},
+                    ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                break
+            except ClientError as error:
+                if not _condition_failed(error):
+                    raise
+                if error.response.get("Item", {}).get("owner", {}).get("S") == owner:
+                    break  # our own put, retried after its response was lost
+                if time.monotonic() >= deadline:
+                    raise RestoreBusy(scene_id) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            try:
+                self._db.delete_item(
+                    TableName=self._table,
+                    Key=key,
+                    ConditionExpression="#owner = :owner",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":owner": {"S": owner}},
+                )
+            except ClientError as error:
+                if not _condition_failed(error):  # already taken over after expiring: not ours
+                    raise
 
     def _item(self, scene_id: str, sort_key: str) -> dict[str, Any]:
         response = self._db.get_item(

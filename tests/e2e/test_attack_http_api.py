@@ -2,8 +2,7 @@
 WebSocket API, the real handlers in worker processes, moto, Redis; real tokens, real
 sockets, and WebSocket clients holding a Y.Doc (tests/e2e/wsclient.py).
 
-Tests marked xfail(strict=True) are defects: each fails now and flips when fixed. The
-others are defences that held."""
+Each test was written by attacking the HTTP API; those that failed at first are fixed."""
 
 from __future__ import annotations
 
@@ -73,11 +72,6 @@ def many_authors(count: int) -> tuple[bytes, str]:
     return doc.get_update(), str(doc.get("t", type=Text))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an HTTP update binds at most 64 new client ids (client_ids.MAX_NEW_IDS) and no resync "
-    "follows: the import answers 204, and connected and new clients see none of it",
-)
 def test_an_imported_draft_of_many_authors_reaches_connected_and_new_clients(
     scene: Scene, open_client: Opener
 ) -> None:
@@ -172,11 +166,6 @@ def test_versions_of_another_scene_stay_out_of_reach_through_the_gateway(scene: 
     assert refusal(request(other, "GET", f"/versions/{stolen}", eve)) == (401, "unauthorized")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulator/server.py: aiohttp's default 8190-byte header field cap answers a 9 KB token "
-    "with 400 text/plain; API Gateway HTTP APIs take 10 KB of request line and headers",
-)
 def test_a_valid_nine_kilobyte_token_works_as_it_would_on_aws(scene: Scene) -> None:
     import time
 
@@ -193,11 +182,6 @@ def test_a_valid_nine_kilobyte_token_works_as_it_would_on_aws(scene: Scene) -> N
     assert (status, kind) == (200, OCTETS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scene_versions.restore_version: restores at once each diff against the state they "
-    "loaded and every insert lands, so a double-clicked restore doubles the version's text",
-)
 def test_a_double_clicked_restore_gives_the_version_once(scene: Scene) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

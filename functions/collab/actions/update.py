@@ -17,7 +17,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from collab import protocol
+from collab import client_ids, protocol
 from collab.actions.awareness import accept, awareness_fields, send_roster, share
 from collab.caller import Caller
 from collab.compaction import compact
@@ -68,8 +68,11 @@ def on_update(rt: Runtime, caller: Caller, frame: dict[str, Any]) -> None:
 
 def apply_update(rt: Runtime, caller: Caller, update: bytes) -> bool:
     """An update from outside a WebSocket (the HTTP API, a restore): validated, stored and
-    broadcast to every member exactly as an `update` frame is. False when it adds nothing."""
-    payload = accepted_payload(rt, caller, update)
+    broadcast to every member exactly as an `update` frame is. False when it adds nothing.
+    No resync follows it, so it binds every new client id it names at once (an import of
+    a scene written over many page loads), where a frame binds a few and leaves the rest
+    to its author's next resync."""
+    payload = accepted_payload(rt, caller, update, bind_all=True)
     if payload is None:
         return False
     appended = _store(rt, caller, payload)
@@ -80,9 +83,9 @@ def apply_update(rt: Runtime, caller: Caller, update: bytes) -> bool:
     return True
 
 
-def accepted_payload(rt: Runtime, caller: Caller, update: bytes) -> bytes | None:
+def accepted_payload(rt: Runtime, caller: Caller, update: bytes, *, bind_all: bool = False) -> bytes | None:
     """What of `update` is stored: None when it changes nothing. InvalidUpdate when Yjs
-    could not read it, Forbidden from a viewer."""
+    could not read it, Forbidden from a viewer, TooLarge when it names too many client ids."""
     with tracer.provider.in_subsegment("## validate"):
         changes = validate_update(update)
     if not changes:
@@ -93,7 +96,8 @@ def accepted_payload(rt: Runtime, caller: Caller, update: bytes) -> bytes | None
     if rt.client_ids is not None:
         # Structs under another user's client ids are dropped: the server already has
         # them (an honest client only learns them from the server), or they are forged.
-        payload = rt.client_ids.filter_foreign(caller.scene_id, caller.user_id, update)
+        max_new = client_ids.MAX_IDS_PER_UPDATE if bind_all else None
+        payload = rt.client_ids.filter_foreign(caller.scene_id, caller.user_id, update, max_new)
         if payload is not update and not validate_update(payload):
             return None
     return payload
