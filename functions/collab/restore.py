@@ -47,9 +47,11 @@ from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 from collab.errors import BadRequest
 from collab.scene_content import Kind, read_roots
 
-# Beyond this many line (or element) insertions and deletions between the version and the
-# scene, the changed middle is replaced whole (Myers costs O(edits**2) in Python).
+# A range of lines (or elements) that no unique line anchors is diffed by Myers up to this
+# many insertions and deletions, or this many steps (its cost, O((N+M)D)), and beyond them
+# replaced whole.
 MAX_DIFF_EDITS = 1000
+MAX_DIFF_STEPS = 2_000_000
 
 _ROOT_TYPES: dict[str, type[Any]] = {"text": Text, "map": Map, "array": Array, "xml": XmlFragment}
 _SHARED = (Text, Map, Array, XmlFragment, XmlElement, XmlText)
@@ -305,35 +307,90 @@ def _sync_sequence(
 Hunk = tuple[int, int, int, int]  # a[i1:i2] is replaced by b[j1:j2]
 
 
-def _hunks(a: Sequence[Hashable], b: Sequence[Hashable], max_edits: int = MAX_DIFF_EDITS) -> list[Hunk]:
-    """The runs where `a` and `b` differ, in order: the common prefix and suffix first,
-    then Myers' diff of the rest, or the rest as one run beyond `max_edits`."""
-    start = 0
-    end_a, end_b = len(a), len(b)
-    while start < end_a and start < end_b and a[start] == b[start]:
-        start += 1
-    while end_a > start and end_b > start and a[end_a - 1] == b[end_b - 1]:
-        end_a -= 1
-        end_b -= 1
-    if start == end_a and start == end_b:
-        return []
-    if start in (end_a, end_b):  # only insertions, or only deletions
-        return [(start, end_a, start, end_b)]
-    ids: dict[Hashable, int] = {}
-    middle_a = [ids.setdefault(x, len(ids)) for x in a[start:end_a]]
-    middle_b = [ids.setdefault(x, len(ids)) for x in b[start:end_b]]
-    found = _myers(middle_a, middle_b, max_edits)
-    if found is None:
-        return [(start, end_a, start, end_b)]
-    return [(i1 + start, i2 + start, j1 + start, j2 + start) for i1, i2, j1, j2 in found]
+def _hunks(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[Hunk]:
+    """The runs where `a` and `b` differ, in order. Patience diff: the common ends are
+    trimmed, elements found once in each side anchor the match (their longest increasing
+    run), and the ranges between anchors are diffed the same way; a range without such an
+    element goes to Myers' diff, or is one hunk if that would cost more than
+    MAX_DIFF_EDITS edits or MAX_DIFF_STEPS steps. O(n log n) per level of anchoring."""
+    hunks: list[Hunk] = []
+    ranges = [(0, len(a), 0, len(b))]
+    while ranges:
+        a0, a1, b0, b1 = ranges.pop()
+        while a0 < a1 and b0 < b1 and a[a0] == b[b0]:
+            a0 += 1
+            b0 += 1
+        while a1 > a0 and b1 > b0 and a[a1 - 1] == b[b1 - 1]:
+            a1 -= 1
+            b1 -= 1
+        if a0 == a1 and b0 == b1:
+            continue
+        if a0 == a1 or b0 == b1:  # only insertions, or only deletions
+            hunks.append((a0, a1, b0, b1))
+            continue
+        anchors = _anchors(a, a0, a1, b, b0, b1)
+        if anchors:
+            between = []
+            for i, j in anchors:
+                between.append((a0, i, b0, j))
+                a0, b0 = i + 1, j + 1
+            between.append((a0, a1, b0, b1))
+            ranges.extend(reversed(between))  # popped in order
+            continue
+        ids: dict[Hashable, int] = {}
+        found = _myers(
+            [ids.setdefault(x, len(ids)) for x in a[a0:a1]], [ids.setdefault(x, len(ids)) for x in b[b0:b1]]
+        )
+        if found is None:
+            hunks.append((a0, a1, b0, b1))
+        else:
+            hunks.extend((i1 + a0, i2 + a0, j1 + b0, j2 + b0) for i1, i2, j1, j2 in found)
+    return hunks
 
 
-def _myers(a: list[int], b: list[int], max_edits: int) -> list[Hunk] | None:
-    """Myers' O((N+M)D) greedy diff (1986); None if it takes more than `max_edits`."""
+def _anchors(
+    a: Sequence[Hashable], a0: int, a1: int, b: Sequence[Hashable], b0: int, b1: int
+) -> list[tuple[int, int]]:
+    """Pairs (i, j) of elements found exactly once in a[a0:a1] and in b[b0:b1], equal,
+    forming the longest run increasing in both i and j."""
+    once_a: dict[Hashable, int] = {}
+    for i in range(a0, a1):
+        once_a[a[i]] = -1 if a[i] in once_a else i
+    once_b: dict[Hashable, int] = {}
+    for j in range(b0, b1):
+        once_b[b[j]] = -1 if b[j] in once_b else j
+    # In the order of i (a dict keeps its first insertion's place).
+    pairs = [(i, once_b[x]) for x, i in once_a.items() if i >= 0 and once_b.get(x, -1) >= 0]
+    pairs.sort()
+    # Longest increasing run of j (patience sorting, with a link to the previous pile).
+    tops: list[int] = []  # the j on top of each pile
+    top_index: list[int] = []
+    previous = [-1] * len(pairs)
+    for index, (_, j) in enumerate(pairs):
+        pile = bisect_left(tops, j)
+        if pile == len(tops):
+            tops.append(j)
+            top_index.append(index)
+        else:
+            tops[pile] = j
+            top_index[pile] = index
+        previous[index] = top_index[pile - 1] if pile else -1
+    run: list[tuple[int, int]] = []
+    index = top_index[-1] if top_index else -1
+    while index >= 0:
+        run.append(pairs[index])
+        index = previous[index]
+    run.reverse()
+    return run
+
+
+def _myers(a: list[int], b: list[int]) -> list[Hunk] | None:
+    """Myers' greedy diff (1986); None past MAX_DIFF_EDITS edits or MAX_DIFF_STEPS steps."""
     n, m = len(a), len(b)
     frontier = {1: 0}  # diagonal k = x - y -> the furthest x reached on it
     trace: list[dict[int, int]] = []
-    for d in range(max_edits + 1):
+    steps = 0
+    for d in range(MAX_DIFF_EDITS + 1):
         trace.append(dict(frontier))
         for k in range(-d, d + 1, 2):
             if k == -d or (k != d and frontier[k - 1] < frontier[k + 1]):
@@ -341,12 +398,16 @@ def _myers(a: list[int], b: list[int], max_edits: int) -> list[Hunk] | None:
             else:
                 x = frontier[k - 1] + 1  # right: a deletion from a
             y = x - k
+            start = x
             while x < n and y < m and a[x] == b[y]:
                 x += 1
                 y += 1
+            steps += x - start + 1
             frontier[k] = x
             if x >= n and y >= m:
                 return _hunks_from_trace(trace, n, m)
+        if steps > MAX_DIFF_STEPS:
+            return None
     return None
 
 
@@ -473,7 +534,7 @@ def _sync_text(target: Text | XmlText, source: Text | XmlText) -> None:
     now = _Flat(target.diff())
     then = _Flat(source.diff())
     ops: list[_Format | _Replace] = []
-    _plan(now, then, 0, len(now.plain), 0, len(then.plain), ops, refine=True)
+    _plan(now, then, ops)
     if not ops:
         return
     # Right to left, so that every position still means what it meant in `now`; a format
@@ -544,60 +605,79 @@ def _byte_offsets(plain: str, positions: set[int]) -> dict[int, int]:
     return offsets
 
 
-def _plan(
-    now: _Flat,
-    then: _Flat,
-    a0: int,
-    a1: int,
-    b0: int,
-    b1: int,
-    ops: list[_Format | _Replace],
-    *,
-    refine: bool,
-) -> None:
-    """The operations that turn now.plain[a0:a1] into then.plain[b0:b1], formatting
-    included, keeping the common ends (and, with `refine`, the common lines between)."""
-    prefix = _common_prefix(now, then, a0, a1, b0, b1)
-    suffix = _common_suffix(now, then, a0 + prefix, a1, b0 + prefix, b1)
-    _reformat(now, then, a0, b0, prefix, ops)
-    _reformat(now, then, a1 - suffix, b1 - suffix, suffix, ops)
-    a0, a1, b0, b1 = a0 + prefix, a1 - suffix, b0 + prefix, b1 - suffix
-    if a0 == a1 and b0 == b1:
+def _plan(now: _Flat, then: _Flat, ops: list[_Format | _Replace]) -> None:
+    """The operations that turn `now` into `then`: the common ends are kept, the lines
+    between are diffed, and each changed run of lines keeps its common ends again. What
+    is kept is re-formatted where the formatting differs (and an embed that differs is
+    replaced)."""
+    n, m = len(now.plain), len(then.plain)
+    prefix = _prefix_length(now.plain, 0, then.plain, 0, min(n, m))
+    suffix = _suffix_length(now.plain, n, then.plain, m, min(n, m) - prefix)
+    _keep(now, then, 0, 0, prefix, ops)
+    _keep(now, then, n - suffix, m - suffix, suffix, ops)
+    a0, a1, b0, b1 = prefix, n - suffix, prefix, m - suffix
+    if a0 == a1 or b0 == b1:
+        if a0 < a1 or b0 < b1:
+            ops.append(_Replace(a0, a1, b0, b1))
         return
-    if refine and a0 < a1 and b0 < b1:
-        lines_a, keys_a = _lines(now, a0, a1)
-        lines_b, keys_b = _lines(then, b0, b1)
-        if len(keys_a) > 1 or len(keys_b) > 1:
-            hunks = _hunks(keys_a, keys_b)
-            for i1, i2, j1, j2 in hunks:
-                _plan(now, then, lines_a[i1], lines_a[i2], lines_b[j1], lines_b[j2], ops, refine=False)
-            return
-    ops.append(_Replace(a0, a1, b0, b1))
+    lines_a, keys_a = _lines(now.plain, a0, a1)
+    lines_b, keys_b = _lines(then.plain, b0, b1)
+    at_a = at_b = 0
+    for i1, i2, j1, j2 in _hunks(keys_a, keys_b):
+        _keep(now, then, lines_a[at_a], lines_b[at_b], lines_a[i1] - lines_a[at_a], ops)
+        _plan_run(now, then, lines_a[i1], lines_a[i2], lines_b[j1], lines_b[j2], ops)
+        at_a, at_b = i2, j2
+    _keep(now, then, lines_a[at_a], lines_b[at_b], lines_a[-1] - lines_a[at_a], ops)
 
 
-def _common_prefix(now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int) -> int:
+def _plan_run(
+    now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int, ops: list[_Format | _Replace]
+) -> None:
+    """now.plain[a0:a1] becomes then.plain[b0:b1]: common ends kept, the rest replaced."""
     limit = min(a1 - a0, b1 - b0)
-    length = _prefix_length(now.plain, a0, then.plain, b0, limit)
-    # Equal characters may still be different embeds (or an embed and a NUL).
-    embeds = {p - a0 for p in now.embeds_in(a0, a0 + length)} | {
+    prefix = _prefix_length(now.plain, a0, then.plain, b0, limit)
+    suffix = _suffix_length(now.plain, a1, then.plain, b1, limit - prefix)
+    _keep(now, then, a0, b0, prefix, ops)
+    _keep(now, then, a1 - suffix, b1 - suffix, suffix, ops)
+    if a1 - suffix > a0 + prefix or b1 - suffix > b0 + prefix:
+        ops.append(_Replace(a0 + prefix, a1 - suffix, b0 + prefix, b1 - suffix))
+
+
+def _lines(plain: str, start: int, end: int) -> tuple[list[int], list[str]]:
+    """plain[start:end] cut after each newline: the lines' starts (then `end`), and the
+    lines (with their newline), which the diff compares (formatting and embeds are
+    compared by _keep once the lines are matched)."""
+    keys = plain[start:end].split("\n")
+    if not keys[-1]:  # it ends with a newline
+        keys.pop()
+    bounds = [start]
+    at = start
+    for index in range(len(keys) - 1):
+        at += len(keys[index]) + 1
+        keys[index] += "\n"
+        bounds.append(at)
+    bounds.append(end)
+    if end - bounds[-2] > len(keys[-1]):
+        keys[-1] += "\n"
+    return bounds, keys
+
+
+def _keep(now: _Flat, then: _Flat, a0: int, b0: int, length: int, ops: list[_Format | _Replace]) -> None:
+    """now.plain[a0:a0+length] equals then.plain[b0:b0+length]: kept, re-formatted where the
+    formatting differs; an embed that differs from the version's (or stands where the
+    version has a NUL character, or the reverse) is replaced."""
+    if length <= 0:
+        return
+    offsets = {p - a0 for p in now.embeds_in(a0, a0 + length)} | {
         p - b0 for p in then.embeds_in(b0, b0 + length)
     }
-    for offset in sorted(embeds):
+    kept = 0
+    for offset in sorted(offsets):
         if now.embed_key(a0 + offset) != then.embed_key(b0 + offset):
-            return offset
-    return length
-
-
-def _common_suffix(now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int) -> int:
-    limit = min(a1 - a0, b1 - b0)
-    length = _suffix_length(now.plain, a1, then.plain, b1, limit)
-    embeds = {a1 - p - 1 for p in now.embeds_in(a1 - length, a1)} | {
-        b1 - p - 1 for p in then.embeds_in(b1 - length, b1)
-    }
-    for offset in sorted(embeds):
-        if now.embed_key(a1 - offset - 1) != then.embed_key(b1 - offset - 1):
-            return offset
-    return length
+            _reformat(now, then, a0 + kept, b0 + kept, offset - kept, ops)
+            ops.append(_Replace(a0 + offset, a0 + offset + 1, b0 + offset, b0 + offset + 1))
+            kept = offset + 1
+    _reformat(now, then, a0 + kept, b0 + kept, length - kept, ops)
 
 
 _BLOCK = 4096  # compared a block at a time: string comparison runs in C
@@ -630,19 +710,19 @@ def _suffix_length(a: str, a1: int, b: str, b1: int, limit: int) -> int:
 def _reformat(now: _Flat, then: _Flat, a0: int, b0: int, length: int, ops: list[_Format | _Replace]) -> None:
     """Format ops where now[a0:a0+length] and then[b0:b0+length], equal content, differ in
     formatting: the version's attributes set, the others removed (None)."""
-    if not length:
+    if length <= 0:
         return
     bounds = {a0, a0 + length}
     bounds.update(start for start, _, _ in now.attrs_runs(a0, a0 + length))
     bounds.update(start - b0 + a0 for start, _, _ in then.attrs_runs(b0, b0 + length))
-    edges = sorted(p for p in bounds if a0 <= p <= a0 + length)
+    edges = sorted(bounds)
     for start, end in pairwise(edges):
         old = now.segments[now.segment_at(start)]
         new = then.segments[then.segment_at(start - a0 + b0)]
         if old.attrs_key == new.attrs_key:
             continue
         change = {
-            name: new.attrs.get(name)
+            name: _plain(new.attrs.get(name))
             for name in sorted(old.attrs.keys() | new.attrs.keys())
             if name not in old.attrs
             or name not in new.attrs
@@ -652,25 +732,3 @@ def _reformat(now: _Flat, then: _Flat, a0: int, b0: int, length: int, ops: list[
             ops[-1] = _Format(ops[-1].start, end, change)
         else:
             ops.append(_Format(start, end, change))
-
-
-def _lines(flat: _Flat, start: int, end: int) -> tuple[list[int], list[Hashable]]:
-    """plain[start:end] cut after each newline: the lines' starts (and `end`) and a key of
-    each line (its characters, embeds and formatting)."""
-    bounds = [start]
-    plain = flat.plain
-    at = plain.find("\n", start, end)
-    while at >= 0:
-        if at + 1 < end:
-            bounds.append(at + 1)
-        at = plain.find("\n", at + 1, end)
-    bounds.append(end)
-    keys: list[Hashable] = []
-    for line_start, line_end in pairwise(bounds):
-        keys.append(
-            tuple(
-                (segment.embed_key if segment.embed_key is not None else plain[lo:hi], segment.attrs_key)
-                for lo, hi, segment in flat.attrs_runs(line_start, line_end)
-            )
-        )
-    return bounds, keys

@@ -8,14 +8,17 @@
 //
 //   node restore_check.mjs check < cases
 //     per JSON line {"name", "kinds", "version", "current", "restore", "concurrent"?} one line
-//     {"name", "expected", "restored", "emptied", "merged", "mergedOtherOrder", "error"}: `expected` is every root of the version dumped with its kind, `restored` the
+//     {"name", "expected", "before", "restored", "emptied", "merged", "mergedOtherOrder", "error"}:
+//     `expected` is every root of the version dumped with its kind, `before` of `current`, `restored` the
 //     same of `current` + `restore` applied by Yjs, `emptied` each root that changed kind read
-//     in its old kind (must be empty), `merged` the dump after `concurrent` too (both orders).
+//     in its old kind (must be empty), `merged` the dump after `concurrent` too (both orders);
+//     with "digest": true the dumps are given as their SHA-256.
 //
 // A dump keeps what toJSON() loses: a Y.Text is its toDelta() (embeds dumped too), types are
 // tagged, Uint8Array, BigInt and undefined are told apart from arrays, strings and null.
 import { createInterface } from 'node:readline'
 import { readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { gunzipSync } from 'node:zlib'
 import * as Y from 'yjs'
 
@@ -89,6 +92,21 @@ function scene (name, kinds, build, concurrently) {
   console.log(JSON.stringify({ name, kinds, version: b64(version), current: b64(current), concurrent, typed }))
 }
 
+// The Yjs index of `needle` in a Y.Text: toString() leaves embeds out, an index counts them.
+function indexOf (text, needle) {
+  let index = 0
+  for (const op of text.toDelta()) {
+    if (typeof op.insert !== 'string') {
+      index += 1
+      continue
+    }
+    const at = op.insert.indexOf(needle)
+    if (at >= 0) return index + at
+    index += op.insert.length
+  }
+  throw new Error(`no ${needle} in the text`)
+}
+
 const SCREENPLAY = [
   'INT. KITCHEN - NIGHT\n',
   'A kettle screams. MARA (40s) lifts it off the flame.\n',
@@ -106,20 +124,20 @@ function scenes () {
     text.insert(0, SCREENPLAY)
     text.format(0, 20, { bold: true })
     text.format(21, 7, { italic: true, color: '#ff0000' })
-    text.format(text.toString().indexOf('Twice'), 5, { link: { href: 'https://x.test', n: 1 } })
-    text.insertEmbed(text.toString().indexOf('MARA\n'), { image: 'https://x.test/mara.png', width: 300 })
+    text.format(indexOf(text, 'Twice'), 5, { link: { href: 'https://x.test', n: 1 } })
+    text.insertEmbed(indexOf(text, 'MARA\n'), { image: 'https://x.test/mara.png', width: 300 })
     text.insertEmbed(5, new Y.Map([['note', 'embedded type'], ['n', 2]]), { comment: true })
     snapshot()
-    text.insert(text.toString().indexOf('lifts'), 'slowly ', { underline: true })
-    text.delete(text.toString().indexOf('JONAS'), 'JONAS (O.S.)\n'.length)
+    text.insert(indexOf(text, 'lifts'), 'slowly ', { underline: true })
+    text.delete(indexOf(text, 'JONAS'), 'JONAS (O.S.)\n'.length)
     text.format(0, 30, { bold: null, italic: true }) // formatting changed on kept text
-    text.format(text.toString().indexOf('Twice'), 5, { link: null })
+    text.format(indexOf(text, 'Twice'), 5, { link: null })
     text.insertEmbed(text.length, { video: 'v.mp4' })
-    text.delete(text.toString().indexOf('雨'), 1)
+    text.delete(indexOf(text, '雨'), 1)
     text.insert(text.length, 'INT. HALLWAY - CONTINUOUS\nMara runs.\n', { heading: 2 })
   }, (other) => {
     const text = other.getText('text')
-    const at = text.toString().indexOf('You said') + 'You said'.length
+    const at = indexOf(text, 'You said') + 'You said'.length
     text.insert(at, ' CONCURRENT-1')
     text.insert(text.length, 'CONCURRENT-2\n')
     return 'CONCURRENT-1'
@@ -305,6 +323,17 @@ function kindChange () {
   }))
 }
 
+// A version pycrdt cannot write back: an XmlElement directly in a map (Yjs allows it).
+function unwritable () {
+  scene('xml-in-map', { map: 'map' }, (doc, snapshot) => {
+    const element = new Y.XmlElement('p')
+    doc.getMap('map').set('node', element)
+    element.setAttribute('a', 'b')
+    snapshot()
+    doc.getMap('map').delete('node')
+  })
+}
+
 // -- check -------------------------------------------------------------------------------
 
 function attempt (fn) {
@@ -326,6 +355,7 @@ async function check () {
     const out = { name: c.name, expected: null, restored: null, emptied: {}, merged: null, mergedOtherOrder: null, error: null }
     let error
     ;[out.expected, error] = attempt(() => dumpRoots(docOf(version), c.kinds))
+    if (!error) [out.before, error] = attempt(() => dumpRoots(docOf(current), c.kinds))
     if (!error) [out.restored, error] = attempt(() => dumpRoots(docOf(current, restore), c.kinds))
     for (const [name, kind] of Object.entries(c.oldKinds || {})) {
       if (!error) [out.emptied[name], error] = attempt(() => dump(root(docOf(current, restore), name, kind)))
@@ -342,6 +372,12 @@ async function check () {
       if (!error) [out.mergedOtherOrder, error] = attempt(() => dumpRoots(docOf(current, concurrent, restore), c.kinds))
     }
     out.error = error
+    if (c.digest) {
+      // A big scene: what is compared is the dumps' digests, not megabytes of JSON.
+      for (const key of ['expected', 'before', 'restored', 'merged', 'mergedOtherOrder']) {
+        if (out[key] !== null) out[key] = createHash('sha256').update(JSON.stringify(out[key])).digest('hex')
+      }
+    }
     process.stdout.write(JSON.stringify(out) + '\n')
   }
 }
@@ -350,6 +386,7 @@ const mode = process.argv[2]
 if (mode === 'scenes') {
   scenes()
   kindChange()
+  unwritable()
 } else if (mode === 'check') {
   await check()
 } else {

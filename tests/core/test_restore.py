@@ -1,0 +1,242 @@
+"""A restore (collab/restore.py) with real Yjs on both sides: Node Yjs 13 builds each scene
+(tests/e2e/lib/restore_check.mjs), takes a version on the way and edits on; the server
+computes the restore from the two states; Node applies it on top of the scene as it is now
+and reads every root: it must equal the version's, Y.Text deltas (formatting, embeds)
+included. Another client's edit made before it saw the restore merges after it, in either
+order, and its text is there."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pycrdt import Doc, Map, Text, get_state
+
+from collab.documents import validate_update
+from collab.restore import CannotRestore, restore_update
+from collab.scene_content import root_kinds
+from collab.yjs_format import read_state_vector, read_update
+from tests.support.yjs_node import node
+
+SCENES = ["text", "map", "array", "xml", "roots", "trace", "kind-change"]
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    kinds: dict[str, str]
+    version: bytes
+    current: bytes
+    concurrent: bytes
+    typed: str
+    old_kinds: dict[str, str]
+
+
+def scenes() -> dict[str, Scene]:
+    rows = node("restore_check.mjs", "scenes")
+    return {
+        r["name"]: Scene(
+            r["name"],
+            r["kinds"],
+            base64.b64decode(r["version"]),
+            base64.b64decode(r["current"]),
+            base64.b64decode(r["concurrent"]),
+            r["typed"],
+            r.get("oldKinds", {}),
+        )
+        for r in rows
+    }
+
+
+def check_in_yjs(cases: list[tuple[Scene, bytes]], digest: bool = False) -> dict[str, dict[str, Any]]:
+    """Each (scene, restore) applied and read by real Yjs, all in one Node process."""
+    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    lines = [
+        json.dumps(
+            {
+                "name": scene.name,
+                "kinds": scene.kinds,
+                "oldKinds": scene.old_kinds,
+                "version": b64(scene.version),
+                "current": b64(scene.current),
+                "restore": b64(restore),
+                "concurrent": b64(scene.concurrent),
+                "digest": digest,
+            }
+        )
+        for scene, restore in cases
+    ]
+    return {r["name"]: r for r in node("restore_check.mjs", "check", stdin="\n".join(lines) + "\n")}
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, Scene]:
+    return scenes()
+
+
+@pytest.fixture(scope="module")
+def restored(built: dict[str, Scene]) -> dict[str, tuple[bytes, dict[str, Any]]]:
+    updates = {name: restore_update(s.current, s.version) for name, s in built.items() if name in SCENES}
+    checked = check_in_yjs([(built[name], update) for name, update in updates.items()])
+    return {name: (updates[name], checked[name]) for name in updates}
+
+
+def test_every_scene_was_built(built: dict[str, Scene]) -> None:
+    assert set(SCENES) <= set(built)
+
+
+@pytest.mark.parametrize("name", SCENES)
+def test_yjs_reads_the_version_after_the_restore(
+    name: str, restored: dict[str, tuple[bytes, dict[str, Any]]]
+) -> None:
+    update, result = restored[name]
+    assert update
+    assert result["error"] is None
+    assert result["before"] != result["expected"]  # the scene did change since the version
+    assert result["restored"] == result["expected"]
+
+
+def test_a_root_whose_kind_changed_is_empty_in_its_old_kind(
+    restored: dict[str, tuple[bytes, dict[str, Any]]],
+) -> None:
+    _, result = restored["kind-change"]
+    assert result["emptied"] == {"shape": {"map": []}, "list": {"text": []}, "board": {"fragment": []}}
+
+
+def test_roots_made_after_the_version_are_emptied_and_a_cleared_one_filled(
+    restored: dict[str, tuple[bytes, dict[str, Any]]],
+) -> None:
+    _, result = restored["roots"]
+    roots = result["restored"]
+    assert roots["lateText"] == {"text": []}
+    assert roots["lateMap"] == {"map": []}
+    assert roots["lateArray"] == {"array": []}
+    assert roots["lateXml"] == {"fragment": []}
+    assert roots["cleared"] == {
+        "text": [{"insert": "cleared later", "attributes": {"object": [["bold", True]]}}]
+    }
+
+
+@pytest.mark.parametrize("name", [n for n in SCENES if n != "kind-change"])
+def test_an_edit_made_before_the_restore_was_seen_merges_after_it(
+    name: str, built: dict[str, Scene], restored: dict[str, tuple[bytes, dict[str, Any]]]
+) -> None:
+    _, result = restored[name]
+    assert result["error"] is None
+    assert result["merged"] == result["mergedOtherOrder"]  # the server's and the client's order
+    assert built[name].typed in json.dumps(result["merged"], ensure_ascii=False)
+
+
+def test_an_edit_in_kept_text_stays_where_it_was_typed(
+    restored: dict[str, tuple[bytes, dict[str, Any]]],
+) -> None:
+    # "You said you would call." is the same in the version and now: the restore keeps
+    # those characters, so the concurrent insertion inside the line stays inside it.
+    _, result = restored["text"]
+    text = "".join(op["insert"] for op in result["merged"]["text"]["text"] if isinstance(op["insert"], str))
+    assert "You said CONCURRENT-1 you would call." in text
+
+
+@pytest.mark.parametrize("name", SCENES)
+def test_the_restore_is_a_valid_update_under_a_new_client(
+    name: str, built: dict[str, Scene], restored: dict[str, tuple[bytes, dict[str, Any]]]
+) -> None:
+    update, _ = restored[name]
+    assert validate_update(update) is True
+    layout = read_update(update)
+    clients = {group.client for group in layout.groups}
+    assert len(clients) <= 1
+    assert not clients & set(read_state_vector(get_state(built[name].current)))
+    assert all(0 < client < 2**32 for client in clients)
+
+
+def test_nothing_to_restore_is_an_empty_answer(built: dict[str, Scene]) -> None:
+    for scene in built.values():
+        if scene.name in SCENES:
+            assert restore_update(scene.version, scene.version) == b""
+            assert restore_update(scene.current, scene.current) == b""
+    scene = built["text"]
+    doc: Doc = Doc()
+    doc.apply_update(scene.current)
+    doc.apply_update(restore_update(scene.current, scene.version))
+    assert restore_update(doc.get_update(), scene.version) == b""
+
+
+def test_the_client_id_can_be_chosen_but_not_one_the_scene_holds(built: dict[str, Scene]) -> None:
+    scene = built["map"]
+    update = restore_update(scene.current, scene.version, client_id=12345)
+    assert {group.client for group in read_update(update).groups} == {12345}
+    taken = next(iter(read_state_vector(get_state(scene.current))))
+    with pytest.raises(ValueError, match="client id"):
+        restore_update(scene.current, scene.version, client_id=taken)
+
+
+def test_a_version_pycrdt_cannot_write_is_refused_whole(built: dict[str, Scene]) -> None:
+    scene = built["xml-in-map"]
+    with pytest.raises(CannotRestore, match="XmlElement"):
+        restore_update(scene.current, scene.version)
+    assert restore_update(scene.version, scene.version) == b""  # unchanged: nothing to write
+
+
+def test_a_restore_to_an_unrelated_or_empty_state(built: dict[str, Scene]) -> None:
+    # The empty scene restored to a version, and a version restored to nothing.
+    scene = built["xml"]
+    empty = Doc().get_update()
+    fill = restore_update(empty, scene.version)
+    clear = restore_update(scene.current, empty)
+    results = check_in_yjs(
+        [
+            (Scene("fill", scene.kinds, scene.version, empty, b"", "", {}), fill),
+            (Scene("clear", scene.kinds, empty, scene.current, b"", "", {}), clear),
+        ]
+    )
+    assert results["fill"]["restored"] == results["fill"]["expected"]
+    assert results["clear"]["restored"] == {"xml": {"fragment": []}}
+
+
+def test_a_20_mb_scene_is_restored_in_bounded_time() -> None:
+    """A long-lived screenplay (the 21 MB scene of bench/openloop.py: 4 KB pieces at random
+    places, plus formatting and a map), a version of it, then a morning's editing."""
+    rng = random.Random(7)
+    doc: Doc = Doc(client_id=1)
+    text = doc.get("script", type=Text)
+    meta = doc.get("meta", type=Map)
+    alphabet = "abcdefghij klmnop\n"
+    with doc.transaction():
+        for i in range(5120):
+            piece = "".join(rng.choices(alphabet, k=4096))
+            text.insert(rng.randint(0, len(text)), piece, {"bold": True} if i % 7 == 0 else {})
+            if i % 100 == 0:
+                meta[f"note{i}"] = piece[:40]
+    version = doc.get_update()
+    edits: Doc = Doc(client_id=2)
+    edits.apply_update(version)
+    script = edits.get("script", type=Text)
+    with edits.transaction():
+        for _ in range(300):  # ASCII only: byte offsets are character offsets
+            at = rng.randint(0, len(script) - 100)
+            if rng.random() < 0.5:
+                del script[at : at + rng.randint(1, 80)]
+            else:
+                script.insert(at, "NEW LINE\n", {"italic": True})
+        script.format(1000, 5000, {"bold": True})
+        edits.get("meta", type=Map)["note0"] = "changed"
+    current = edits.get_update()
+    assert len(current) > 20_000_000
+
+    started = time.perf_counter()
+    update = restore_update(current, version)
+    elapsed = time.perf_counter() - started
+    print(f"\nrestore of a {len(current) / 1e6:.1f} MB scene: {elapsed:.2f} s, {len(update)} bytes")
+    assert elapsed < 60  # measured 3-5 s on the 2-CPU dev machine
+    assert len(update) < 200_000  # the changes, not the scene
+
+    scene = Scene("big", root_kinds(version), version, current, b"", "", {})
+    result = check_in_yjs([(scene, update)], digest=True)["big"]
+    assert result["error"] is None
+    assert result["restored"] == result["expected"]
