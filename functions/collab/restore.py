@@ -83,9 +83,8 @@ def restore_update(current: bytes, version: bytes, *, client_id: int | None = No
     try:
         with target.transaction():  # one transaction: one update
             for name in sorted(now.kinds.keys() | then.kinds.keys()):
-                _restore_root(
-                    target, source, name, now.kinds.get(name, "empty"), then.kinds.get(name, "empty")
-                )
+                kinds = now.kinds.get(name, "empty"), then.kinds.get(name, "empty")
+                _restore_root(target, source, name, *kinds, now.format_keys | then.format_keys)
     finally:
         target.unobserve(subscription)
     update = b"".join(updates)
@@ -99,11 +98,11 @@ def _fresh_client(taken: frozenset[int]) -> int:
             return client
 
 
-def _restore_root(target: Doc, source: Doc, name: str, now: Kind, then: Kind) -> None:
+def _restore_root(target: Doc, source: Doc, name: str, now: Kind, then: Kind, marks: frozenset[str]) -> None:
     if now != "empty" and now != then:
         _clear(target.get(name, type=_ROOT_TYPES[now]))
     if then != "empty":
-        _sync(target.get(name, type=_ROOT_TYPES[then]), source.get(name, type=_ROOT_TYPES[then]))
+        _sync(target.get(name, type=_ROOT_TYPES[then]), source.get(name, type=_ROOT_TYPES[then]), marks)
 
 
 def _clear(root: Any) -> None:
@@ -116,19 +115,20 @@ def _clear(root: Any) -> None:
         del root[:]
 
 
-def _sync(target: Any, source: Any) -> None:
+def _sync(target: Any, source: Any, marks: frozenset[str]) -> None:
     """Make shared type `target` (in the scene's doc) hold what `source` (of the same kind,
-    in the version's doc) holds."""
+    in the version's doc) holds. `marks`: every attribute name the scene's and the
+    version's formatting marks use (_sync_text)."""
     if isinstance(target, (Text, XmlText)):
-        _sync_text(target, source)
+        _sync_text(target, source, marks)
     elif isinstance(target, Map):
-        _sync_map(target, source)
+        _sync_map(target, source, marks)
     elif isinstance(target, Array):
-        _sync_array(target, source)
+        _sync_array(target, source, marks)
     if isinstance(target, (XmlElement, XmlText)):
         _sync_attributes(target, source)
     if isinstance(target, (XmlFragment, XmlElement)):
-        _sync_children(target, source)
+        _sync_children(target, source, marks)
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -207,9 +207,9 @@ def _empty_like(value: Any) -> Any:
     return _plain(value)
 
 
-def _fill(inserted: Any, value: Any) -> None:
+def _fill(inserted: Any, value: Any, marks: frozenset[str]) -> None:
     if isinstance(inserted, _SHARED):
-        _sync(inserted, value)
+        _sync(inserted, value, marks)
 
 
 def _refuse_xml_node(value: Any, where: str) -> None:
@@ -222,7 +222,7 @@ def _refuse_xml_node(value: Any, where: str) -> None:
 # -- maps and attributes ---------------------------------------------------------------------
 
 
-def _sync_map(target: Map, source: Map) -> None:
+def _sync_map(target: Map, source: Map, marks: frozenset[str]) -> None:
     now = dict(target.items())
     then = dict(source.items())
     for key in sorted(now.keys() - then.keys()):
@@ -233,12 +233,12 @@ def _sync_map(target: Map, source: Map) -> None:
             if _key(now[key]) == _key(value):
                 continue
             if _same_kind(now[key], value):
-                _sync(now[key], value)
+                _sync(now[key], value, marks)
                 continue
         _refuse_xml_node(value, "a map")
         new = _empty_like(value)
         target[key] = new
-        _fill(new, value)
+        _fill(new, value, marks)
 
 
 def _sync_attributes(target: XmlElement | XmlText, source: XmlElement | XmlText) -> None:
@@ -259,29 +259,31 @@ def _elements(array: Array) -> list[Any]:
         return [array[i] for i in range(len(array))]
 
 
-def _sync_array(target: Array, source: Array) -> None:
+def _sync_array(target: Array, source: Array, marks: frozenset[str]) -> None:
     def insert(index: int, value: Any) -> None:
         _refuse_xml_node(value, "an array")
         new = _empty_like(value)
         target.insert(index, new)
-        _fill(new, value)
+        _fill(new, value, marks)
 
     def remove(index: int, count: int) -> None:
         del target[index : index + count]
 
-    _sync_sequence(_elements(target), _elements(source), insert, remove)
+    _sync_sequence(_elements(target), _elements(source), insert, remove, marks)
 
 
-def _sync_children(target: XmlFragment | XmlElement, source: XmlFragment | XmlElement) -> None:
+def _sync_children(
+    target: XmlFragment | XmlElement, source: XmlFragment | XmlElement, marks: frozenset[str]
+) -> None:
     def insert(index: int, value: Any) -> None:
         if not isinstance(value, (XmlElement, XmlText)):
             raise CannotRestore(f"the version holds an {type(value).__name__} among xml children")
-        _fill(target.children.insert(index, _empty_like(value)), value)
+        _fill(target.children.insert(index, _empty_like(value)), value, marks)
 
     def remove(index: int, count: int) -> None:
         del target.children[index : index + count]
 
-    _sync_sequence(list(target.children), list(source.children), insert, remove)
+    _sync_sequence(list(target.children), list(source.children), insert, remove, marks)
 
 
 def _sync_sequence(
@@ -289,11 +291,12 @@ def _sync_sequence(
     then: list[Any],
     insert: Callable[[int, Any], None],
     remove: Callable[[int, int], None],
+    marks: frozenset[str],
 ) -> None:
     for i1, i2, j1, j2 in reversed(_hunks([_key(v) for v in now], [_key(v) for v in then])):
         paired = 0  # leading elements restored in place
         while i1 + paired < i2 and j1 + paired < j2 and _same_kind(now[i1 + paired], then[j1 + paired]):
-            _sync(now[i1 + paired], then[j1 + paired])
+            _sync(now[i1 + paired], then[j1 + paired], marks)
             paired += 1
         if i2 > i1 + paired:
             remove(i1 + paired, i2 - i1 - paired)
@@ -530,30 +533,59 @@ class _Replace:
     to: int
 
 
-def _sync_text(target: Text | XmlText, source: Text | XmlText) -> None:
+def _sync_text(target: Text | XmlText, source: Text | XmlText, marks: frozenset[str]) -> None:
+    """Two passes. The characters: the runs that differ are replaced, right to left (so
+    that positions keep their meaning). Then the formatting, read again and compared with
+    the version's over the whole text, which now has the version's characters: yrs's
+    insertion can change the attributes of the characters after it (when it lands next to
+    a formatting mark), so formatting planned before it would be wrong."""
     now = _Flat(target.diff())
     then = _Flat(source.diff())
-    ops: list[_Format | _Replace] = []
-    _plan(now, then, ops)
-    if not ops:
-        return
-    # Right to left, so that every position still means what it meant in `now`; a format
-    # starting where an insertion goes is applied before it (it is longer).
-    ops.sort(key=lambda op: (op.start, op.end), reverse=True)
-    positions = {p for op in ops for p in (op.start, op.end)}
-    positions.update(p for op in ops if isinstance(op, _Replace) for p in (op.start - 1, op.end + 1))
-    offsets = _byte_offsets(now.plain, {p for p in positions if 0 <= p <= len(now.plain)})
-    for op in ops:
-        if isinstance(op, _Format):
-            target.format(offsets[op.start], offsets[op.end], op.attrs)
-        else:
-            _replace(target, now, then, op, offsets)
+    replaces: list[_Replace] = []
+    _plan(now, then, replaces)
+    replaces.sort(key=lambda op: op.start, reverse=True)
+    offsets = _byte_offsets(now.plain, {p for op in replaces for p in (op.start, op.end)})
+    for op in replaces:
+        _replace(target, then, op, offsets[op.start], offsets[op.end], marks)
+    after = _Flat(target.diff()) if replaces else now
+    if after.plain != then.plain:  # the plan or pycrdt went wrong: nothing is half-written
+        raise RuntimeError("restoring a text did not give the version's characters")
+    formats: list[_Format] = []
+    _reformat(after, then, 0, 0, len(then.plain), formats)
+    _apply_formats(target, then, formats)
+    if replaces or formats:
+        _apply_formats(target, then, _stray_marks(_Flat(target.diff()), then, marks))
 
 
-def _replace(target: Text | XmlText, now: _Flat, then: _Flat, op: _Replace, offsets: dict[int, int]) -> None:
-    start = offsets[op.start]
-    if op.end > op.start:
-        del target[start : offsets[op.end]]
+def _apply_formats(target: Text | XmlText, then: _Flat, formats: list[_Format]) -> None:
+    offsets = _byte_offsets(then.plain, {p for op in formats for p in (op.start, op.end)})
+    for op in formats:
+        target.format(offsets[op.start], offsets[op.end], op.attrs)
+
+
+def _stray_marks(final: _Flat, then: _Flat, marks: frozenset[str]) -> list[_Format]:
+    """Formats that remove the marks left between two characters that differ in nothing.
+    yrs leaves the formatting marks of deleted text in place (Yjs removes them), and a
+    mark that opens and closes around nothing still cuts toDelta() in two where the
+    version's is whole. Formatting the characters either side with the attributes they
+    have removes every mark of those names between them and adds none; the names are
+    all the scene's and the version's marks use, as a stray mark's is not visible."""
+    if not marks:
+        return []
+    cuts = set(final.starts) - set(then.starts)
+    formats = []
+    for cut in sorted(cuts):
+        attrs = then.segments[then.segment_at(cut)].attrs
+        formats.append(_Format(cut - 1, cut + 1, {name: _plain(attrs.get(name)) for name in sorted(marks)}))
+    return formats
+
+
+def _replace(
+    target: Text | XmlText, then: _Flat, op: _Replace, start: int, end: int, marks: frozenset[str]
+) -> None:
+    """now[op.start:op.end] (bytes [start, end)) becomes then[op.from_:op.to]."""
+    if end > start:
+        del target[start:end]
     at = start
     for content, attrs, embed_key in then.pieces(op.from_, op.to):
         if embed_key is None:
@@ -564,32 +596,8 @@ def _replace(target: Text | XmlText, now: _Flat, then: _Flat, op: _Replace, offs
             raise CannotRestore("the version embeds a subdocument in a text")
         new = _empty_like(content)
         target.insert_embed(at, new, _plain(attrs))
-        _fill(new, content)
+        _fill(new, content, marks)
         at += 1
-    # yrs leaves the formatting marks of deleted text in place (Yjs removes them), and a
-    # mark that opens and closes around nothing still cuts toDelta() in two. Formatting
-    # one character either side with the version's attributes removes them.
-    lo, hi = max(op.from_ - 1, 0), min(op.to + 1, len(then.plain))
-    if op.start == 0 or op.from_ == 0:
-        lo = op.from_
-    if op.end == len(now.plain) or op.to == len(then.plain):
-        hi = op.to
-    runs = then.attrs_runs(lo, hi)
-    names = {name for _, _, segment in runs for name in segment.attrs}
-    names.update(
-        name for _, _, segment in now.attrs_runs(max(op.start - 1, 0), op.end + 1) for name in segment.attrs
-    )
-    if not names:
-        return
-    base = offsets[op.start - 1] if lo < op.from_ else start
-    for run_start, run_end, segment in runs:
-        begin = base + _utf8_length(then.plain, lo, run_start)
-        end = base + _utf8_length(then.plain, lo, run_end)
-        target.format(begin, end, {name: _plain(segment.attrs.get(name)) for name in sorted(names)})
-
-
-def _utf8_length(plain: str, start: int, end: int) -> int:
-    return len(plain[start:end].encode("utf-8", "surrogatepass"))
 
 
 def _byte_offsets(plain: str, positions: set[int]) -> dict[int, int]:
@@ -605,7 +613,7 @@ def _byte_offsets(plain: str, positions: set[int]) -> dict[int, int]:
     return offsets
 
 
-def _plan(now: _Flat, then: _Flat, ops: list[_Format | _Replace]) -> None:
+def _plan(now: _Flat, then: _Flat, ops: list[_Replace]) -> None:
     """The operations that turn `now` into `then`: the common ends are kept, the lines
     between are diffed, and each changed run of lines keeps its common ends again. What
     is kept is re-formatted where the formatting differs (and an embed that differs is
@@ -630,9 +638,7 @@ def _plan(now: _Flat, then: _Flat, ops: list[_Format | _Replace]) -> None:
     _keep(now, then, lines_a[at_a], lines_b[at_b], lines_a[-1] - lines_a[at_a], ops)
 
 
-def _plan_run(
-    now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int, ops: list[_Format | _Replace]
-) -> None:
+def _plan_run(now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int, ops: list[_Replace]) -> None:
     """now.plain[a0:a1] becomes then.plain[b0:b1]: common ends kept, the rest replaced."""
     limit = min(a1 - a0, b1 - b0)
     prefix = _prefix_length(now.plain, a0, then.plain, b0, limit)
@@ -662,22 +668,18 @@ def _lines(plain: str, start: int, end: int) -> tuple[list[int], list[str]]:
     return bounds, keys
 
 
-def _keep(now: _Flat, then: _Flat, a0: int, b0: int, length: int, ops: list[_Format | _Replace]) -> None:
-    """now.plain[a0:a0+length] equals then.plain[b0:b0+length]: kept, re-formatted where the
-    formatting differs; an embed that differs from the version's (or stands where the
-    version has a NUL character, or the reverse) is replaced."""
+def _keep(now: _Flat, then: _Flat, a0: int, b0: int, length: int, ops: list[_Replace]) -> None:
+    """now.plain[a0:a0+length] equals then.plain[b0:b0+length], so it is kept (its
+    formatting is compared later), but for an embed that differs from the version's (or
+    stands where the version has a NUL character, or the reverse): it is replaced."""
     if length <= 0:
         return
-    offsets = {p - a0 for p in now.embeds_in(a0, a0 + length)} | {
+    embeds = {p - a0 for p in now.embeds_in(a0, a0 + length)} | {
         p - b0 for p in then.embeds_in(b0, b0 + length)
     }
-    kept = 0
-    for offset in sorted(offsets):
+    for offset in sorted(embeds):
         if now.embed_key(a0 + offset) != then.embed_key(b0 + offset):
-            _reformat(now, then, a0 + kept, b0 + kept, offset - kept, ops)
             ops.append(_Replace(a0 + offset, a0 + offset + 1, b0 + offset, b0 + offset + 1))
-            kept = offset + 1
-    _reformat(now, then, a0 + kept, b0 + kept, length - kept, ops)
 
 
 _BLOCK = 4096  # compared a block at a time: string comparison runs in C
@@ -707,7 +709,7 @@ def _suffix_length(a: str, a1: int, b: str, b1: int, limit: int) -> int:
     return length
 
 
-def _reformat(now: _Flat, then: _Flat, a0: int, b0: int, length: int, ops: list[_Format | _Replace]) -> None:
+def _reformat(now: _Flat, then: _Flat, a0: int, b0: int, length: int, ops: list[_Format]) -> None:
     """Format ops where now[a0:a0+length] and then[b0:b0+length], equal content, differ in
     formatting: the version's attributes set, the others removed (None)."""
     if length <= 0:

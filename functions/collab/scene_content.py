@@ -65,7 +65,9 @@ KINDS: tuple[Kind, ...] = ("text", "map", "array", "xml", "empty")
 # What an item's content says about its parent (`_Structs.hint`).
 _GC, _SKIP, _DELETED, _TEXT, _XML, _OTHER = range(6)
 _CONTENT_HINT = {1: _DELETED, 2: _OTHER, 3: _OTHER, 4: _TEXT, 5: _TEXT, 6: _TEXT, 8: _OTHER, 9: _OTHER}
-_XML_TYPE_REFS = frozenset({3, 4, 5, 6})  # XmlElement, XmlFragment, XmlHook, XmlText
+# XmlElement, XmlHook, XmlText: what an xml fragment holds (a fragment in a fragment is not
+# xml: Yjs's XmlFragment.insert takes elements and texts, and pycrdt reads no such child).
+_XML_TYPE_REFS = frozenset({3, 5, 6})
 
 # `_Structs.parent` below 0: not a root (root names are numbered from 0).
 _NESTED = -1  # the parent is a type's item: not a root
@@ -94,6 +96,7 @@ class _Structs:
         # client -> (index of its first struct, the clocks its structs start at)
         self.clients: dict[int, tuple[int, array[int]]] = {}
         self.deleted: dict[int, list[tuple[int, int]]] = {}  # client -> merged [start, end)
+        self.format_keys: set[str] = set()  # the attribute names of every formatting mark
 
     def find(self, client: int, clock: int) -> int:
         """The index of the struct holding ID (client, clock); -1 if the update lacks it."""
@@ -182,6 +185,8 @@ def _read_structs(data: bytes) -> _Structs:
                     kind = _XML if uint(data, pos)[0] in _XML_TYPE_REFS else _OTHER
                 else:
                     kind = _CONTENT_HINT[ref]
+                    if ref == 6:
+                        structs.format_keys.add(_text(data, pos)[0])
                 length, pos = _CONTENT[ref](data, pos, None)
             else:
                 raise _Refused(f"content ref {ref}", pos - 1)
@@ -339,12 +344,14 @@ def _decide(marks: set[int]) -> Kind | None:
 class Roots:
     kinds: dict[str, Kind]  # root_kinds
     clients: frozenset[int]  # every client id the update has structs or deletions of
+    format_keys: frozenset[str]  # every attribute name its formatting marks use, live or not
 
 
 def read_roots(update: bytes) -> Roots:
-    """`root_kinds` and the client ids of the update, in one pass."""
+    """`root_kinds`, and the client ids and formatting attribute names of the update."""
     structs = _read(update)
-    return Roots(_kinds(structs), frozenset(structs.clients.keys() | structs.deleted.keys()))
+    clients = frozenset(structs.clients.keys() | structs.deleted.keys())
+    return Roots(_kinds(structs), clients, frozenset(structs.format_keys))
 
 
 def root_kinds(update: bytes) -> dict[str, Kind]:
