@@ -53,7 +53,7 @@ from typing import Any
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from collab.errors import BadRequest
-from collab.scene_content import Kind, read_roots
+from collab.scene_content import Kind, apply_to, read_roots
 
 # A range of lines (or elements) that no unique line anchors is diffed by Myers up to this
 # many insertions and deletions, or this many steps (its cost, O((N+M)D)), and beyond them
@@ -74,8 +74,9 @@ def restore_update(current: bytes, version: bytes, *, client_id: int | None = No
     """One Yjs v1 update that, applied on top of `current` (a scene's merged state), makes
     every root type's content equal to its content in `version`, written under `client_id`
     (default: a random 32-bit id, as Yjs picks, that `current` does not hold). b"" when
-    nothing differs. UnreadableUpdate if either state does not read; CannotRestore if the
-    version holds what cannot be written; ValueError for a client id `current` holds."""
+    nothing differs. UnreadableUpdate if either state does not read, UnloadableState if
+    pycrdt cannot load one; CannotRestore if the version holds what cannot be written;
+    ValueError for a client id `current` holds."""
     now = read_roots(current)
     then = read_roots(version)
     if client_id is None:
@@ -116,7 +117,7 @@ def _load(update: bytes, kinds: dict[str, Kind], client_id: int | None) -> tuple
         if kind == "array":
             root = doc.get(name, type=Array)
             watched.append((root, root.observe(_collector(elements, name))))
-    doc.apply_update(update)
+    apply_to(doc, update)
     for root, subscription in watched:
         root.unobserve(subscription)
     return doc, elements
@@ -211,7 +212,7 @@ def _key(value: Any) -> Hashable:
     if isinstance(value, XmlFragment):
         return ("XmlFragment", tuple(map(_key, value.children)))
     if isinstance(value, Map):
-        return ("Map", tuple(sorted((k, _key(v)) for k, v in value.items())))
+        return ("Map", tuple((k, _key(v)) for k, v in _entries(value).items()))
     if isinstance(value, Array):
         return ("Array", tuple(map(_key, _elements(value))))
     if isinstance(value, Doc):
@@ -270,9 +271,16 @@ def _refuse_xml_node(value: Any, where: str) -> None:
 # -- maps and attributes ---------------------------------------------------------------------
 
 
+def _entries(map_: Map) -> dict[str, Any]:
+    # Not map_.items(): on a state no client wrote (which the strict reader admits), yrs
+    # can list a key it then says it does not hold.
+    with map_.doc.transaction():
+        return {key: map_[key] for key in sorted(map_.keys()) if key in map_}
+
+
 def _sync_map(target: Map, source: Map, marks: frozenset[str]) -> None:
-    now = dict(target.items())
-    then = dict(source.items())
+    now = _entries(target)
+    then = _entries(source)
     for key in sorted(now.keys() - then.keys()):
         del target[key]
     for key in sorted(then):
@@ -608,8 +616,8 @@ def _sync_text(target: Text | XmlText, source: Text | XmlText, marks: frozenset[
     for op in replaces:
         _replace(target, then, op, offsets[op.start], offsets[op.end], marks)
     after = _Flat(target.diff()) if replaces else now
-    if after.plain != then.plain:  # the plan or pycrdt went wrong: nothing is half-written
-        raise RuntimeError("restoring a text did not give the version's characters")
+    if after.plain != then.plain:  # the plan or pycrdt went wrong: stop, nothing is written
+        raise AssertionError("restoring a text did not give the version's characters")
     formats: list[_Format] = []
     _reformat(after, then, 0, 0, len(then.plain), formats)
     _apply_formats(target, then, formats)

@@ -52,6 +52,8 @@ from typing import Literal
 
 from pycrdt import Doc, Text
 
+from collab.errors import CollabError
+
 # The strict reader's own lib0 and content readers, so that what counts as a struct, and
 # how long each content is in clocks (UTF-16 code units for strings), is decided in one
 # place: yjs_format.py, fuzzed against real Yjs (tests/core/test_yjs_format.py).
@@ -63,6 +65,23 @@ from collab.yjs_format import (
     _text,
     _uint,
 )
+
+
+class UnloadableState(CollabError):
+    """A state the strict reader accepts that pycrdt's document model refuses to integrate
+    (a struct whose parent ID names an item that is not a type, say: Yjs skips it, yrs
+    refuses the whole update). Browsers still load the scene; what needs a pycrdt Doc
+    (text_of, a restore) cannot be done on it. Code "internal": the stored state is at
+    fault, not the request."""
+
+
+def apply_to(doc: Doc, update: bytes) -> None:
+    """doc.apply_update, its refusal an UnloadableState."""
+    try:
+        doc.apply_update(update)
+    except (RuntimeError, ValueError) as error:
+        raise UnloadableState(f"pycrdt cannot load the scene: {error}") from None
+
 
 Kind = Literal["text", "map", "array", "xml", "empty"]
 KINDS: tuple[Kind, ...] = ("text", "map", "array", "xml", "empty")
@@ -375,7 +394,8 @@ def root_kinds(update: bytes) -> dict[str, Kind]:
 def text_of(update: bytes, name: str) -> str | None:
     """The content of the Y.Text root `name` of a merged state, as Yjs's `toString()` gives
     it (embeds and formatting left out); "" for a root of kind "empty"; None if there is no
-    such root or it is not a text. UnreadableUpdate if the bytes are not a v1 update."""
+    such root or it is not a text. UnreadableUpdate if the bytes are not a v1 update,
+    UnloadableState if pycrdt cannot load them."""
     kind = root_kinds(update).get(name)
     if kind == "empty":
         return ""
@@ -384,5 +404,5 @@ def text_of(update: bytes, name: str) -> str | None:
     # The kind is known first on purpose: pycrdt reading a root as a kind it is not can
     # loop forever (an array view of a text with multi-byte characters does).
     doc: Doc = Doc()
-    doc.apply_update(update)
+    apply_to(doc, update)
     return str(doc.get(name, type=Text))

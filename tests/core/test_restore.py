@@ -18,10 +18,11 @@ import pytest
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText, get_state
 
 from collab.documents import validate_update
+from collab.errors import CollabError, InvalidUpdate
 from collab.restore import CannotRestore, restore_update
 from collab.scene_content import root_kinds
 from collab.yjs_format import read_state_vector, read_update
-from tests.support.yjs_node import node
+from tests.support.yjs_node import apply_in_yjs, node
 
 SCENES = ["text", "map", "array", "xml", "roots", "trace", "kind-change"]
 
@@ -446,3 +447,35 @@ def test_random_scenes_restore_in_yjs() -> None:
         assert "TYPED" in json.dumps(result["merged"]), scene.name
         if update:
             assert validate_update(update)
+
+
+def test_a_restore_onto_mutated_states_is_valid_or_refused_clearly(built: dict[str, Scene]) -> None:
+    """States a hostile editor could have had stored (mutations that pass validate_update):
+    the restore is computed and valid, or refused with a collab error, in bounded time."""
+    rng = random.Random(5)
+    samples = [s for name, s in built.items() if name in SCENES and name != "trace"]
+    restored = []
+    started = time.perf_counter()
+    for _ in range(1500):
+        scene = rng.choice(samples)
+        data = bytearray(scene.current)
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(len(data))] = rng.choice([0, 1, 0x7F, 0x80, 0xFF, rng.randrange(256)])
+        mutated = bytes(data)
+        try:
+            if not validate_update(mutated):
+                continue
+        except InvalidUpdate:
+            continue
+        try:
+            update = restore_update(mutated, scene.version)
+        except (CollabError, ValueError) as error:
+            assert isinstance(error, CollabError), error  # never a bare ValueError
+            continue
+        if update:
+            assert validate_update(update)
+            restored.append((mutated, update))
+    assert time.perf_counter() - started < 120
+    assert len(restored) > 50
+    results = apply_in_yjs(restored[:300])
+    assert [r["based"] for r in results] == [None] * len(results[:300])
