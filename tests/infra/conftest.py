@@ -1,5 +1,6 @@
 """Synthesize the CDK app once per test session per configuration (synth takes seconds):
-`dev` is cdk.json's default stage, `variant` the options dev does not use (node-based
+`dev` is cdk.json's default stage (with the dashboard and alarms it leaves out, so that
+every shape's monitoring is tested; test_infra_config checks the stage as cdk.json has it), `variant` the options dev does not use (node-based
 cache, JWKS auth, provisioned concurrency, alarm e-mail, retained data), `ipv6` dev with
 `egress: ipv6` and `nocache` dev with `cacheKind: none` (the stage shapes of
 docs/deploy.md).
@@ -19,7 +20,7 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from infratest import IPV6, NO_CACHE, VARIANT, VARIANT_ENV, Synthesized, synthesize
+from infratest import IPV6, NO_CACHE, OBSERVED, VARIANT, VARIANT_ENV, Synthesized, synthesize
 
 from layers import build as layer_build
 
@@ -32,7 +33,7 @@ def layer() -> layer_build.Layer:
 
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory, layer: layer_build.Layer) -> Iterator[Synthesized]:
-    yield synthesize({}, tmp_path_factory.mktemp("cdk-dev"), layer)
+    yield synthesize(OBSERVED, tmp_path_factory.mktemp("cdk-dev"), layer)
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,11 @@ VARIANT = {
 }
 # The two shapes without a NAT gateway, as `-c egress=ipv6` and `-c cacheKind=none` give
 # them on top of cdk.json's dev stage (whose natGateways: 1 they do not use).
-IPV6 = {"egress": "ipv6"}
-NO_CACHE = {"cacheKind": "none"}
+# cdk.json's dev stage has neither dashboard nor alarms (a developer's stage, docs/cost.md);
+# the template tests check both on every shape, so they synthesize them in.
+OBSERVED = {"dashboard": "true", "alarms": "true"}
+IPV6 = {"egress": "ipv6", **OBSERVED}
+NO_CACHE = {"cacheKind": "none", **OBSERVED}
 
 
 @dataclass

@@ -22,6 +22,17 @@ def test_cdk_json_stages_synthesize_with_no_extra_settings() -> None:
     assert prod.natGateways >= 2
 
 
+def test_a_developers_stage_pays_for_no_dashboard_or_alarms_and_prod_has_both() -> None:
+    """cdk.json's dev stage is a developer's: no dashboard ($3 a month) and no alarms (their
+    metrics, $0.10 each; nobody is paged for dev), so at rest a stage without a cache costs
+    only its secret (docs/cost.md). One flag each brings them back."""
+    dev, prod = config(), config(stage="prod")
+    assert (dev.dashboard, dev.alarms) == (False, False)
+    assert (prod.dashboard, prod.alarms) == (True, True)
+    shared = config(dashboard="true", alarms="true")
+    assert (shared.dashboard, shared.alarms) == (True, True)
+
+
 def test_command_line_strings_take_the_fields_types() -> None:
     parsed = config(natGateways="2", tracing="false", functions='{"messages": {"memoryMb": "2048"}}')
     assert parsed.natGateways == 2
