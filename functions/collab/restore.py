@@ -29,9 +29,11 @@ text (line splitting and hashing in C, O(n log n) anchoring), a diff of a range 
 anchors bounded by MAX_DIFF_EDITS and MAX_DIFF_STEPS (past them the range is replaced
 whole: still right, only coarser), and one pass over the result's formatting. Root
 arrays are read as they load; a nested array is read an index at a time, which pycrdt
-makes O(elements x blocks). Measured: a 21 MB screenplay (few large items) in 2.5 s, a
-20 MB scene of 1.6 million small items (50 texts of random keystrokes) in 6.8 s and
-735 MB at its peak, two pycrdt Docs being most of it (tests/core/test_restore.py).
+makes O(elements x blocks). Measured on the 2-CPU dev machine: a 21 MB screenplay (few
+large items, 300 scattered edits since the version) in 2.7 s at 600 MB peak RSS; a 20 MB
+scene of 1.6 million small items (50 texts of random keystrokes) in 7-8 s at 735 MB, the
+two pycrdt Docs being most of it; a 30,000-element array with 5,000 xml paragraphs in
+0.7 s (tests/core/test_restore.py).
 
 Limits (pycrdt's): a version holding an XmlElement or XmlText directly in a map or an
 array, an XmlFragment among xml children, or a subdocument embedded in a text cannot be
@@ -44,6 +46,7 @@ as pycrdt reads them.
 from __future__ import annotations
 
 import secrets
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -144,11 +147,10 @@ def _restore_root(
     if now != "empty" and now != then:
         _clear(target.get(name, type=_ROOT_TYPES[now]))
     if then == "array":
-        # An array root that loaded nothing has no event: its elements are none.
-        now_elements = (arrays[0] or []) if now == "array" else []
-        then_elements = arrays[1] or []
+        # None where no event came (nothing loaded into that root): _sync_array reads it.
+        now_elements = arrays[0] if now == "array" else []
         _sync_array(
-            target.get(name, type=Array), source.get(name, type=Array), marks, now_elements, then_elements
+            target.get(name, type=Array), source.get(name, type=Array), marks, now_elements, arrays[1]
         )
     elif then != "empty":
         _sync(target.get(name, type=_ROOT_TYPES[then]), source.get(name, type=_ROOT_TYPES[then]), marks)
@@ -682,10 +684,9 @@ def _byte_offsets(plain: str, positions: set[int]) -> dict[int, int]:
 
 
 def _plan(now: _Flat, then: _Flat, ops: list[_Replace]) -> None:
-    """The operations that turn `now` into `then`: the common ends are kept, the lines
-    between are diffed, and each changed run of lines keeps its common ends again. What
-    is kept is re-formatted where the formatting differs (and an embed that differs is
-    replaced)."""
+    """The replacements that turn now.plain into then.plain: the common ends are kept, the
+    lines between are matched, and each changed run of lines keeps its common ends again
+    (formatting is compared afterwards, by _sync_text)."""
     n, m = len(now.plain), len(then.plain)
     prefix = _prefix_length(now.plain, 0, then.plain, 0, min(n, m))
     suffix = _suffix_length(now.plain, n, then.plain, m, min(n, m) - prefix)
@@ -699,11 +700,16 @@ def _plan(now: _Flat, then: _Flat, ops: list[_Replace]) -> None:
     lines_a, keys_a = _lines(now.plain, a0, a1)
     lines_b, keys_b = _lines(then.plain, b0, b1)
     at_a = at_b = 0
-    for i1, i2, j1, j2 in _hunks(keys_a, keys_b):
-        _keep(now, then, lines_a[at_a], lines_b[at_b], lines_a[i1] - lines_a[at_a], ops)
-        _plan_run(now, then, lines_a[i1], lines_a[i2], lines_b[j1], lines_b[j2], ops)
+    for i1, i2, j1, j2 in [*_hunks(keys_a, keys_b), (len(keys_a), len(keys_a), len(keys_b), len(keys_b))]:
+        # Lines matched by their hashes: equal unless two hashes collide, then changed.
+        kept_a, kept_b, length = lines_a[at_a], lines_b[at_b], lines_a[i1] - lines_a[at_a]
+        if now.plain[kept_a : kept_a + length] == then.plain[kept_b : kept_b + length]:
+            _keep(now, then, kept_a, kept_b, length, ops)
+        else:
+            _plan_run(now, then, kept_a, lines_a[i1], kept_b, lines_b[j1], ops)
+        if i2 > i1 or j2 > j1:
+            _plan_run(now, then, lines_a[i1], lines_a[i2], lines_b[j1], lines_b[j2], ops)
         at_a, at_b = i2, j2
-    _keep(now, then, lines_a[at_a], lines_b[at_b], lines_a[-1] - lines_a[at_a], ops)
 
 
 def _plan_run(now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int, ops: list[_Replace]) -> None:
@@ -717,22 +723,30 @@ def _plan_run(now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int, ops: 
         ops.append(_Replace(a0 + prefix, a1 - suffix, b0 + prefix, b1 - suffix))
 
 
-def _lines(plain: str, start: int, end: int) -> tuple[list[int], list[str]]:
-    """plain[start:end] cut after each newline: the lines' starts (then `end`), and the
-    lines (with their newline), which the diff compares (formatting and embeds are
-    compared by _keep once the lines are matched)."""
-    keys = plain[start:end].split("\n")
-    if not keys[-1]:  # it ends with a newline
-        keys.pop()
-    bounds = [start]
+_LINES_BLOCK = 1 << 20  # a text is split into lines a megabyte at a time
+
+
+def _lines(plain: str, start: int, end: int) -> tuple[array[int], list[int]]:
+    """plain[start:end] cut after each newline: the lines' starts (then `end`), and a hash
+    of each line, which the diff compares (a 20 MB text has a million lines: their hashes
+    take a tenth of the lines' memory)."""
+    bounds = array("q", [start])
+    keys: list[int] = []
     at = start
-    for index in range(len(keys) - 1):
-        at += len(keys[index]) + 1
-        keys[index] += "\n"
-        bounds.append(at)
-    bounds.append(end)
-    if end - bounds[-2] > len(keys[-1]):
-        keys[-1] += "\n"
+    while at < end:
+        cut = end if end - at <= _LINES_BLOCK else plain.rfind("\n", at, at + _LINES_BLOCK) + 1
+        if cut <= at:  # a line longer than the block
+            cut = plain.find("\n", at + _LINES_BLOCK, end) + 1 or end
+        lines = plain[at:cut].split("\n")
+        last = lines.pop()  # "" after a final newline, else the end's unfinished line
+        for line in lines:
+            keys.append(hash(line))
+            at += len(line) + 1
+            bounds.append(at)
+        if last:
+            keys.append(hash((last,)))  # unlike the same characters with a newline
+            at += len(last)
+            bounds.append(at)
     return bounds, keys
 
 

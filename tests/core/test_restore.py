@@ -479,3 +479,38 @@ def test_a_restore_onto_mutated_states_is_valid_or_refused_clearly(built: dict[s
     assert len(restored) > 50
     results = apply_in_yjs(restored[:300])
     assert [r["based"] for r in results] == [None] * len(results[:300])
+
+
+def test_big_array_and_xml_roots_are_restored_in_bounded_time() -> None:
+    """A root array of 30,000 elements inserted at random places (as many blocks: pycrdt
+    reads an array an index at a time, so the restore reads it as it loads) and a
+    ProseMirror-like fragment of 5,000 paragraphs, each a little edited."""
+    rng = random.Random(3)
+    doc: Doc = Doc(client_id=1)
+    array = doc.get("cards", type=Array)
+    fragment = doc.get("prosemirror", type=XmlFragment)
+    with doc.transaction():
+        for i in range(30000):
+            array.insert(rng.randint(0, len(array)), float(i) if i % 50 else {"card": i})
+        for i in range(5000):
+            text = fragment.children.append(XmlElement("paragraph")).children.append(XmlText())
+            text.insert(0, "".join(rng.choices("abcdef ", k=80)), {"bold": True} if i % 5 == 0 else {})
+    version = doc.get_update()
+    with doc.transaction():
+        for _ in range(100):
+            array.insert(rng.randint(0, len(array)), "new")
+        del array[500:700]
+        paragraphs = list(fragment.children)
+        for _ in range(50):
+            rng.choice(paragraphs).children[0].insert(rng.randint(0, 70), "EDIT", {"italic": True})
+        del fragment.children[100:110]
+    current = doc.get_update()
+    started = time.perf_counter()
+    update = restore_update(current, version)
+    elapsed = time.perf_counter() - started
+    print(f"\nrestore of a 30,000-element array and 5,000 paragraphs: {elapsed:.2f} s, {len(update)} bytes")
+    assert elapsed < 30  # measured under 1 s
+    scene = Scene("big-kinds", root_kinds(version), version, current, b"", "", {})
+    result = check_in_yjs([(scene, update)], digest=True)["big-kinds"]
+    assert result["error"] is None
+    assert result["restored"] == result["expected"]
