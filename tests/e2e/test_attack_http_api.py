@@ -17,6 +17,7 @@ from pycrdt import Doc, Text
 
 from tests.e2e.conftest import Scene
 from tests.e2e.wsclient import Opener, of_type, server_text
+from tests.support import http_api
 
 OCTETS = "application/octet-stream"
 
@@ -37,39 +38,9 @@ def request(
     content_type: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, str, bytes]:
-    sent = {**(headers or {})}
-    if token is not None:
-        sent["authorization"] = f"Bearer {token}"
-    if content_type:
-        sent["content-type"] = content_type
-    url = f"{scene.stack.http_url}/scenes/{scene.scene_id}{path}"
-    call = urllib.request.Request(url, data=body, method=method, headers=sent)
-    try:
-        with urllib.request.urlopen(call, timeout=60) as answer:
-            return answer.status, answer.headers.get("content-type", ""), answer.read()
-    except urllib.error.HTTPError as refused:
-        return refused.code, refused.headers.get("content-type", ""), refused.read()
-
-
-def refusal(answer: tuple[int, str, bytes]) -> tuple[int, str]:
-    status, kind, body = answer
-    assert kind == "application/json", (status, kind, body[:200])
-    parsed = json.loads(body)
-    assert set(parsed) == {"code", "message"}, parsed
-    return status, parsed["code"]
-
-
-def many_authors(count: int) -> tuple[bytes, str]:
-    """A draft typed by `count` Yjs clients in turn (every page load is a new client id), as
-    one update: what `collabctl export --out` writes for a scene edited over weeks."""
-    doc: Doc = Doc()
-    for n in range(count):
-        author: Doc = Doc(client_id=20_000 + n)
-        author.apply_update(doc.get_update())
-        text = author.get("t", type=Text)
-        text.insert(len(text), f"<line {n}>")
-        doc.apply_update(author.get_update(doc.get_state()))
-    return doc.get_update(), str(doc.get("t", type=Text))
+    return http_api.request(
+        scene.stack.http_url, scene.scene_id, method, path, token, body, content_type, headers
+    )
 
 
 def test_an_imported_draft_of_many_authors_reaches_connected_and_new_clients(
@@ -78,7 +49,7 @@ def test_an_imported_draft_of_many_authors_reaches_connected_and_new_clients(
     token = scene.grant("ann", "editor")
     watcher = open_client("bob", "viewer")
     watcher.synced()
-    draft, expected = many_authors(70)
+    draft, expected = http_api.many_authors(70)
     assert request(scene, "POST", "/updates", token, draft, OCTETS)[0] == 204
     watcher.wait_text(expected, timeout=10)
     assert server_text(scene) == expected
@@ -120,15 +91,21 @@ def test_odd_headers_and_bodies_through_the_gateway_are_answered_as_json(scene: 
     doc.get("t", type=Text).insert(0, "OK")
     update = doc.get_update()
     # A binary update sent as text: the gateway passes it as a string, the route refuses it.
-    assert refusal(request(scene, "POST", "/updates", token, update, "text/plain")) == (400, "bad_request")
+    assert http_api.refusal(request(scene, "POST", "/updates", token, update, "text/plain")) == (
+        400,
+        "bad_request",
+    )
     # No type at all: the gateway base64-encodes it; still not application/octet-stream.
-    assert refusal(request(scene, "POST", "/updates", token, update)) == (400, "bad_request")
-    assert refusal(request(scene, "POST", "/updates", token, b"", OCTETS)) == (400, "bad_request")
-    assert refusal(request(scene, "POST", "/updates", "Bearer " + token, update, OCTETS)) == (
+    assert http_api.refusal(request(scene, "POST", "/updates", token, update)) == (400, "bad_request")
+    assert http_api.refusal(request(scene, "POST", "/updates", token, b"", OCTETS)) == (400, "bad_request")
+    assert http_api.refusal(request(scene, "POST", "/updates", "Bearer " + token, update, OCTETS)) == (
         401,
         "unauthorized",
     )
-    assert refusal(request(scene, "POST", "/updates", "x" * 6000, update, OCTETS)) == (401, "unauthorized")
+    assert http_api.refusal(request(scene, "POST", "/updates", "x" * 6000, update, OCTETS)) == (
+        401,
+        "unauthorized",
+    )
     # A scene id the path cannot hold is never a key: 400 or the gateway's 404, nothing stored.
     for odd in ("%2E%2E", "a%2Fb", "a%00b", "%F0%9F%8E%AC"):
         url = f"{scene.stack.http_url}/scenes/{odd}/updates"
@@ -161,9 +138,9 @@ def test_versions_of_another_scene_stay_out_of_reach_through_the_gateway(scene: 
     _, _, body = request(other, "POST", "/versions", boss)
     stolen = json.loads(body)["versionId"]
     eve = scene.grant("eve", "editor")
-    assert refusal(request(scene, "GET", f"/versions/{stolen}?text=t", eve)) == (404, "not_found")
+    assert http_api.refusal(request(scene, "GET", f"/versions/{stolen}?text=t", eve)) == (404, "not_found")
     # Eve's token is for her scene; with it, the other scene's path refuses before any read.
-    assert refusal(request(other, "GET", f"/versions/{stolen}", eve)) == (401, "unauthorized")
+    assert http_api.refusal(request(other, "GET", f"/versions/{stolen}", eve)) == (401, "unauthorized")
 
 
 def test_a_valid_nine_kilobyte_token_works_as_it_would_on_aws(scene: Scene) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
@@ -16,6 +14,7 @@ from pycrdt import Doc, Text
 from collab import runtime
 from devstack.stack import LocalStack
 from tests.e2e.conftest import Scene, run_scenario
+from tests.support import http_api
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +35,7 @@ def request(
     body: bytes | None = None,
     content_type: str | None = None,
 ) -> tuple[int, str, bytes]:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    if content_type:
-        headers["content-type"] = content_type
-    url = f"{scene.stack.http_url}/scenes/{scene.scene_id}{path}"
-    call = urllib.request.Request(url, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(call, timeout=60) as answer:
-            return answer.status, answer.headers.get("content-type", ""), answer.read()
-    except urllib.error.HTTPError as refused:
-        return refused.code, refused.headers.get("content-type", ""), refused.read()
+    return http_api.request(scene.stack.http_url, scene.scene_id, method, path, token, body, content_type)
 
 
 def typed(text: str) -> bytes:
@@ -83,11 +73,7 @@ def test_each_route_with_real_tokens_and_the_events_they_cause(scene: Scene) -> 
     assert (status, body.decode()) == (200, "INT. HALL - NIGHT")
 
     # Refusals, as JSON with the protocol's codes.
-    def refusal(answer: tuple[int, str, bytes]) -> tuple[int, str]:
-        status, kind, body = answer
-        assert kind == "application/json", (status, body)
-        return status, json.loads(body)["code"]
-
+    refusal = http_api.refusal
     assert refusal(request(scene, "POST", "/updates", viewer, typed("x"), octets)) == (403, "forbidden")
     assert refusal(request(scene, "POST", "/versions", viewer)) == (403, "forbidden")
     assert refusal(request(scene, "GET", "", None)) == (401, "unauthorized")
