@@ -514,3 +514,29 @@ def test_big_array_and_xml_roots_are_restored_in_bounded_time() -> None:
     result = check_in_yjs([(scene, update)], digest=True)["big-kinds"]
     assert result["error"] is None
     assert result["restored"] == result["expected"]
+
+
+def _content(state: bytes) -> Any:
+    """Every root of a random scene, as the restore compares values (pycrdt's reading)."""
+    from collab.restore import _key
+
+    doc: Doc = Doc()
+    doc.apply_update(state)
+    return {name: _key(doc.get(name, type=kind)) for name, (_, kind) in ROOTS.items()}
+
+
+@pytest.mark.parametrize("fault", ["every line hash collides", "Myers gives up at once"])
+def test_the_restore_stays_right_when_the_diff_degrades(fault: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collab import restore
+
+    if fault == "every line hash collides":
+        monkeypatch.setattr(restore, "hash", lambda value: 0, raising=False)
+    else:
+        monkeypatch.setattr(restore, "MAX_DIFF_EDITS", 0)
+        monkeypatch.setattr(restore, "MAX_DIFF_STEPS", 0)
+    for seed in range(60):
+        scene = _random_scene(seed)
+        doc: Doc = Doc()
+        doc.apply_update(scene.current)
+        doc.apply_update(restore_update(scene.current, scene.version))
+        assert _content(doc.get_update()) == _content(scene.version), seed
