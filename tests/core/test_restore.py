@@ -273,7 +273,7 @@ def test_a_20_mb_scene_is_restored_in_bounded_time() -> None:
     assert elapsed < 60  # measured 3-5 s on the 2-CPU dev machine
     assert len(update) < 200_000  # the changes, not the scene
 
-    scene = Scene("big", root_kinds(version), version, current, b"", "", {})
+    scene = Scene("big", dict(root_kinds(version)), version, current, b"", "", {})
     result = check_in_yjs([(scene, update)], digest=True)["big"]
     assert result["error"] is None
     assert result["restored"] == result["expected"]
@@ -510,7 +510,7 @@ def test_big_array_and_xml_roots_are_restored_in_bounded_time() -> None:
     elapsed = time.perf_counter() - started
     print(f"\nrestore of a 30,000-element array and 5,000 paragraphs: {elapsed:.2f} s, {len(update)} bytes")
     assert elapsed < 30  # measured under 1 s
-    scene = Scene("big-kinds", root_kinds(version), version, current, b"", "", {})
+    scene = Scene("big-kinds", dict(root_kinds(version)), version, current, b"", "", {})
     result = check_in_yjs([(scene, update)], digest=True)["big-kinds"]
     assert result["error"] is None
     assert result["restored"] == result["expected"]
