@@ -30,8 +30,6 @@ from devstack.__main__ import ready_info
 from tests.e2e.conftest import E2E_DIR, Scene
 
 ROOT = Path(__file__).resolve().parents[2]
-RESTORE_MODULE = ROOT / "functions" / "collab" / "restore.py"
-TEXT_MODULE = ROOT / "functions" / "collab" / "scene_content.py"
 # What a shell aimed at AWS or at another stack would carry; none of it may leak in.
 NOT_INHERITED = {*AIMING_ENV, "HTTP_URL", "COLLAB_TOKEN", settings.JWT_SECRET, settings.AUTH_MODE}
 
@@ -108,16 +106,6 @@ def refused(env: dict[str, str], *argv: str) -> str:
     return lines[0].removeprefix("collabctl: error: ")
 
 
-def needs(module: Path, what: str) -> pytest.MarkDecorator:
-    """Expected to fail while another engineer's module is not there yet: the route then
-    answers 500 (a ModuleNotFoundError in the http function); it must pass once it is."""
-    return pytest.mark.xfail(
-        not module.exists(),
-        reason=f"{module.relative_to(ROOT)} is being written: {what} is a 500 until it lands",
-        strict=False,
-    )
-
-
 def script_of(env: dict[str, str], at: tuple[str, ...], out: Path) -> str:
     """The script text of the scene (or of a version), exported as an update file."""
     ok(env, "export", *at, "--out", str(out))
@@ -149,7 +137,6 @@ def test_import_a_yjs_file_and_export_the_scene(scene: Scene, local: dict[str, s
     assert {p.name for p in tmp_path.iterdir()} == {"state.json", draft.name, out.name}  # no partial file
 
 
-@needs(TEXT_MODULE, "the ?text= answer")
 def test_export_text_is_the_text_exactly(scene: Scene, local: dict[str, str], tmp_path: Path) -> None:
     scene.grant("writer", "editor")
     at = ("--scene", scene.scene_id, "--user", "writer")
@@ -213,7 +200,6 @@ def test_versions_create_list_and_export_a_version(
     )
 
 
-@needs(RESTORE_MODULE, "POST .../restore")
 def test_restore_brings_the_version_back_and_keeps_the_state_before(
     scene: Scene, local: dict[str, str], tmp_path: Path
 ) -> None:
