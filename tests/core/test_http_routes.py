@@ -1,7 +1,7 @@
 """The HTTP API's routes (collab.http_routes) on real storage and every stage shape, with
 real HS256 tokens and API Gateway HTTP API v2 events (payload format 2.0) built as API
 Gateway builds them; the fan-out goes to the rig's recorder. The same routes through the
-emulator's HTTP API and real yjs clients: tests/e2e/test_http_api.py."""
+emulator's HTTP API and real yjs clients: tests/e2e/test_http_api_routes.py."""
 
 from __future__ import annotations
 
