@@ -81,17 +81,25 @@ class ClientIds:
         ids to `user_id` first (so they are bound before the update is stored). The same
         bytes object when nothing is dropped. `update` must be valid (validate_update).
         `max_new`: how many ids this call may bind (default `max_new_ids`; an update that
-        no resync will follow, such as an HTTP import, binds all it names). TooLarge when
-        the update names more than MAX_IDS_PER_UPDATE ids."""
+        no resync will follow, such as an HTTP import, binds all it names, and is refused,
+        TooLarge, past MAX_IDS_PER_UPDATE ids)."""
         layout = read_update(update)
         clients = [group.client for group in layout.groups]
         if not clients:
             return update
-        if len(clients) > MAX_IDS_PER_UPDATE:  # group ids are distinct (yjs_format checks)
-            raise TooLarge(
-                f"the update names {len(clients)} Yjs client ids, more than {MAX_IDS_PER_UPDATE}; split it"
-            )
-        foreign = self.foreign(scene_id, user_id, clients, max_new)
+        # Group ids are distinct (yjs_format checks). Past MAX_IDS_PER_UPDATE none is even
+        # read: over a WebSocket those groups wait for the author's next resync, as ids past
+        # the binding cap do (a client holding that many unsent ids gets in over a few
+        # resyncs, never stuck); an update no resync follows is refused, to be split.
+        overflow: set[int] = set()
+        if len(clients) > MAX_IDS_PER_UPDATE:
+            if max_new is not None:
+                raise TooLarge(
+                    f"the update names {len(clients)} Yjs client ids, more than {MAX_IDS_PER_UPDATE}; split it"
+                )
+            overflow = set(clients[MAX_IDS_PER_UPDATE:])
+            clients = clients[:MAX_IDS_PER_UPDATE]
+        foreign = self.foreign(scene_id, user_id, clients, max_new) | overflow
         if not foreign:
             return update
         logger.warning(

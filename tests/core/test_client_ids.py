@@ -181,3 +181,25 @@ def test_the_cache_is_bounded(dynamodb: Any, table: str, scene: str) -> None:
     calls = Calls(dynamodb)
     assert ids.owners(scene, range(10, 20)) == dict.fromkeys(range(10, 20), "ada")
     assert calls.names == ["BatchGetItem"]  # the evicted ones are read again, in one call
+
+
+def test_a_frame_naming_thousands_of_new_ids_reads_a_bounded_number_and_defers_the_rest(
+    dynamodb: Any, table: str, scene: str
+) -> None:
+    """Invariant 9: the bindings of at most MAX_IDS_PER_UPDATE ids are read (a BatchGetItem
+    per 100) and at most `max_new_ids` bound; the rest of the groups wait for the author's
+    next resync. The same update over the HTTP API (no resync follows) is refused."""
+    from collab import client_ids as module
+    from collab.errors import TooLarge
+    from tests.core.test_attack_http_api import fresh_ids
+
+    calls: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    ids = ClientIds(dynamodb, table)
+    update = fresh_ids(3_000)
+    kept = ids.filter_foreign(scene, "ann", update)
+    assert len(read_update(kept).groups) == ids.max_new_ids
+    assert calls.count("BatchGetItem") == module.MAX_IDS_PER_UPDATE // 100
+    assert calls.count("PutItem") == ids.max_new_ids
+    with pytest.raises(TooLarge):
+        ids.filter_foreign(scene, "ann", update, max_new=module.MAX_IDS_PER_UPDATE)
