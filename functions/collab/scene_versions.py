@@ -17,6 +17,8 @@ leaves (`version_on_last_leave`) if anything changed since the newest version.
 
 from __future__ import annotations
 
+import secrets
+
 from aws_lambda_powertools.metrics import MetricUnit
 
 from collab import change_events, protocol
@@ -26,8 +28,10 @@ from collab.membership import broadcast, recipients
 from collab.observability import logger, metrics
 from collab.runtime import Runtime
 from collab.versions import Version, state_digest
+from collab.yjs_format import read_state_vector
 
 BEFORE_RESTORE = "before restore of {}"
+MAX_CLIENT_ID = 2**32 - 1  # Yjs draws 32-bit client ids
 LAST_LEAVE = "when the last participant left"
 WHILE_EDITING = "while editing"
 
@@ -54,18 +58,23 @@ def take_version(
 def restore_version(rt: Runtime, caller: Caller, version_id: str) -> Version:
     """Restores `version_id` (VersionNotFound when there is none); returns the automatic
     version saved just before. Restores of one scene run one after another (the scene's
-    restore lease; RestoreBusy past its wait)."""
+    restore lease; RestoreBusy past its wait). A restore that cannot be computed
+    (CannotRestore, UnloadableState) writes nothing and tells no one."""
     # Imported here: only a restore needs pycrdt's document model (cold starts).
-    from collab.restore import restore_update
+    from collab.restore import CannotRestore, restore_update
 
     target = rt.versions.get(caller.scene_id, version_id)
     version_state = rt.versions.read(caller.scene_id, version_id)
     with rt.versions.restoring(caller.scene_id):
         loaded = rt.documents.load(caller.scene_id)
+        client = _unbound_client(rt, caller.scene_id, loaded)
+        try:
+            update = restore_update(loaded.state, version_state, client_id=client)
+        except RecursionError:  # shared types nested deeper than Python's stack
+            raise CannotRestore("the scene or the version nests shared types too deeply to restore") from None
         before = take_version(
             rt, caller, BEFORE_RESTORE.format(target.label or target.version_id), auto=True, loaded=loaded
         )
-        update = restore_update(loaded.state, version_state)
         if update:
             # Imported here: collab.actions.update imports this module.
             from collab.actions.update import apply_update
@@ -83,6 +92,20 @@ def restore_version(rt: Runtime, caller: Caller, version_id: str) -> Version:
         },
     )
     return before
+
+
+def _unbound_client(rt: Runtime, scene_id: str, loaded: Loaded) -> int:
+    """A Yjs client id for the restore's update that the scene holds no structs of and that
+    is bound to no one (collab.client_ids: awareness binds an id before its owner types;
+    the update path would drop the restore's structs under another user's id)."""
+    held = set(read_state_vector(loaded.summary.state_vector))
+    candidate = secrets.randbelow(MAX_CLIENT_ID) + 1
+    for _ in range(64):
+        bound = rt.client_ids is not None and rt.client_ids.owners(scene_id, [candidate])
+        if candidate not in held and not bound:
+            return candidate
+        candidate = candidate % MAX_CLIENT_ID + 1  # the next one: a draw that repeats still ends
+    raise RuntimeError(f"no free Yjs client id near {candidate} in scene {scene_id}")
 
 
 def auto_version_if_due(rt: Runtime, caller: Caller) -> None:

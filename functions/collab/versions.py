@@ -43,7 +43,9 @@ DATA_PREFIX = "verdata#"
 AUTO_MARKER = "verauto"
 RESTORE_LEASE = "verrestore"
 RESTORE_LEASE_SECONDS = 30
-RESTORE_WAIT_SECONDS = 20
+# Within the http function's timeout (15 s) with room for the restore itself: past it the
+# caller gets 409 conflict rather than Lambda's timeout (API Gateway's 503).
+RESTORE_WAIT_SECONDS = 8
 AUTO_INTERVAL_SECONDS = 600
 LIST_LIMIT = 100
 LABEL_LIMIT = 200
