@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 from botocore.httpsession import URLLib3Session
-from pycrdt import Doc, Map, Text, merge_updates
+from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from collab import http_routes, protocol, runtime, session
 from collab.documents import validate_update
@@ -262,6 +262,45 @@ def test_a_restore_undone_and_redone_gives_each_state_back(name: str, built: dic
     assert restore_update(_merged(undone, redo), scene.version) == b""  # nothing left to do
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="restore.py _plan matches lines, then keeps only the common ends of a changed line: "
+    "a paragraph changed at both ends is replaced whole, so a concurrent edit in its unchanged "
+    "middle moves to the start of the replaced run (and the update is the paragraph's size)",
+)
+def test_a_concurrent_edit_in_the_unchanged_middle_of_a_paragraph_stays_where_it_was_typed() -> None:
+    """One paragraph, no newline (a Y.Text of prose): the version, then a word changed near
+    each end. bob, who has not seen the restore yet, types after the 100th word, which the
+    version and the scene share; Yjs merges his edit with the restore, in both orders."""
+    from tests.core.test_restore import Scene, check_in_yjs
+
+    words = [f"word{i}" for i in range(300)]
+    doc: Doc = Doc(client_id=51)
+    text = doc.get("text", type=Text)
+    text.insert(0, " ".join(words))
+    version = doc.get_update()
+    with doc.transaction():
+        at = len(" ".join(words[:5])) + 1
+        del text[at : at + len(words[5])]
+        text.insert(at, "CHANGED")
+        text.insert(len(text), " and one more")
+    current = doc.get_update()
+    bob: Doc = Doc(client_id=52)
+    bob.apply_update(current)
+    seen = bob.get_state()
+    bob_text = bob.get("text", type=Text)
+    after = str(bob_text).index("word100") + len("word100")
+    bob_text.insert(after, " BOB")
+    concurrent = bob.get_update(seen)
+    update = restore_update(current, version)
+    scene = Scene("paragraph", {"text": "text"}, version, current, concurrent, "BOB", {})
+    result = check_in_yjs([(scene, update)])["paragraph"]
+    assert result["error"] is None and result["merged"] == result["mergedOtherOrder"]
+    merged = "".join(op["insert"] for op in result["merged"]["text"]["text"])
+    assert merged == " ".join(words).replace("word100", "word100 BOB")
+    assert len(update) < 1000  # two words' worth, not the paragraph
+
+
 # -- bounded work ------------------------------------------------------------------------------
 
 
@@ -297,11 +336,12 @@ def _blocks_text(seed: int, blocks: int, lines: int) -> bytes:
     "not the restore: every range of repeated lines costs its full Myers budget",
 )
 def test_a_text_crafted_against_the_line_diff_is_restored_in_bounded_time() -> None:
-    """Blocks of lines that are all "a" or "b" (none unique: nothing anchors them), each
-    block headed by a unique line: a text of 240 KB. The 21 MB screenplay of
-    tests/core/test_restore.py restores in 3-5 s on this machine."""
-    version = _blocks_text(1, 12, 5000)
-    other = _blocks_text(2, 12, 5000)
+    """Blocks of 5,000 lines that are all "a" or "b" (none unique: nothing anchors them),
+    each headed by a unique line: 400 KB of text, restored in 6-7 s (1 MB: 16 s, past the
+    http function's 15 s). The 21 MB screenplay of tests/core/test_restore.py restores in
+    3-5 s on this machine."""
+    version = _blocks_text(1, 40, 5000)
+    other = _blocks_text(2, 40, 5000)
     doc: Doc = Doc(client_id=12)
     doc.apply_update(version)
     script = doc.get("script", type=Text)
@@ -311,7 +351,7 @@ def test_a_text_crafted_against_the_line_diff_is_restored_in_bounded_time() -> N
         fresh.apply_update(other)
         script.insert(0, str(fresh.get("script", type=Text)))
     current = doc.get_update()
-    assert len(current) < 400_000
+    assert len(current) < 1_000_000
     started = time.perf_counter()
     update = restore_update(current, version)
     elapsed = time.perf_counter() - started
@@ -321,7 +361,7 @@ def test_a_text_crafted_against_the_line_diff_is_restored_in_bounded_time() -> N
     reference: Doc = Doc()
     reference.apply_update(version)
     assert str(check.get("script", type=Text)) == str(reference.get("script", type=Text))
-    assert elapsed < 5, f"{elapsed:.1f} s for {len(current)} bytes"
+    assert elapsed < 3, f"{elapsed:.1f} s for {len(current)} bytes"
 
 
 def _text_state(content: str, client_id: int) -> bytes:
@@ -345,7 +385,7 @@ def _restored_text(current: bytes, update: bytes) -> str:
 def test_lines_that_anchor_one_at_a_time_are_restored_in_bounded_time() -> None:
     """Now: lines L1..Lk. The version: L2 L1 L3 L2 L4 L3 ... Lk Lk-1 Lk, so that in each
     range left after an anchor exactly one line is unique on both sides, and the next one
-    only once that range is split again. 6,000 lines: 100 KB in all."""
+    only once that range is split again. 6,000 lines, 100 KB in all: 5-6 s (8,000: 10 s)."""
     k = 6000
     lines = [f"L{i}\n" for i in range(1, k + 1)]
     then = [lines[1], lines[0]]
@@ -358,7 +398,82 @@ def test_lines_that_anchor_one_at_a_time_are_restored_in_bounded_time() -> None:
     update = restore_update(current, version)
     elapsed = time.perf_counter() - started
     assert _restored_text(current, update) == "".join(then)
-    assert elapsed < 3, f"{elapsed:.1f} s for {len(current) + len(version)} bytes"
+    assert elapsed < 2, f"{elapsed:.1f} s for {len(current) + len(version)} bytes"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="restore.py _elements reads a nested array an index at a time (documented: "
+    "O(elements x blocks)), and _key reads every nested array both sides hold, changed or not",
+)
+def test_a_scene_with_a_long_nested_array_is_restored_in_bounded_time() -> None:
+    """A board's 15,000 cards in a Y.Array inside a Y.Map, added over time at random places
+    (one block each): 190 KB. One card added since the version; restored in 7 s."""
+    rng = random.Random(4)
+    doc: Doc = Doc(client_id=31)
+    board: Map[Any] = doc.get("board", type=Map)
+    with doc.transaction():
+        cards: Array[Any] = Array()
+        board["cards"] = cards
+        for i in range(15000):
+            cards.insert(rng.randint(0, len(cards)), float(i))
+    version = doc.get_update()
+    cards.insert(0, "new card")
+    current = doc.get_update()
+    started = time.perf_counter()
+    update = restore_update(current, version)
+    elapsed = time.perf_counter() - started
+    assert update
+    assert elapsed < 3, f"{elapsed:.1f} s for {len(current)} bytes"
+
+
+_REFILL = """
+import resource, sys, time
+from pycrdt import Array, Doc
+from collab.restore import restore_update
+
+doc = Doc(client_id=41)
+values = doc.get("points", type=Array)
+values.extend([float(i) for i in range(int(sys.argv[1]))])
+version = doc.get_update()
+with doc.transaction():
+    del values[0 : len(values)]
+current = doc.get_update()
+started = time.perf_counter()
+update = restore_update(current, version)
+elapsed = time.perf_counter() - started
+check = Doc()
+check.apply_update(current)
+check.apply_update(update)
+assert check.get("points", type=Array).to_py() == [float(i) for i in range(int(sys.argv[1]))]
+print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="restore.py _sync_sequence inserts a run of the version's elements one at a time, in "
+    "one transaction: yrs's commit then takes O(n^2) time and memory (20,000 numbers: 23 s, 9 GB)",
+)
+def test_an_emptied_array_of_numbers_is_restored_in_bounded_time_and_memory() -> None:
+    """The most ordinary restore: 8,000 numbers (a drawing's points, pushed at once) were
+    deleted, and the version is brought back. Run in a process of its own to measure its
+    memory: 1.5 GB now, where the http function has 1 GB in all."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    functions = Path(__file__).resolve().parents[2] / "functions"
+    process = subprocess.run(
+        [sys.executable, "-c", _REFILL, "8000"],
+        cwd=functions,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    elapsed, peak_mb = process.stdout.split()
+    assert float(elapsed) < 2 and int(peak_mb) < 500, f"{float(elapsed):.1f} s, {peak_mb} MB peak"
 
 
 # -- the flow, through the HTTP route ------------------------------------------------------------
