@@ -56,7 +56,7 @@ from typing import Any
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from collab.errors import BadRequest
-from collab.scene_content import Kind, apply_to, read_roots
+from collab.scene_content import Kind, Roots, apply_to, read_roots
 
 # A range of lines (or elements) that no unique line anchors is diffed by Myers up to this
 # many insertions and deletions, or this many steps (its cost, O((N+M)D)), and beyond them
@@ -86,6 +86,21 @@ def restore_update(current: bytes, version: bytes, *, client_id: int | None = No
         client_id = _fresh_client(now.clients)
     elif client_id in now.clients or not 0 < client_id < 2**53:
         raise ValueError(f"client id {client_id} is in the scene already or not a Yjs client id")
+    try:
+        update = _restored(current, version, now, then, client_id)
+    except RecursionError:  # shared types nested deeper than Python's stack
+        raise CannotRestore("the scene or the version nests shared types too deeply to restore") from None
+    except BaseException as error:
+        # yrs reports what it cannot do by panicking; pyo3 raises that as PanicException, a
+        # BaseException the route's handlers would not catch. Nothing was returned, so
+        # nothing is written.
+        if type(error).__name__ != "PanicException":
+            raise
+        raise CannotRestore(f"the CRDT library could not write this restore: {error}") from None
+    return b"" if update in (b"", _EMPTY_UPDATE) else update
+
+
+def _restored(current: bytes, version: bytes, now: Roots, then: Roots, client_id: int) -> bytes:
     target, target_arrays = _load(current, now.kinds, client_id)
     source, source_arrays = _load(version, then.kinds, None)
     updates: list[bytes] = []
@@ -98,8 +113,7 @@ def restore_update(current: bytes, version: bytes, *, client_id: int | None = No
                 _restore_root(target, source, name, *kinds, arrays, now.format_keys | then.format_keys)
     finally:
         target.unobserve(subscription)
-    update = b"".join(updates)
-    return b"" if update in (b"", _EMPTY_UPDATE) else update
+    return b"".join(updates)
 
 
 def _fresh_client(taken: frozenset[int]) -> int:

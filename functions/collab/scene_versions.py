@@ -61,17 +61,14 @@ def restore_version(rt: Runtime, caller: Caller, version_id: str) -> Version:
     restore lease; RestoreBusy past its wait). A restore that cannot be computed
     (CannotRestore, UnloadableState) writes nothing and tells no one."""
     # Imported here: only a restore needs pycrdt's document model (cold starts).
-    from collab.restore import CannotRestore, restore_update
+    from collab.restore import restore_update
 
     target = rt.versions.get(caller.scene_id, version_id)
     version_state = rt.versions.read(caller.scene_id, version_id)
     with rt.versions.restoring(caller.scene_id):
         loaded = rt.documents.load(caller.scene_id)
         client = _unbound_client(rt, caller.scene_id, loaded)
-        try:
-            update = restore_update(loaded.state, version_state, client_id=client)
-        except RecursionError:  # shared types nested deeper than Python's stack
-            raise CannotRestore("the scene or the version nests shared types too deeply to restore") from None
+        update = restore_update(loaded.state, version_state, client_id=client)
         before = take_version(
             rt, caller, BEFORE_RESTORE.format(target.label or target.version_id), auto=True, loaded=loaded
         )

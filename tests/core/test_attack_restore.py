@@ -188,12 +188,6 @@ def test_a_negative_zero_is_restored_as_negative_zero(built: dict[str, Built]) -
     assert result["restored"] == result["expected"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="restore.py _clear: del root[:] on a text root also holding an array element asks "
-    "yrs to remove len(root) units, which counts the element: pyo3 PanicException, a "
-    "BaseException the HTTP route's handler does not catch",
-)
 def test_a_text_root_holding_an_array_element_is_emptied_or_refused_clearly(built: dict[str, Built]) -> None:
     """A root the version lacks, used as text, into which one page inserted an array element
     (Yjs takes it: a root's sequence holds any content)."""
