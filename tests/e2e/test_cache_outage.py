@@ -220,12 +220,12 @@ def test_nothing_typed_is_lost_through_a_cache_outage_and_an_empty_restart(
     assert server_text(scene) == final  # what a new client would be served
 
     carol, dave = result["lateJoiners"]["carol"], result["lateJoiners"]["dave"]
-    assert carol["missingAtFirstSync"] == [] and carol["expectedAtFirstSync"] == 5 + 20 + 60
+    assert carol["missingAtFirstSync"] == [] and carol["expectedAtFirstSync"] == 5 + 20 + 90
     assert carol["participantsAtJoin"] == ["Alice", "Bob", "Carol"]
     assert dave["missingAtFirstSync"] == [] and dave["expectedAtFirstSync"] == len(typed) - 4 * 5
     assert dave["participantsAtJoin"] == ["Alice", "Bob", "Carol", "Dave"]
     assert "Bob" in result["leftSeenBy"]["alice"] and "Bob" in result["leftSeenBy"]["carol"]
-    # 70+ updates reached the durable log without the cache: carol's sync compacted it.
+    # 90 updates reached the durable log without the cache: compacted (carol's sync, or by chance).
     assert version_after_outage > version_before
     print(
         f"{'cluster' if outage.cluster else 'standalone'}: {elapsed:.1f}s, {len(typed)} markers, "

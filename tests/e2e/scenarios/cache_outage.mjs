@@ -120,8 +120,10 @@ result.cursorMoves.before = await showCursors([a, b], 'before')
 await phase('before')
 
 // outage: the cache is gone. Enough typing that the durable log passes its compaction
-// threshold (the test stack's LOG_TAIL_LIMIT is 80).
-await Promise.all([type(a, 'outage', 30), type(b, 'outage', 30)])
+// threshold (the test stack's LOG_TAIL_LIMIT is 80) even when it was compacted just before
+// the outage: 90 updates. (With 60, carol's sync compacted only when earlier phases had
+// left 20 in the log; otherwise only the appends' chance, about 1 in 80 each, did.)
+await Promise.all([type(a, 'outage', 45), type(b, 'outage', 45)])
 await converge([a, b], 'outage: broadcast')
 const joinedCarol = await join('carol', 'during the outage')
 const c = joinedCarol.client
