@@ -87,7 +87,7 @@ def restore_update(current: bytes, version: bytes, *, client_id: int | None = No
     elif client_id in now.clients or not 0 < client_id < 2**53:
         raise ValueError(f"client id {client_id} is in the scene already or not a Yjs client id")
     try:
-        update = _restored(current, version, now, then, client_id)
+        update = _restored(now, then, client_id)
     except RecursionError:  # shared types nested deeper than Python's stack
         raise CannotRestore("the scene or the version nests shared types too deeply to restore") from None
     except BaseException as error:
@@ -100,9 +100,9 @@ def restore_update(current: bytes, version: bytes, *, client_id: int | None = No
     return b"" if update in (b"", _EMPTY_UPDATE) else update
 
 
-def _restored(current: bytes, version: bytes, now: Roots, then: Roots, client_id: int) -> bytes:
-    target, target_arrays = _load(current, now.kinds, client_id)
-    source, source_arrays = _load(version, then.kinds, None)
+def _restored(now: Roots, then: Roots, client_id: int) -> bytes:
+    target, target_arrays = _load(now.loadable, now.kinds, client_id)
+    source, source_arrays = _load(then.loadable, then.kinds, None)
     updates: list[bytes] = []
     subscription = target.observe(lambda event: updates.append(event.update))
     try:
@@ -384,8 +384,11 @@ def _sync_sequence(
             paired += 1
         if i2 > i1 + paired:
             remove(i1 + paired, i2 - i1 - paired)
-        for offset, value in enumerate(then[j1 + paired : j2]):
-            insert(i1 + paired + offset, value)
+        # Last first, each at the run's start: inserted in order (each after the one before)
+        # yrs's transaction grows quadratically, 1.5 GB for 8,000 numbers; this way 20,000
+        # take 20 ms. Every element still lands where the version has it.
+        for value in reversed(then[j1 + paired : j2]):
+            insert(i1 + paired, value)
 
 
 # -- the diff ------------------------------------------------------------------------------

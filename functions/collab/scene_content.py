@@ -53,6 +53,7 @@ from typing import Literal
 from pycrdt import Doc, Text
 
 from collab.errors import CollabError
+from collab.lib0 import var_uint
 
 # The strict reader's own lib0 and content readers, so that what counts as a struct, and
 # how long each content is in clocks (UTF-16 code units for strings), is decided in one
@@ -68,15 +69,14 @@ from collab.yjs_format import (
 
 
 class UnloadableState(CollabError):
-    """A state the strict reader accepts that pycrdt's document model refuses to integrate
-    (a struct whose parent ID names an item that is not a type, say: Yjs skips it, yrs
-    refuses the whole update). Browsers still load the scene; what needs a pycrdt Doc
-    (text_of, a restore) cannot be done on it. Code "internal": the stored state is at
-    fault, not the request."""
+    """A state the strict reader accepts that pycrdt's document model still refuses to
+    integrate once `as_yjs_reads` has rewritten what Yjs skips. Browsers still load the
+    scene; what needs a pycrdt Doc (text_of, a restore) cannot be done on it. Code
+    "internal": the stored state is at fault, not the request."""
 
 
 def apply_to(doc: Doc, update: bytes) -> None:
-    """doc.apply_update, its refusal an UnloadableState."""
+    """doc.apply_update of a state `as_yjs_reads` gave, its refusal an UnloadableState."""
     try:
         doc.apply_update(update)
     except (RuntimeError, ValueError) as error:
@@ -121,6 +121,9 @@ class _Structs:
         self.clients: dict[int, tuple[int, array[int]]] = {}
         self.deleted: dict[int, list[tuple[int, int]]] = {}  # client -> merged [start, end)
         self.format_keys: set[str] = set()  # the attribute names of every formatting mark
+        self.types: set[int] = set()  # the items whose content is a shared type
+        # The items that name their parent by ID: (index, first byte, end byte, parent ID).
+        self.by_id: list[tuple[int, int, int, int, int]] = []
 
     def find(self, client: int, clock: int) -> int:
         """The index of the struct holding ID (client, clock); -1 if the update lacks it."""
@@ -175,10 +178,11 @@ def _read_structs(data: bytes) -> _Structs:
         starts = array("q")
         structs.clients[client] = (len(hint), starts)
         for _ in range(struct_count):
+            begin = pos
             info = data[pos]
             pos += 1
             ref = info & 0x1F
-            origin_client = origin_clock = right_client = right_clock = _NO_ID
+            origin_client = origin_clock = right_client = right_clock = parent_client = parent_clock = _NO_ID
             is_sub = 0
             if ref == 0 or ref == 10:  # GC, Skip: a length, no parent
                 length, pos = uint(data, pos)
@@ -198,7 +202,8 @@ def _read_structs(data: bytes) -> _Structs:
                         where = roots.setdefault(name, len(roots))
                         structs.named.append(len(hint))
                     elif data[pos] == 0:
-                        pos = uint(data, uint(data, pos + 1)[1])[1]
+                        parent_client, pos = uint(data, pos + 1)
+                        parent_clock, pos = uint(data, pos)
                         where = _NESTED
                     else:
                         raise _Refused(f"parent info {data[pos]}", pos)
@@ -207,6 +212,7 @@ def _read_structs(data: bytes) -> _Structs:
                         is_sub = 1
                 if ref == 7:
                     kind = _XML if uint(data, pos)[0] in _XML_TYPE_REFS else _OTHER
+                    structs.types.add(len(hint))
                 else:
                     kind = _CONTENT_HINT[ref]
                     if ref == 6:
@@ -216,6 +222,8 @@ def _read_structs(data: bytes) -> _Structs:
                 raise _Refused(f"content ref {ref}", pos - 1)
             if length == 0:
                 raise _Refused("a struct of length 0", pos)
+            if parent_client != _NO_ID:
+                structs.by_id.append((len(hint), begin, pos, parent_client, parent_clock))
             starts.append(clock)
             hint.append(kind)
             sub.append(is_sub)
@@ -368,18 +376,46 @@ def _decide(marks: set[int]) -> Kind | None:
     return None  # nothing, or only Deleted content
 
 
+def _as_yjs_reads(data: bytes, structs: _Structs) -> bytes:
+    """The update with every item whose parent ID names an item that is not a shared type
+    (string content, say) written as a GC struct of the same length: what Yjs makes of it
+    (Item.getMissing finds no type, so integrate() adds a GC), where yrs refuses the whole
+    update ("block parent must be deleted or shared ref type"). An item whose neighbour
+    or parent is such a struct then becomes garbage in yrs as in Yjs. The update itself
+    (the same object) when there is none: any state Yjs or yrs wrote, so no copy."""
+    spans: list[tuple[int, int, int]] = []
+    find, types, hint = structs.find, structs.types, structs.hint
+    for index, begin, end, parent_client, parent_clock in structs.by_id:
+        parent = find(parent_client, parent_clock)
+        if parent >= 0 and parent not in types and hint[parent] not in (_GC, _SKIP):
+            spans.append((begin, end, structs.length[index]))
+    if not spans:
+        return data
+    out = bytearray()
+    done = 0
+    for begin, end, length in sorted(spans):
+        out += data[done:begin]
+        out += b"\x00" + var_uint(length)  # info 0: a GC struct, then its length
+        done = end
+    out += data[done:]
+    return bytes(out)
+
+
 @dataclass(frozen=True)
 class Roots:
     kinds: dict[str, Kind]  # root_kinds
     clients: frozenset[int]  # every client id the update has structs or deletions of
     format_keys: frozenset[str]  # every attribute name its formatting marks use, live or not
+    loadable: bytes  # the update as Yjs reads it, for pycrdt to load (`_as_yjs_reads`)
 
 
 def read_roots(update: bytes) -> Roots:
-    """`root_kinds`, and the client ids and formatting attribute names of the update."""
-    structs = _read(update)
+    """`root_kinds`, the client ids and formatting attribute names of the update, and the
+    update as pycrdt can load it."""
+    data = bytes(update)
+    structs = _read(data)
     clients = frozenset(structs.clients.keys() | structs.deleted.keys())
-    return Roots(_kinds(structs), clients, frozenset(structs.format_keys))
+    return Roots(_kinds(structs), clients, frozenset(structs.format_keys), _as_yjs_reads(data, structs))
 
 
 def root_kinds(update: bytes) -> dict[str, Kind]:
@@ -396,7 +432,8 @@ def text_of(update: bytes, name: str) -> str | None:
     it (embeds and formatting left out); "" for a root of kind "empty"; None if there is no
     such root or it is not a text. UnreadableUpdate if the bytes are not a v1 update,
     UnloadableState if pycrdt cannot load them."""
-    kind = root_kinds(update).get(name)
+    roots = read_roots(update)
+    kind = roots.kinds.get(name)
     if kind == "empty":
         return ""
     if kind != "text":
@@ -404,5 +441,5 @@ def text_of(update: bytes, name: str) -> str | None:
     # The kind is known first on purpose: pycrdt reading a root as a kind it is not can
     # loop forever (an array view of a text with multi-byte characters does).
     doc: Doc = Doc()
-    apply_to(doc, update)
+    apply_to(doc, roots.loadable)
     return str(doc.get(name, type=Text))
