@@ -10,7 +10,9 @@ made concurrently in a part the version and the scene agree on stays where it wa
 - Y.Text (and XmlText): the common start and end are kept; between them the lines are
   matched (a patience diff: lines found once on each side anchor it, Myers' diff between
   anchors); in each run of changed lines the common characters at both ends are kept
-  again, and the rest is deleted and the version's characters and embeds inserted. Then
+  again, the characters between are diffed the same way (runs of equal characters
+  shorter than the edits around them folded in), and what differs is deleted and the
+  version's characters and embeds inserted. Then
   the formatting of the whole result is compared with the version's and formatted where
   it differs (marks deleted text left behind are removed, so toDelta() is not cut);
 - Y.Map (and element attributes): keys the version lacks are deleted, differing values
@@ -25,9 +27,10 @@ Values are compared as Yjs tells them apart (a float is not a boolean; pycrdt re
 JS number as a float, a BigInt as an int).
 
 Work: read_roots of both states (one pass each), pycrdt loading both, then linear in the
-text (line splitting and hashing in C, O(n log n) anchoring), a diff of a range no line
-anchors bounded by MAX_DIFF_EDITS and MAX_DIFF_STEPS (past them the range is replaced
-whole: still right, only coarser), and one pass over the result's formatting. Root
+text (line splitting and hashing in C), and one pass over the result's formatting. Every
+diff of the restore (anchoring passes, Myers' steps) is paid from one _Budget, linear in
+the lines and elements diffed: past it, or past MAX_DIFF_EDITS, a range is replaced whole
+(still right, only coarser), however the scene and the version were crafted. Root
 arrays are read as they load; a nested array is read an index at a time, which pycrdt
 makes O(elements x blocks). Measured on the 2-CPU dev machine: a 21 MB screenplay (few
 large items, 300 scattered edits since the version) in 2.7 s at 600 MB peak RSS; a 20 MB
@@ -36,8 +39,8 @@ two pycrdt Docs being most of it; a 30,000-element array with 5,000 xml paragrap
 0.7 s (tests/core/test_restore.py).
 
 Limits (pycrdt's): a version holding an XmlElement or XmlText directly in a map or an
-array, an XmlFragment among xml children, or a subdocument embedded in a text cannot be
-written: CannotRestore, and nothing is written (the update is returned whole or not at
+array, an XmlFragment among xml children, or a subdocument or xml node embedded in a text
+cannot be written: CannotRestore, and nothing is written (the update is returned whole or not at
 all). A subdocument in a map or an array is restored by its guid (not its options); JS
 `undefined` becomes null, a small BigInt a number, and a lone UTF-16 surrogate U+FFFD,
 as pycrdt reads them.
@@ -49,6 +52,7 @@ import secrets
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -59,10 +63,13 @@ from collab.errors import BadRequest
 from collab.scene_content import Kind, Roots, apply_to, read_roots
 
 # A range of lines (or elements) that no unique line anchors is diffed by Myers up to this
-# many insertions and deletions, or this many steps (its cost, O((N+M)D)), and beyond them
-# replaced whole.
+# many insertions and deletions, or while the restore's budget lasts (its cost, O((N+M)D)),
+# and beyond them replaced whole.
 MAX_DIFF_EDITS = 1000
 MAX_DIFF_STEPS = 2_000_000
+# A restore's diffs share one budget (_Budget): MAX_DIFF_STEPS, and this much per line or
+# array element they are given.
+WORK_PER_ELEMENT = 4
 
 _ROOT_TYPES: dict[str, type[Any]] = {"text": Text, "map": Map, "array": Array, "xml": XmlFragment}
 _SHARED = (Text, Map, Array, XmlFragment, XmlElement, XmlText)
@@ -86,6 +93,7 @@ def restore_update(current: bytes, version: bytes, *, client_id: int | None = No
         client_id = _fresh_client(now.clients)
     elif client_id in now.clients or not 0 < client_id < 2**53:
         raise ValueError(f"client id {client_id} is in the scene already or not a Yjs client id")
+    budget = _BUDGET.set(_Budget())
     try:
         update = _restored(now, then, client_id)
     except RecursionError:  # shared types nested deeper than Python's stack
@@ -97,6 +105,8 @@ def restore_update(current: bytes, version: bytes, *, client_id: int | None = No
         if type(error).__name__ != "PanicException":
             raise
         raise CannotRestore(f"the CRDT library could not write this restore: {error}") from None
+    finally:
+        _BUDGET.reset(budget)
     return b"" if update in (b"", _EMPTY_UPDATE) else update
 
 
@@ -397,12 +407,37 @@ def _sync_sequence(
 Hunk = tuple[int, int, int, int]  # a[i1:i2] is replaced by b[j1:j2]
 
 
-def _hunks(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[Hunk]:
+class _Budget:
+    """What is left of a restore's diffing work: MAX_DIFF_STEPS, plus WORK_PER_ELEMENT for
+    each line and array element given to a diff. An anchoring pass costs the size of its range, a Myers
+    step one; a range the budget cannot pay for is one hunk (replaced whole: still right,
+    only coarser). So however a scene and a version are crafted (ranges no line anchors,
+    one anchor per level, a thousand roots), a restore's diffs cost O(size), not more."""
+
+    def __init__(self) -> None:
+        self.left = MAX_DIFF_STEPS
+
+    def spend(self, work: int) -> bool:
+        if work > self.left:
+            return False
+        self.left -= work
+        return True
+
+
+_BUDGET: ContextVar[_Budget] = ContextVar("restore_budget")
+
+
+def _hunks(a: Sequence[Hashable], b: Sequence[Hashable], *, grant: bool = True) -> list[Hunk]:
     """The runs where `a` and `b` differ, in order. Patience diff: the common ends are
     trimmed, elements found once in each side anchor the match (their longest increasing
     run), and the ranges between anchors are diffed the same way; a range without such an
     element goes to Myers' diff, or is one hunk if that would cost more than
-    MAX_DIFF_EDITS edits or MAX_DIFF_STEPS steps. O(n log n) per level of anchoring."""
+    MAX_DIFF_EDITS edits or what is left of the restore's _Budget, to which the elements
+    add theirs if `grant` (lines and array elements; not the characters of changed lines,
+    which only refine what the line diff found)."""
+    budget = _BUDGET.get(None) or _Budget()
+    if grant:
+        budget.left += WORK_PER_ELEMENT * (len(a) + len(b))
     hunks: list[Hunk] = []
     ranges = [(0, len(a), 0, len(b))]
     while ranges:
@@ -415,8 +450,8 @@ def _hunks(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[Hunk]:
             b1 -= 1
         if a0 == a1 and b0 == b1:
             continue
-        if a0 == a1 or b0 == b1:  # only insertions, or only deletions
-            hunks.append((a0, a1, b0, b1))
+        if a0 == a1 or b0 == b1 or not budget.spend(a1 - a0 + b1 - b0):
+            hunks.append((a0, a1, b0, b1))  # only insertions or deletions, or past the budget
             continue
         anchors = _anchors(a, a0, a1, b, b0, b1)
         if anchors:
@@ -428,9 +463,12 @@ def _hunks(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[Hunk]:
             ranges.extend(reversed(between))  # popped in order
             continue
         ids: dict[Hashable, int] = {}
-        found = _myers(
-            [ids.setdefault(x, len(ids)) for x in a[a0:a1]], [ids.setdefault(x, len(ids)) for x in b[b0:b1]]
+        found, steps = _myers(
+            [ids.setdefault(x, len(ids)) for x in a[a0:a1]],
+            [ids.setdefault(x, len(ids)) for x in b[b0:b1]],
+            budget.left,
         )
+        budget.spend(steps)
         if found is None:
             hunks.append((a0, a1, b0, b1))
         else:
@@ -474,14 +512,16 @@ def _anchors(
     return run
 
 
-def _myers(a: list[int], b: list[int]) -> list[Hunk] | None:
-    """Myers' greedy diff (1986); None past MAX_DIFF_EDITS edits or MAX_DIFF_STEPS steps."""
+def _myers(a: list[int], b: list[int], max_steps: int) -> tuple[list[Hunk] | None, int]:
+    """Myers' greedy diff (1986), and the steps it took; None past MAX_DIFF_EDITS edits or
+    `max_steps` steps."""
     n, m = len(a), len(b)
     frontier = {1: 0}  # diagonal k = x - y -> the furthest x reached on it
     trace: list[dict[int, int]] = []
     steps = 0
     for d in range(MAX_DIFF_EDITS + 1):
         trace.append(dict(frontier))
+        steps += d  # the frontier's copy
         for k in range(-d, d + 1, 2):
             if k == -d or (k != d and frontier[k - 1] < frontier[k + 1]):
                 x = frontier[k + 1]  # down: an insertion from b
@@ -495,10 +535,10 @@ def _myers(a: list[int], b: list[int]) -> list[Hunk] | None:
             steps += x - start + 1
             frontier[k] = x
             if x >= n and y >= m:
-                return _hunks_from_trace(trace, n, m)
-        if steps > MAX_DIFF_STEPS:
-            return None
-    return None
+                return _hunks_from_trace(trace, n, m), steps
+        if steps > max_steps:
+            return None, steps
+    return None, steps
 
 
 def _hunks_from_trace(trace: list[dict[int, int]], n: int, m: int) -> list[Hunk]:
@@ -630,7 +670,9 @@ def _sync_text(target: Text | XmlText, source: Text | XmlText, marks: frozenset[
     then = _Flat(source.diff())
     replaces: list[_Replace] = []
     _plan(now, then, replaces)
-    replaces.sort(key=lambda op: op.start, reverse=True)
+    # Right to left; at one position, a replacement before an insertion there, and of two
+    # insertions the later in the version first, so that each lands before the one after.
+    replaces.sort(key=lambda op: (op.start, op.end, op.from_), reverse=True)
     offsets = _byte_offsets(now.plain, {p for op in replaces for p in (op.start, op.end)})
     for op in replaces:
         _replace(target, then, op, offsets[op.start], offsets[op.end], marks)
@@ -681,6 +723,9 @@ def _replace(
             continue
         if isinstance(content, Doc):
             raise CannotRestore("the version embeds a subdocument in a text")
+        if isinstance(content, (XmlElement, XmlFragment, XmlText)):
+            # pycrdt's Text inserts array, map and text embeds only.
+            raise CannotRestore(f"the version embeds an {type(content).__name__} in a text")
         new = _empty_like(content)
         target.insert_embed(at, new, _plain(attrs))
         _fill(new, content, marks)
@@ -730,14 +775,42 @@ def _plan(now: _Flat, then: _Flat, ops: list[_Replace]) -> None:
 
 
 def _plan_run(now: _Flat, then: _Flat, a0: int, a1: int, b0: int, b1: int, ops: list[_Replace]) -> None:
-    """now.plain[a0:a1] becomes then.plain[b0:b1]: common ends kept, the rest replaced."""
+    """now.plain[a0:a1] becomes then.plain[b0:b1], changed lines: their common ends kept,
+    the characters between diffed (within the restore's budget), so that what the two
+    share in the middle, and any edit typed there concurrently, stays where it is."""
     limit = min(a1 - a0, b1 - b0)
     prefix = _prefix_length(now.plain, a0, then.plain, b0, limit)
     suffix = _suffix_length(now.plain, a1, then.plain, b1, limit - prefix)
     _keep(now, then, a0, b0, prefix, ops)
     _keep(now, then, a1 - suffix, b1 - suffix, suffix, ops)
-    if a1 - suffix > a0 + prefix or b1 - suffix > b0 + prefix:
-        ops.append(_Replace(a0 + prefix, a1 - suffix, b0 + prefix, b1 - suffix))
+    a0, a1, b0, b1 = a0 + prefix, a1 - suffix, b0 + prefix, b1 - suffix
+    if a0 == a1 or b0 == b1:
+        if a0 < a1 or b0 < b1:
+            ops.append(_Replace(a0, a1, b0, b1))
+        return
+    at_a = at_b = 0
+    for i1, i2, j1, j2 in _coarsened(_hunks(now.plain[a0:a1], then.plain[b0:b1], grant=False)):
+        _keep(now, then, a0 + at_a, b0 + at_b, i1 - at_a, ops)
+        ops.append(_Replace(a0 + i1, a0 + i2, b0 + j1, b0 + j2))
+        at_a, at_b = i2, j2
+    _keep(now, then, a0 + at_a, b0 + at_b, a1 - a0 - at_a, ops)
+
+
+def _coarsened(hunks: list[Hunk]) -> list[Hunk]:
+    """Character hunks with each run of equal characters shorter than the edits on both
+    sides of it folded into them: a word rewritten is replaced as a word, not letter by
+    letter around the few it shares with the new one (diff-match-patch's semantic clean-up,
+    in one pass)."""
+    out: list[Hunk] = []
+    for hunk in hunks:
+        if out:
+            i1, i2, j1, j2 = out[-1]
+            gap = hunk[0] - i2
+            if gap < max(i2 - i1, j2 - j1) and gap < max(hunk[1] - hunk[0], hunk[3] - hunk[2]):
+                out[-1] = (i1, hunk[1], j1, hunk[3])
+                continue
+        out.append(hunk)
+    return out
 
 
 _LINES_BLOCK = 1 << 20  # a text is split into lines a megabyte at a time

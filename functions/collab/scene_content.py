@@ -11,19 +11,22 @@ parent is the root, as Yjs would integrate them (Item.getMissing, yjs/src/struct
   (each struct once; a cycle or an ID the update lacks leaves the struct unresolved: Yjs
   would keep it pending and show nothing of it). _resolve says where this departs from
   Yjs, for states neither Yjs nor yrs writes;
-- an item with a parentSub is a map entry; String, Format and Embed content is text;
-  XmlElement, XmlText (and XmlHook) types are xml nodes; anything else (Any, Binary, JSON,
-  a subdocument, another type, an XmlFragment too) is an array element;
+- an item with a parentSub is a map entry; String and Embed content is text, Format
+  content a mark; XmlElement, XmlText (and XmlHook) types are xml nodes; anything else
+  (Any, Binary, JSON, a subdocument, another type, an XmlFragment too) is an array element;
 - Deleted content (what is left of a deleted item) says nothing but whether it was a map
   entry, so a root is judged by its live items first and by its deleted ones only when it
   has no live item.
 
 A root's kind (`KINDS`), from those items, in this order:
-- "text" if one is text (a Y.Text also holds types it embeds and ignores other content);
+- "text" if one is text, String or Embed content (a Y.Text also holds types it embeds and
+  ignores other content);
 - "array" if one is an element that is not an xml node (an xml fragment's children are
   xml nodes only: pycrdt lists nothing of a mixed one);
 - "xml" if they are xml nodes;
 - "map" if they are map entries only;
+- "text" if they are formatting marks only: a text emptied (a restore deletes its
+  characters; the marks between them stay, and say nothing once another kind is written);
 - "empty" if nothing tells: every item of the root is deleted and its content gone (a
   text or array whose content was all deleted and collected). Every Yjs type reads such a
   root as empty, so `text_of` answers "" for it, and a restore has nothing to empty.
@@ -87,8 +90,8 @@ Kind = Literal["text", "map", "array", "xml", "empty"]
 KINDS: tuple[Kind, ...] = ("text", "map", "array", "xml", "empty")
 
 # What an item's content says about its parent (`_Structs.hint`).
-_GC, _SKIP, _DELETED, _TEXT, _XML, _OTHER = range(6)
-_CONTENT_HINT = {1: _DELETED, 2: _OTHER, 3: _OTHER, 4: _TEXT, 5: _TEXT, 6: _TEXT, 8: _OTHER, 9: _OTHER}
+_GC, _SKIP, _DELETED, _TEXT, _XML, _OTHER, _FORMAT = range(7)
+_CONTENT_HINT = {1: _DELETED, 2: _OTHER, 3: _OTHER, 4: _TEXT, 5: _TEXT, 6: _FORMAT, 8: _OTHER, 9: _OTHER}
 # XmlElement, XmlHook, XmlText: what an xml fragment holds (a fragment in a fragment is not
 # xml: Yjs's XmlFragment.insert takes elements and texts, and pycrdt reads no such child).
 _XML_TYPE_REFS = frozenset({3, 5, 6})
@@ -373,6 +376,8 @@ def _decide(marks: set[int]) -> Kind | None:
         return "xml"
     if -1 in marks:
         return "map"
+    if _FORMAT in marks:  # formatting marks and nothing else: an emptied text
+        return "text"
     return None  # nothing, or only Deleted content
 
 
