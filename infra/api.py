@@ -12,20 +12,17 @@ authorizers do not do anyway.
 
 from __future__ import annotations
 
-import json
-
 from aws_cdk import CfnElement, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.access_logs import access_logged
 from infra.config import StageConfig
 from infra.functions import Functions
-from infra.removal import removal_policy, retention
 from infra.specs import RouteTable
 
 # Context variables only: no $context.requestOverride, query string, headers or bodies,
@@ -88,12 +85,6 @@ class WebSocket(Construct):
             )
         self._drop_identity_sources()
 
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=retention(config.logRetentionDays),
-            removal_policy=removal_policy(config),
-        )
         self.stage = apigwv2.WebSocketStage(
             self,
             "Stage",
@@ -106,9 +97,7 @@ class WebSocket(Construct):
         )
         stage_resource = self.stage.node.default_child
         assert isinstance(stage_resource, apigwv2.CfnStage)
-        stage_resource.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
-            destination_arn=self.access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT)
-        )
+        self.access_logs = access_logged(self, self.stage, config, ACCESS_LOG_FORMAT)
         # Execution logs and data traces would record request data; access logs suffice.
         stage_resource.add_property_override("DefaultRouteSettings.LoggingLevel", "OFF")
         stage_resource.add_property_override("DefaultRouteSettings.DataTraceEnabled", False)

@@ -14,18 +14,16 @@ preflight OPTIONS itself, without a route, and adds the headers to every answer.
 
 from __future__ import annotations
 
-import json
 import re
 
 from aws_cdk import CfnElement, Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.access_logs import access_logged
 from infra.config import StageConfig
 from infra.functions import Functions
-from infra.removal import removal_policy, retention
 from infra.specs import RouteTable
 
 # Context variables only: no Authorization header (the token), query string or body. The
@@ -93,12 +91,6 @@ class HttpApi(Construct):
                 integration=by_function[function_name],
             )
 
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=retention(config.logRetentionDays),
-            removal_policy=removal_policy(config),
-        )
         self.stage = apigwv2.HttpStage(
             self,
             "Stage",
@@ -109,13 +101,9 @@ class HttpApi(Construct):
                 rate_limit=config.throttleRateLimit, burst_limit=config.throttleBurstLimit
             ),
         )
-        stage_resource = self.stage.node.default_child
-        assert isinstance(stage_resource, apigwv2.CfnStage)
         # HTTP APIs deliver access logs themselves (CloudWatch Logs vended delivery): no
         # account-wide role is involved, unlike the WebSocket stage.
-        stage_resource.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
-            destination_arn=self.access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT)
-        )
+        self.access_logs = access_logged(self, self.stage, config, ACCESS_LOG_FORMAT)
 
     @property
     def url(self) -> str:

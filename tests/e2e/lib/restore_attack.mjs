@@ -13,45 +13,11 @@
 //     root of `oldKinds` read in that old kind after the restore, `versionAsOld` the version
 //     read in that kind (what asOld must be: Yjs reads a root's sequence in any sequence kind).
 //
-// The dump is restore_check.mjs's: a Y.Text is its toDelta() (embeds dumped), types tagged.
+// The dump is yjs_dump.mjs's: a Y.Text is its toDelta() (embeds dumped), types tagged.
 import { createInterface } from 'node:readline'
 import { createHash } from 'node:crypto'
 import * as Y from 'yjs'
-
-const b64 = (bytes) => Buffer.from(bytes).toString('base64')
-const fromB64 = (text) => new Uint8Array(Buffer.from(text, 'base64'))
-
-function dump (value) {
-  if (value instanceof Y.XmlText) return { xmltext: dumpDelta(value.toDelta()), attrs: dump(value.getAttributes()) }
-  if (value instanceof Y.Text) return { text: dumpDelta(value.toDelta()) }
-  if (value instanceof Y.XmlElement) {
-    return { element: value.nodeName, attrs: dump(value.getAttributes()), children: value.toArray().map(dump) }
-  }
-  if (value instanceof Y.XmlFragment) return { fragment: value.toArray().map(dump) }
-  if (value instanceof Y.Map) return { map: dumpEntries([...value.entries()]) }
-  if (value instanceof Y.Array) return { array: value.toArray().map(dump) }
-  if (value instanceof Y.Doc) return { doc: value.guid }
-  if (value instanceof Uint8Array) return { bytes: [...value] }
-  if (typeof value === 'bigint') return { bigint: String(value) }
-  if (value === undefined) return { undefined: true }
-  if (typeof value === 'number' && (!Number.isFinite(value) || Object.is(value, -0))) return { number: String(Object.is(value, -0) ? '-0' : value) }
-  if (Array.isArray(value)) return value.map(dump)
-  if (value !== null && typeof value === 'object') return { object: dumpEntries(Object.entries(value)) }
-  return value
-}
-
-const dumpEntries = (entries) => entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, dump(v)])
-const dumpDelta = (delta) => delta.map((op) => ({ insert: typeof op.insert === 'string' ? op.insert : dump(op.insert), attributes: op.attributes ? dump(op.attributes) : null }))
-
-const getters = { text: 'getText', map: 'getMap', array: 'getArray', xml: 'getXmlFragment' }
-const root = (doc, name, kind) => doc[getters[kind]](name)
-
-function docOf (...updates) {
-  const doc = new Y.Doc()
-  doc.on('update', () => {}) // as a provider listens: Yjs re-encodes what it integrated
-  for (const update of updates) if (update.length) Y.applyUpdate(doc, update)
-  return doc
-}
+import { attempt, b64, docOf, dump, dumpRoots, fromB64, root } from './yjs_dump.mjs'
 
 let nextClient = 3100000000
 
@@ -346,14 +312,6 @@ function kindChanges () {
 
 // -- check -------------------------------------------------------------------------------------
 
-function attempt (fn) {
-  try {
-    return [fn(), null]
-  } catch (error) {
-    return [null, `${error.constructor.name}: ${error.message}`]
-  }
-}
-
 async function check () {
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity })
   for await (const line of lines) {
@@ -364,8 +322,8 @@ async function check () {
     const restore = fromB64(c.restore)
     const out = { name: c.name, expected: null, restored: null, asOld: {}, versionAsOld: {}, error: null }
     let error
-    ;[out.expected, error] = attempt(() => dumpAll(docOf(version), c.kinds))
-    if (!error) [out.restored, error] = attempt(() => dumpAll(docOf(current, restore), c.kinds))
+    ;[out.expected, error] = attempt(() => dumpRoots(docOf(version), c.kinds))
+    if (!error) [out.restored, error] = attempt(() => dumpRoots(docOf(current, restore), c.kinds))
     for (const [name, kind] of Object.entries(c.oldKinds || {})) {
       if (!error) [out.asOld[name], error] = attempt(() => dump(root(docOf(current, restore), name, kind)))
       if (!error) [out.versionAsOld[name], error] = attempt(() => dump(root(docOf(version), name, kind)))
@@ -379,12 +337,6 @@ async function check () {
     // U+2028/9 unescaped: Python's splitlines() would cut the line there.
     process.stdout.write(JSON.stringify(out).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029') + '\n')
   }
-}
-
-function dumpAll (doc, kinds) {
-  const out = {}
-  for (const [name, kind] of Object.entries(kinds)) out[name] = dump(root(doc, name, kind))
-  return out
 }
 
 const mode = process.argv[2]
