@@ -157,7 +157,16 @@ async def typing_room(
     room = await Room.start(log)
     try:
         specs = client_specs(stack, f"cost-{uuid.uuid4().hex[:8]}", args.people, min(agents, args.people))
-        await room.ask({"cmd": "open", "provider": str(provider), "clients": specs}, "ready", 120)
+        await room.ask(
+            {
+                "cmd": "open",
+                "provider": str(provider),
+                "clients": specs,
+                "updateThrottle": args.update_throttle,
+            },
+            "ready",
+            120,
+        )
         await asyncio.sleep(args.settle)  # the joins and first presence are not typing
         meter.begin()
         before = await room.ask({"cmd": "counts"}, "counts", 30)
@@ -187,6 +196,7 @@ async def typing_room(
         "people": args.people,
         "typists": min(agents, args.people),
         "speed": args.speed,
+        "update_throttle": args.update_throttle,
     }
 
 
@@ -258,10 +268,13 @@ def report_typing(result: dict[str, Any], cache: str, access_bytes: int, out: An
     people = result["people"]
     per_editor_hour = 1 / (hours * people)
     replayed, converged = result["replayed"], result["converged"]
+    update_throttle = result.get("update_throttle") or 0
+    throttle = f", updateThrottle {update_throttle:.0f} ms" if update_throttle else ""
     print(
         f"\ntyping, cache {cache}: {replayed['transactions']:,} transactions of {TRACE.name} by {result['typists']} authors in a room of "
         f"{people}, {hours * 60:.1f} trace minutes in {replayed['wallMs'] / 60000:.1f} min "
-        f"(held for parents {replayed['heldMs'] / 1000:.1f} s in all, latest send {replayed['lateMs']:.0f} ms late); "
+        f"(held for parents {replayed['heldMs'] / 1000:.1f} s in all, latest send {replayed['lateMs']:.0f} ms late"
+        f"{throttle}); "
         f"replicas {'converged' if converged['same'] else 'DIFFER'}"
         + (
             ""
@@ -392,6 +405,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds between the joins and the window")
     parser.add_argument(
         "--tail", type=float, default=3.0, help="seconds the window runs on after the last edit"
+    )
+    parser.add_argument(
+        "--update-throttle",
+        type=float,
+        default=0.0,
+        help="the typists' providers send edits at most this often, in ms (their updateThrottle)",
     )
     parser.add_argument("--quiet-clients", type=int, default=20)
     parser.add_argument(

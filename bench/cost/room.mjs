@@ -65,7 +65,7 @@ function countingSocket (stats) {
 
 const room = []
 
-async function open ({ provider: providerPath, clients }) {
+async function open ({ provider: providerPath, clients, updateThrottle = 0 }) {
   const { ApiGatewayProvider } = await import(pathToFileURL(providerPath).href)
   for (const spec of clients) {
     const stats = { in: direction(), out: direction(), connectedMs: 0, connects: 0, openedAt: null }
@@ -75,7 +75,8 @@ async function open ({ provider: providerPath, clients }) {
     const provider = new ApiGatewayProvider(spec.url, spec.sceneId, doc, {
       token: spec.token,
       WebSocketPolyfill: countingSocket(stats),
-      probeServer: false
+      probeServer: false,
+      updateThrottle
     })
     room.push({ spec, stats, doc, text: doc.getText('t'), provider })
   }

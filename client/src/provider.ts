@@ -132,6 +132,15 @@ export interface ApiGatewayProviderOptions {
    * and carries the awareness change of the same moment in the same frame.
    */
   awarenessThrottle?: number;
+  /**
+   * Send local edits at most this often, in ms (default 0: every edit leaves at the end of
+   * its task). Leading edge: an edit after a pause leaves at once, the ones typed within
+   * the next `updateThrottle` ms leave merged in one frame when it ends. Each frame is a
+   * WebSocket message in and one out per peer, which API Gateway bills: a busy room's
+   * messages fall with it, and peers see a burst's keystrokes up to this much later
+   * (docs/cost.md, "Fewer frames while typing").
+   */
+  updateThrottle?: number;
 }
 
 export interface ProviderEvents {
@@ -271,7 +280,12 @@ export class ApiGatewayProvider extends ObservableV2<ProviderEvents> {
     this.probe = options.probeServer === false ? null : (options.probeServer ?? fetchProbe);
     this.savedCheckDelay = options.savedCheckDelay ?? DEFAULT_SAVED_CHECK_DELAY;
     this.savedCheckMaxWait = options.savedCheckMaxWait ?? DEFAULT_SAVED_CHECK_MAX_WAIT;
-    this.outgoing = new OutgoingBatch(this.sendLocal, options.awarenessThrottle ?? DEFAULT_AWARENESS_THROTTLE);
+    this.outgoing = new OutgoingBatch(
+      this.sendLocal,
+      options.awarenessThrottle ?? DEFAULT_AWARENESS_THROTTLE,
+      Date.now,
+      Math.max(0, options.updateThrottle ?? 0),
+    );
 
     this.savedState.recordExisting(doc);
     this.lastSaved = this.savedState.saved;

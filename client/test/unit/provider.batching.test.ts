@@ -98,6 +98,49 @@ describe('ApiGatewayProvider: one frame per keystroke', () => {
     expect(there.getStates().get(provider.doc.clientID)).toEqual({ cursor: { anchor: 10 } });
   });
 
+  it('sends edits at most once per updateThrottle, merged, the first after a pause at once', async () => {
+    const { provider, doc, socket } = await admitted({ updateThrottle: 200 });
+    const text = doc.getText('t');
+    const updates = () => socket.frames().filter((f) => f['action'] === 'update');
+    text.insert(0, 'R');
+    await settle();
+    expect(updates()).toHaveLength(1); // after a pause: at the end of its task
+    for (const letter of 'ICK') {
+      await settle(40);
+      text.insert(text.length, letter);
+      provider.awareness.setLocalStateField('cursor', { anchor: text.length });
+    }
+    await settle(50);
+    expect(updates()).toHaveLength(1); // 170 ms in: still held
+    await settle(40);
+    const sent = updates();
+    expect(sent).toHaveLength(2); // 200 ms after the first: the three letters in one frame
+    const server = new Y.Doc();
+    for (const frame of sent) {
+      Y.applyUpdate(server, Buffer.from(String(frame['data']), 'base64').subarray(3));
+    }
+    expect(server.getText('t').toString()).toBe('RICK');
+    const there = new awarenessProtocol.Awareness(new Y.Doc());
+    const awareness = Buffer.from(String(sent[1]?.['awareness']), 'base64').subarray(2);
+    awarenessProtocol.applyAwarenessUpdate(there, awareness, 'server');
+    expect(there.getStates().get(doc.clientID)).toEqual({ cursor: { anchor: 4 } }); // rode along
+    expect(socket.frames().filter((f) => f['action'] === 'awareness')).toHaveLength(0);
+    await settle(500);
+    text.insert(4, '!');
+    await settle();
+    expect(updates()).toHaveLength(3); // a pause again: at once
+  });
+
+  it('sends every edit at the end of its task by default', async () => {
+    const { doc, socket } = await admitted();
+    const text = doc.getText('t');
+    for (const letter of 'RICK') {
+      text.insert(text.length, letter);
+      await settle(10);
+    }
+    expect(socket.frames().filter((f) => f['action'] === 'update')).toHaveLength(4);
+  });
+
   it('sends the removal of its own state at once, before the socket closes', async () => {
     const { provider, socket } = await admitted();
     const own = provider.doc.clientID;
