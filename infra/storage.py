@@ -46,7 +46,24 @@ class Storage(Construct):
             # A dev stage's `cdk destroy` empties the bucket instead of failing on it.
             auto_delete_objects=not config.retain,
             lifecycle_rules=self._lifecycle_rules(config),
+            cors=self._cors(config),
         )
+
+    @staticmethod
+    def _cors(config: StageConfig) -> list[s3.CorsRule] | None:
+        """A page the HTTP API admits (httpCorsOrigins) follows its 303 for an answer over
+        Lambda's response limit to a presigned URL of this bucket: without CORS headers
+        its fetch fails there. Any origin: the browser sends `Origin: null` after a
+        redirect from one foreign origin to another (the Fetch standard's tainted origin),
+        which no list of origins matches; GET and HEAD only, no credentials, and the
+        presigned URL, not CORS, is what grants the read."""
+        if not config.httpCorsOrigins:
+            return None
+        return [
+            s3.CorsRule(
+                allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD], allowed_origins=["*"], max_age=3600
+            )
+        ]
 
     @staticmethod
     def _lifecycle_rules(config: StageConfig) -> list[s3.LifecycleRule]:

@@ -136,6 +136,25 @@ def test_cors_is_off_by_default_and_a_stage_setting(dev: Synthesized, options: S
     assert options.validation_error is None
 
 
+def test_the_bucket_answers_the_cors_origins_for_the_303_of_a_large_answer(
+    dev: Synthesized, options: Synthesized
+) -> None:
+    """A page that may call the API follows the 303 of an answer over 6 MB to a presigned
+    URL of the bucket: the bucket must answer it, for GET only. The browser sends it with
+    `Origin: null` (a redirect between two origins other than the page's), so only "*"
+    matches."""
+
+    def bucket(synthesized: Synthesized) -> dict[str, Any]:
+        (found,) = [r for r in synthesized.resources.values() if r["Type"] == "AWS::S3::Bucket"]
+        return dict(found["Properties"])
+
+    assert "CorsConfiguration" not in bucket(dev)
+    (rule,) = bucket(options)["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedOrigins"] == ["*"]
+    assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD"]
+    assert "AllowedHeaders" not in rule  # a presigned GET sends none beyond the safelisted
+
+
 def test_the_http_api_is_dual_stack_with_egress_ipv6_only(dev: Synthesized, ipv6: Synthesized) -> None:
     assert "IpAddressType" not in dev.resources[dev.api_id("HTTP")]["Properties"]
     assert ipv6.resources[ipv6.api_id("HTTP")]["Properties"]["IpAddressType"] == "dualstack"
