@@ -217,6 +217,14 @@ def create_bucket(endpoint_url: str, name: str) -> None:
     local_client("s3", endpoint_url).create_bucket(Bucket=name)
 
 
+def allow_cors_gets(endpoint_url: str, name: str) -> None:
+    """CORS on the bucket as the CDK app sets it when the HTTP API has CORS origins
+    (infra/storage.py `_cors`): GET and HEAD from any origin, so that a page follows a 303
+    of the HTTP API to a presigned URL (the browser sends `Origin: null` there)."""
+    rule = {"AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": ["*"], "MaxAgeSeconds": 3600}
+    local_client("s3", endpoint_url).put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [rule]})
+
+
 def local_client(service: str, endpoint_url: str) -> Any:
     """A boto3 client of `service` at moto, with the local credentials and region."""
     import boto3

@@ -163,6 +163,8 @@ class LocalStack:
                 while self.demo_port in (port, http_port):
                     self.demo_port = services.free_port()
                 cors_origins += self.demo_origins
+            if cors_origins:
+                services.allow_cors_gets(self.moto_url, SNAPSHOT_BUCKET)
             self.env = {
                 **services.aws_endpoint_env(self.moto_url),
                 **tables,
