@@ -18,6 +18,11 @@ parent is the root, as Yjs would integrate them (Item.getMissing, yjs/src/struct
   entry, so a root is judged by its live items first and by its deleted ones only when it
   has no live item.
 
+Items Yjs turns into GC structs (an item next to a GC struct, on either side, or under one
+or under an item that is not a type: `_as_yjs_reads`) count for nothing, and are
+rewritten as GC structs in the bytes pycrdt loads: yrs keeps an item with a GC struct on
+one side and an item on the other, which no browser shows.
+
 A root's kind (`KINDS`), from those items, in this order:
 - "text" if one is text, String or Embed content (a Y.Text also holds types it embeds and
   ignores other content);
@@ -127,6 +132,8 @@ class _Structs:
         self.types: set[int] = set()  # the items whose content is a shared type
         # The items that name their parent by ID: (index, first byte, end byte, parent ID).
         self.by_id: list[tuple[int, int, int, int, int]] = []
+        self.bytes = array("q")  # each struct's first and end byte, flattened
+        self.has_gc = False  # whether any struct is a GC struct
 
     def find(self, client: int, clock: int) -> int:
         """The index of the struct holding ID (client, clock); -1 if the update lacks it."""
@@ -227,6 +234,10 @@ def _read_structs(data: bytes) -> _Structs:
                 raise _Refused("a struct of length 0", pos)
             if parent_client != _NO_ID:
                 structs.by_id.append((len(hint), begin, pos, parent_client, parent_clock))
+            elif kind == _GC:
+                structs.has_gc = True
+            structs.bytes.append(begin)
+            structs.bytes.append(pos)
             starts.append(clock)
             hint.append(kind)
             sub.append(is_sub)
@@ -283,11 +294,11 @@ def _resolve(structs: _Structs, index: int) -> int:
     every struct on the chain is settled with it, so all calls together visit each struct
     once. The hot loop of a big scene, hence inlined.
 
-    Unlike Yjs, an item with a left neighbour is not also checked on its right (a GC
-    struct or a gap there would make Yjs collect it or keep it pending): only items of
-    deleted types become GC structs, so a root's item never has one beside it in a state
-    Yjs or yrs wrote, and in one they did not, counting such an item can only make a root
-    "text", which every reader here handles."""
+    Unlike Yjs, an item with a left neighbour is not also checked on its right: read_roots
+    marks the items Yjs collects beforehand (`_garbage`: a GC struct on either side, or as
+    parent), so what is left is a gap on the right (Yjs would keep the item pending), which
+    no state Yjs or yrs wrote holds; counting such an item can only make a root "text",
+    which every reader here handles."""
     parent, sub, hint = structs.parent, structs.sub, structs.hint
     origin, right, owner, clock = structs.origin, structs.right, structs.owner, structs.clock
     find = structs.find
@@ -381,29 +392,109 @@ def _decide(marks: set[int]) -> Kind | None:
     return None  # nothing, or only Deleted content
 
 
-def _as_yjs_reads(data: bytes, structs: _Structs) -> bytes:
-    """The update with every item whose parent ID names an item that is not a shared type
-    (string content, say) written as a GC struct of the same length: what Yjs makes of it
-    (Item.getMissing finds no type, so integrate() adds a GC), where yrs refuses the whole
-    update ("block parent must be deleted or shared ref type"). An item whose neighbour
-    or parent is such a struct then becomes garbage in yrs as in Yjs. The update itself
-    (the same object) when there is none: any state Yjs or yrs wrote, so no copy."""
-    spans: list[tuple[int, int, int]] = []
+def _as_yjs_reads(data: bytes, structs: _Structs) -> tuple[bytes, list[int]]:
+    """The update with every item Yjs turns into a GC struct written as one, of the same
+    length, where yrs would keep it or refuse the whole update (Item.getMissing: the item
+    gets no parent, so integrate() adds a GC):
+    - an item whose parent ID names an item that is not a shared type (string content,
+      say): yrs refuses the update ("block parent must be deleted or shared ref type");
+    - an item whose left (origin) or right (right origin) neighbour is a GC struct, or
+      whose parent ID names one, counting the structs rewritten here: yrs keeps an item
+      with one such neighbour when the other is an item, where no browser shows it.
+    The update itself (the same object) when there is none: any state Yjs or yrs wrote
+    without GC structs, so no copy and no pass over its items. And the indices of the
+    items rewritten."""
     find, types, hint = structs.find, structs.types, structs.hint
-    for index, begin, end, parent_client, parent_clock in structs.by_id:
+    seeds: list[int] = []
+    parent_of: dict[int, int] = {}
+    for index, _, _, parent_client, parent_clock in structs.by_id:
         parent = find(parent_client, parent_clock)
+        parent_of[index] = parent
         if parent >= 0 and parent not in types and hint[parent] not in (_GC, _SKIP):
-            spans.append((begin, end, structs.length[index]))
-    if not spans:
-        return data
+            seeds.append(index)
+    if not seeds and not structs.has_gc:
+        return data, []
+    garbage = _garbage(structs, seeds, parent_of)
+    if not garbage:
+        return data, []
     out = bytearray()
     done = 0
-    for begin, end, length in sorted(spans):
+    spans = structs.bytes
+    for index in garbage:
+        begin, end = spans[2 * index], spans[2 * index + 1]
         out += data[done:begin]
-        out += b"\x00" + var_uint(length)  # info 0: a GC struct, then its length
+        out += b"\x00" + var_uint(structs.length[index])  # info 0: a GC struct, then its length
         done = end
     out += data[done:]
-    return bytes(out)
+    return bytes(out), garbage
+
+
+# `_garbage` states of a struct.
+_UNKNOWN, _COLLECTED, _KEPT, _VISITING = range(4)
+
+
+def _garbage(structs: _Structs, seeds: list[int], parent_of: dict[int, int]) -> list[int]:
+    """The items (not GC structs) Yjs makes GC structs of, in order: `seeds`, and every
+    item whose origin, right origin or parent ID is in a GC struct or such an item. Each
+    struct is settled once (an explicit stack: chains can be as long as the update); an
+    item on a cycle, or next to an ID the update lacks, is kept (Yjs would wait for it)."""
+    hint, origin, right = structs.hint, structs.origin, structs.right
+    owner, clock, find = structs.owner, structs.clock, structs.find
+    count = len(hint)
+    state = bytearray(count)
+    for index in range(count):
+        if hint[index] == _GC:
+            state[index] = _COLLECTED
+        elif hint[index] == _SKIP:
+            state[index] = _KEPT
+    for index in seeds:
+        state[index] = _COLLECTED
+
+    def left_of(at: int, client: int) -> int:
+        if client == owner[at] and origin[2 * at + 1] == clock[at] - 1 and at and owner[at - 1] == client:
+            return at - 1  # typing: the struct before it in its own group (no search)
+        return find(client, origin[2 * at + 1])
+
+    def neighbours(at: int) -> list[int]:
+        found = []
+        if origin[2 * at] != _NO_ID:
+            found.append(left_of(at, origin[2 * at]))
+        if right[2 * at] != _NO_ID:
+            found.append(find(right[2 * at], right[2 * at + 1]))
+        found.append(parent_of.get(at, -1))
+        return [index for index in found if index >= 0]
+
+    for first in range(count):
+        if state[first]:
+            continue
+        # The usual item (an origin, no right origin: no parent ID either) whose left
+        # neighbour is settled: at once, without the stack (the hot loop).
+        if origin[2 * first] != _NO_ID and right[2 * first] == _NO_ID:
+            left = left_of(first, origin[2 * first])
+            if left < 0:
+                state[first] = _KEPT
+                continue
+            if state[left] == _COLLECTED or state[left] == _KEPT:
+                state[first] = state[left]
+                continue
+        stack = [first]
+        state[first] = _VISITING
+        while stack:
+            at = stack[-1]
+            settled = _KEPT
+            for index in neighbours(at):
+                if state[index] == _COLLECTED:
+                    settled = _COLLECTED
+                    break
+                if state[index] == _UNKNOWN:
+                    settled = _UNKNOWN
+                    state[index] = _VISITING
+                    stack.append(index)
+                    break
+            if settled != _UNKNOWN:
+                state[at] = settled
+                stack.pop()
+    return [index for index in range(count) if state[index] == _COLLECTED and hint[index] != _GC]
 
 
 @dataclass(frozen=True)
@@ -420,7 +511,10 @@ def read_roots(update: bytes) -> Roots:
     data = bytes(update)
     structs = _read(data)
     clients = frozenset(structs.clients.keys() | structs.deleted.keys())
-    return Roots(_kinds(structs), clients, frozenset(structs.format_keys), _as_yjs_reads(data, structs))
+    loadable, collected = _as_yjs_reads(data, structs)
+    for index in collected:  # GC structs now: what they held tells nothing of their root
+        structs.parent[index] = _GARBAGE
+    return Roots(_kinds(structs), clients, frozenset(structs.format_keys), loadable)
 
 
 def root_kinds(update: bytes) -> dict[str, Kind]:
@@ -429,7 +523,7 @@ def root_kinds(update: bytes) -> dict[str, Kind]:
     its content collected: no kind can be told, and any kind reads it as empty). See the
     module docstring for how the kind is inferred. UnreadableUpdate if the bytes are not a
     v1 update."""
-    return _kinds(_read(update))
+    return read_roots(update).kinds
 
 
 def text_of(update: bytes, name: str) -> str | None:
