@@ -312,10 +312,13 @@ def _sync_map(target: Map, source: Map, marks: frozenset[str]) -> None:
     for key in sorted(then):
         value = then[key]
         if key in now:
-            if _key(now[key]) == _key(value):
-                continue
+            # A type of the same kind is restored in place, which writes nothing where the
+            # two are equal: comparing their _key first would read the whole subtree at
+            # every level of the path down to a change (O(depth x size)).
             if _same_kind(now[key], value):
                 _sync(now[key], value, marks)
+                continue
+            if _key(now[key]) == _key(value):
                 continue
         _refuse_xml_node(value, "a map")
         new = _empty_like(value)

@@ -699,14 +699,21 @@ def _refused_restore(
 ) -> str:
     """A scene and a version of it whose restore is refused: the version's id."""
     if why == "too-deep":
-        # A hostile editor nests 1,200 Y.Maps (a few kilobytes, which the update path
-        # takes) under a key the version also has: deeper than Python's stack.
+        # A hostile editor nested 1,200 Y.Maps (a few kilobytes, which the update path
+        # takes) under a key, and a version was saved then; the key was set to a plain
+        # map since. Putting the version back means writing the 1,200 levels again:
+        # deeper than Python's stack. (The other way round, a deep chain in the scene
+        # under a key the version holds shallow, restores: in place, the chain is one
+        # key deleted.)
         doc: Doc = Doc()
-        doc.get("map", type=Map)["k"] = Map({"leaf": "version"})
-        version = doc.get_update()
-        assert post_update(scene, "ann", version) == 204
-        first = post_version(scene, "ann", "shallow")
-        assert post_update(scene, "ann", _deepened(version, 1200)) == 204
+        doc.get("map", type=Map)["k"] = Map({"leaf": "shallow"})
+        shallow = doc.get_update()
+        assert post_update(scene, "ann", _deepened(shallow, 1200)) == 204
+        first = post_version(scene, "ann", "deep")
+        doc = Doc()
+        doc.apply_update(rt.documents.load(scene).state)
+        doc.get("map", type=Map)["k"] = Map({"leaf": "shallow again"})
+        assert post_update(scene, "ann", doc.get_update()) == 204
         return first
     if why == "unloadable":
         # No state the update path takes is known to be one pycrdt cannot load once
