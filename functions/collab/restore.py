@@ -701,12 +701,19 @@ def _stray_marks(final: _Flat, then: _Flat, marks: frozenset[str]) -> list[_Form
     mark that opens and closes around nothing still cuts toDelta() in two where the
     version's is whole. Formatting the characters either side with the attributes they
     have removes every mark of those names between them and adds none; the names are
-    all the scene's and the version's marks use, as a stray mark's is not visible."""
+    all the scene's and the version's marks use, as a stray mark's is not visible.
+
+    Each cut costs the restore's _Budget one unit per name: past it the remaining cuts
+    stay (the text and its formatting are the version's; only toDelta() is cut where the
+    version's is not), so many cuts times many names cannot make it quadratic."""
     if not marks:
         return []
     cuts = set(final.starts) - set(then.starts)
+    budget = _BUDGET.get(None) or _Budget()
     formats = []
     for cut in sorted(cuts):
+        if not budget.spend(len(marks)):
+            break
         attrs = then.segments[then.segment_at(cut)].attrs
         formats.append(_Format(cut - 1, cut + 1, {name: _plain(attrs.get(name)) for name in sorted(marks)}))
     return formats
