@@ -353,11 +353,13 @@ def _kinds(structs: _Structs) -> dict[str, Kind]:
             undecided -= 1
         marks.add(kind)
 
-    for index in structs.named:
+    # A root's item Yjs collects (read_roots set it _GARBAGE) says nothing of the root.
+    named = [index for index in structs.named if parent[index] >= 0]
+    for index in named:
         mark(index, parent[index])
     # Structs after a root's first item in its client's group mostly belong to the same
     # root (a client types on): look there first, until that root is decided.
-    for index in structs.named:
+    for index in named:
         root = parent[index]
         first, starts = structs.clients[structs.owner[index]]
         end = first + len(starts)
@@ -400,7 +402,9 @@ def _as_yjs_reads(data: bytes, structs: _Structs) -> tuple[bytes, list[int]]:
       say): yrs refuses the update ("block parent must be deleted or shared ref type");
     - an item whose left (origin) or right (right origin) neighbour is a GC struct, or
       whose parent ID names one, counting the structs rewritten here: yrs keeps an item
-      with one such neighbour when the other is an item, where no browser shows it.
+      with one such neighbour when the other is an item, where no browser shows it;
+    - the items of a client whose structs start past clock 0: Yjs keeps them pending
+      (waiting for the clocks before), yrs integrates them.
     The update itself (the same object) when there is none: any state Yjs or yrs wrote
     without GC structs, so no copy and no pass over its items. And the indices of the
     items rewritten."""
@@ -412,6 +416,12 @@ def _as_yjs_reads(data: bytes, structs: _Structs) -> tuple[bytes, list[int]]:
         parent_of[index] = parent
         if parent >= 0 and parent not in types and hint[parent] not in (_GC, _SKIP):
             seeds.append(index)
+    # A client whose structs start past clock 0 lacks the ones before: Yjs keeps them all
+    # pending (and what follows from them), where yrs integrates them; as GC structs they
+    # show nowhere, as in a browser.
+    for first, starts in structs.clients.values():
+        if starts and starts[0] > 0:
+            seeds.extend(i for i in range(first, first + len(starts)) if hint[i] not in (_GC, _SKIP))
     if not seeds and not structs.has_gc:
         return data, []
     garbage = _garbage(structs, seeds, parent_of)

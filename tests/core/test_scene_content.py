@@ -15,7 +15,7 @@ from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, merge_updates
 from collab.documents import validate_update
 from collab.errors import InvalidUpdate
 from collab.lib0 import var_string, var_uint
-from collab.scene_content import _read, read_roots, root_kinds, text_of
+from collab.scene_content import read_roots, root_kinds, text_of
 from collab.yjs_format import UnreadableUpdate
 from tests.core.test_restore import Scene, check_in_yjs, scenes
 
@@ -231,18 +231,9 @@ def test_bytes_that_are_no_update_are_refused_at_once(bad: bytes) -> None:
         text_of(bad, "t")
 
 
-def _starts_late(state: bytes) -> bool:
-    """Whether a client's structs start past clock 0: Yjs holds them pending, yrs shows them
-    (see test_a_client_that_starts_past_clock_0_is_pending_as_in_yjs)."""
-    return any(starts[0] != 0 for _, starts in _read(state).clients.values())
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="yrs integrates a client's structs that start past clock 0 (Yjs keeps them pending, "
-    "waiting for the clocks before), so text_of shows text no browser shows",
-)
 def test_a_client_that_starts_past_clock_0_is_pending_as_in_yjs() -> None:
+    """yrs integrates a client's structs that start past clock 0; Yjs keeps them pending,
+    waiting for the clocks before: text_of shows what a browser shows."""
     item = bytes([4]) + b"\x01" + var_string("t") + var_string("ab")
     state = var_uint(1) + var_uint(1) + var_uint(5) + var_uint(1) + item + b"\x00"  # client 5 at clock 1
     assert validate_update(state)
@@ -278,7 +269,7 @@ def test_mutated_scenes_read_or_are_refused_in_bounded_time(built: dict[str, Sce
             continue
         if valid:  # what could be stored: reading its text must end, whatever it holds
             texts = {name: text_of(mutated, name) for name, kind in kinds.items() if kind == "text"}
-            if texts and not _starts_late(mutated):
+            if texts:
                 scene = Scene(f"m{case}", dict.fromkeys(texts, "text"), mutated, mutated, b"", "", {})
                 stored.append((scene, {k: v for k, v in texts.items() if v is not None}))
     assert refused and read and len(stored) > 50
