@@ -134,6 +134,7 @@ class _Structs:
         self.by_id: list[tuple[int, int, int, int, int]] = []
         self.bytes = array("q")  # each struct's first and end byte, flattened
         self.has_gc = False  # whether any struct is a GC struct
+        self.skips: list[int] = []  # the Skip structs (gaps of a merged update)
 
     def find(self, client: int, clock: int) -> int:
         """The index of the struct holding ID (client, clock); -1 if the update lacks it."""
@@ -236,6 +237,8 @@ def _read_structs(data: bytes) -> _Structs:
                 structs.by_id.append((len(hint), begin, pos, parent_client, parent_clock))
             elif kind == _GC:
                 structs.has_gc = True
+            elif kind == _SKIP:
+                structs.skips.append(len(hint))
             structs.bytes.append(begin)
             structs.bytes.append(pos)
             starts.append(clock)
@@ -403,8 +406,8 @@ def _as_yjs_reads(data: bytes, structs: _Structs) -> tuple[bytes, list[int]]:
     - an item whose left (origin) or right (right origin) neighbour is a GC struct, or
       whose parent ID names one, counting the structs rewritten here: yrs keeps an item
       with one such neighbour when the other is an item, where no browser shows it;
-    - the items of a client whose structs start past clock 0: Yjs keeps them pending
-      (waiting for the clocks before), yrs integrates them.
+    - the items of a client whose structs start past clock 0, or that follow a Skip
+      struct: Yjs keeps them pending (waiting for the clocks missing), yrs integrates them.
     The update itself (the same object) when there is none: any state Yjs or yrs wrote
     without GC structs, so no copy and no pass over its items. And the indices of the
     items rewritten."""
@@ -416,12 +419,15 @@ def _as_yjs_reads(data: bytes, structs: _Structs) -> tuple[bytes, list[int]]:
         parent_of[index] = parent
         if parent >= 0 and parent not in types and hint[parent] not in (_GC, _SKIP):
             seeds.append(index)
-    # A client whose structs start past clock 0 lacks the ones before: Yjs keeps them all
-    # pending (and what follows from them), where yrs integrates them; as GC structs they
-    # show nowhere, as in a browser.
-    for first, starts in structs.clients.values():
-        if starts and starts[0] > 0:
-            seeds.extend(i for i in range(first, first + len(starts)) if hint[i] not in (_GC, _SKIP))
+    # A client whose structs start past clock 0 lacks the ones before, and one with a Skip
+    # (a gap of a merged update) the ones in it: Yjs keeps all that follow pending (and
+    # what follows from them), where yrs integrates them; as GC structs they show
+    # nowhere, as in a browser.
+    gaps = {structs.owner[i]: i for i in reversed(structs.skips)}  # each client's first Skip
+    for client, (first, starts) in structs.clients.items():
+        end = first + len(starts)
+        gap = first if starts and starts[0] > 0 else gaps.get(client, end)
+        seeds.extend(i for i in range(gap, end) if hint[i] not in (_GC, _SKIP))
     if not seeds and not structs.has_gc:
         return data, []
     garbage = _garbage(structs, seeds, parent_of)

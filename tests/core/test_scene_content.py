@@ -231,13 +231,24 @@ def test_bytes_that_are_no_update_are_refused_at_once(bad: bytes) -> None:
         text_of(bad, "t")
 
 
-def test_a_client_that_starts_past_clock_0_is_pending_as_in_yjs() -> None:
-    """yrs integrates a client's structs that start past clock 0; Yjs keeps them pending,
-    waiting for the clocks before: text_of shows what a browser shows."""
+def test_what_yjs_keeps_pending_is_not_read_as_text() -> None:
+    """yrs integrates a client's structs that start past clock 0, and those after a Skip
+    (a gap of a merged update) whose origin is before it; Yjs keeps them pending, waiting
+    for the clocks missing: text_of shows what a browser shows."""
     item = bytes([4]) + b"\x01" + var_string("t") + var_string("ab")
-    state = var_uint(1) + var_uint(1) + var_uint(5) + var_uint(1) + item + b"\x00"  # client 5 at clock 1
-    assert validate_update(state)
-    assert text_of(state, "t") == ""
+    late = var_uint(1) + var_uint(1) + var_uint(5) + var_uint(1) + item + b"\x00"  # client 5 at clock 1
+    skip = bytes([10]) + var_uint(2)
+    after = bytes([0x84]) + var_uint(7) + var_uint(1) + var_string("cd")  # after "b", past the gap
+    gapped = var_uint(1) + var_uint(3) + var_uint(7) + var_uint(0) + item + skip + after + b"\x00"
+    cases = {"late": late, "gapped": gapped}
+    in_yjs = check_in_yjs(
+        [(Scene(name, {"t": "text"}, state, state, b"", "", {}), b"") for name, state in cases.items()]
+    )
+    for name, state in cases.items():
+        assert validate_update(state)
+        shown = "".join(op["insert"] for op in in_yjs[name]["expected"]["t"]["text"])
+        assert shown == {"late": "", "gapped": "ab"}[name]
+        assert text_of(state, "t") == shown, name
 
 
 def test_mutated_scenes_read_or_are_refused_in_bounded_time(built: dict[str, Scene]) -> None:
