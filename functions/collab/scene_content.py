@@ -67,12 +67,12 @@ from collab.lib0 import var_uint
 # how long each content is in clocks (UTF-16 code units for strings), is decided in one
 # place: yjs_format.py, fuzzed against real Yjs (tests/core/test_yjs_format.py).
 from collab.yjs_format import (
-    _CONTENT,
+    CONTENT_READERS,
+    Refused,
     UnreadableUpdate,
-    _Refused,
-    _string,
-    _text,
-    _uint,
+    read_string,
+    read_text,
+    read_uint,
 )
 
 
@@ -163,7 +163,7 @@ def _read(update: bytes) -> _Structs:
     data = bytes(update)
     try:
         return _read_structs(data)
-    except _Refused as refused:
+    except Refused as refused:
         raise UnreadableUpdate(refused.message, refused.offset, refused.client) from None
     except IndexError:
         raise UnreadableUpdate("it is truncated", len(data)) from None
@@ -175,17 +175,17 @@ def _read_structs(data: bytes) -> _Structs:
     origin, right, clocks, lengths = structs.origin, structs.right, structs.clock, structs.length
     owner = structs.owner
     roots = structs.roots
-    uint = _uint
+    uint = read_uint
     size = len(data)
     group_count, pos = uint(data, 0)
     if group_count * 5 > size - pos:
-        raise _Refused(f"{group_count} client groups declared, {size - pos} bytes left", 0)
+        raise Refused(f"{group_count} client groups declared, {size - pos} bytes left", 0)
     for _ in range(group_count):
         struct_count, pos = uint(data, pos)
         client, pos = uint(data, pos)
         clock, pos = uint(data, pos)
         if struct_count * 2 > size - pos:
-            raise _Refused(f"{struct_count} structs declared, {size - pos} bytes left", pos)
+            raise Refused(f"{struct_count} structs declared, {size - pos} bytes left", pos)
         starts = array("q")
         structs.clients[client] = (len(hint), starts)
         for _ in range(struct_count):
@@ -209,7 +209,7 @@ def _read_structs(data: bytes) -> _Structs:
                     right_clock, pos = uint(data, pos)
                 if not info & 0xC0:
                     if data[pos] == 1:
-                        name, pos = _text(data, pos + 1)
+                        name, pos = read_text(data, pos + 1)
                         where = roots.setdefault(name, len(roots))
                         structs.named.append(len(hint))
                     elif data[pos] == 0:
@@ -217,9 +217,9 @@ def _read_structs(data: bytes) -> _Structs:
                         parent_clock, pos = uint(data, pos)
                         where = _NESTED
                     else:
-                        raise _Refused(f"parent info {data[pos]}", pos)
+                        raise Refused(f"parent info {data[pos]}", pos)
                     if info & 0x20:
-                        pos = _string(data, pos)[1]
+                        pos = read_string(data, pos)[1]
                         is_sub = 1
                 if ref == 7:
                     kind = _XML if uint(data, pos)[0] in _XML_TYPE_REFS else _OTHER
@@ -227,12 +227,12 @@ def _read_structs(data: bytes) -> _Structs:
                 else:
                     kind = _CONTENT_HINT[ref]
                     if ref == 6:
-                        structs.format_keys.add(_text(data, pos)[0])
-                length, pos = _CONTENT[ref](data, pos, None)
+                        structs.format_keys.add(read_text(data, pos)[0])
+                length, pos = CONTENT_READERS[ref](data, pos, None)
             else:
-                raise _Refused(f"content ref {ref}", pos - 1)
+                raise Refused(f"content ref {ref}", pos - 1)
             if length == 0:
-                raise _Refused("a struct of length 0", pos)
+                raise Refused("a struct of length 0", pos)
             if parent_client != _NO_ID:
                 structs.by_id.append((len(hint), begin, pos, parent_client, parent_clock))
             elif kind == _GC:
@@ -258,23 +258,23 @@ def _read_structs(data: bytes) -> _Structs:
 
 
 def _read_delete_set(data: bytes, pos: int, structs: _Structs) -> None:
-    uint = _uint
+    uint = read_uint
     size = len(data)
     clients, pos = uint(data, pos)
     if clients * 2 > size - pos:
-        raise _Refused(f"{clients} deleting clients declared, {size - pos} bytes left", pos)
+        raise Refused(f"{clients} deleting clients declared, {size - pos} bytes left", pos)
     for _ in range(clients):
         client, pos = uint(data, pos)
         count, pos = uint(data, pos)
         if count * 2 > size - pos:
-            raise _Refused(f"{count} delete ranges declared, {size - pos} bytes left", pos)
+            raise Refused(f"{count} delete ranges declared, {size - pos} bytes left", pos)
         ranges = structs.deleted.setdefault(client, [])
         for _ in range(count):
             start, pos = uint(data, pos)
             length, pos = uint(data, pos)
             ranges.append((start, start + length))
     if pos != size:
-        raise _Refused(f"{size - pos} trailing bytes", pos)
+        raise Refused(f"{size - pos} trailing bytes", pos)
     for client, ranges in structs.deleted.items():
         structs.deleted[client] = _merged(ranges)
 

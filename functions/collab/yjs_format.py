@@ -93,7 +93,10 @@ class UpdateLayout(NamedTuple):
     delete_ranges: int
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """What a reader raises at the first byte it refuses (read_update turns it into an
+    UnreadableUpdate, as collab.scene_content does)."""
+
     def __init__(self, message: str, offset: int, client: int | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -106,7 +109,7 @@ class _Refused(Exception):
 # raises IndexError, which read_update reports as truncation.
 
 
-def _uint(data: bytes, pos: int) -> tuple[int, int]:
+def read_uint(data: bytes, pos: int) -> tuple[int, int]:
     # Unrolled: this is most of the reader's time (yrs writes 8-byte client ids).
     byte = data[pos]
     if byte < 0x80:
@@ -142,7 +145,7 @@ def _uint(data: bytes, pos: int) -> tuple[int, int]:
         value |= byte << 49
         if value <= MAX_SAFE_INTEGER:
             return value, pos + 8
-    raise _Refused("integer beyond 2**53 - 1", pos)
+    raise Refused("integer beyond 2**53 - 1", pos)
 
 
 def _int(data: bytes, pos: int) -> int:
@@ -161,30 +164,30 @@ def _int(data: bytes, pos: int) -> int:
             if value > MAX_SAFE_INTEGER:
                 break
             return pos
-    raise _Refused("integer beyond 2**53 - 1", start)
+    raise Refused("integer beyond 2**53 - 1", start)
 
 
 def _bytes_end(data: bytes, pos: int) -> int:
-    length, pos = _uint(data, pos)
+    length, pos = read_uint(data, pos)
     end = pos + length
     if end > len(data):
-        raise _Refused(f"{length} bytes declared, {len(data) - pos} left", pos)
+        raise Refused(f"{length} bytes declared, {len(data) - pos} left", pos)
     return end
 
 
-def _string(data: bytes, pos: int) -> tuple[int, int]:
+def read_string(data: bytes, pos: int) -> tuple[int, int]:
     """A var string; (its length in UTF-16 code units, as JS counts it, new position)."""
-    length, pos = _uint(data, pos)
+    length, pos = read_uint(data, pos)
     end = pos + length
     if end > len(data):
-        raise _Refused(f"a {length}-byte string with {len(data) - pos} bytes left", pos)
+        raise Refused(f"a {length}-byte string with {len(data) - pos} bytes left", pos)
     chunk = data[pos:end]
     if chunk.isascii():
         return length, end
     try:
         text = chunk.decode("utf-8")
     except UnicodeDecodeError:
-        raise _Refused("a string that is not valid UTF-8", pos) from None
+        raise Refused("a string that is not valid UTF-8", pos) from None
     # Valid UTF-8: every 4-byte sequence (lead F0-F4) is one astral character, which is
     # two UTF-16 code units in JS.
     astral = chunk.count(b"\xf0") + chunk.count(b"\xf1") + chunk.count(b"\xf2")
@@ -192,15 +195,15 @@ def _string(data: bytes, pos: int) -> tuple[int, int]:
     return len(text) + astral, end
 
 
-def _text(data: bytes, pos: int) -> tuple[str, int]:
-    length, pos = _uint(data, pos)
+def read_text(data: bytes, pos: int) -> tuple[str, int]:
+    length, pos = read_uint(data, pos)
     end = pos + length
     if end > len(data):
-        raise _Refused(f"a {length}-byte string with {len(data) - pos} bytes left", pos)
+        raise Refused(f"a {length}-byte string with {len(data) - pos} bytes left", pos)
     try:
         return data[pos:end].decode("utf-8"), end
     except UnicodeDecodeError:
-        raise _Refused("a string that is not valid UTF-8", pos) from None
+        raise Refused("a string that is not valid UTF-8", pos) from None
 
 
 def _any(data: bytes, pos: int, depth: int, marks: Marks | None) -> int:
@@ -214,28 +217,28 @@ def _any(data: bytes, pos: int, depth: int, marks: Marks | None) -> int:
     if tag == 125:
         return _int(data, pos)
     if tag == 119:
-        return _string(data, pos)[1]
+        return read_string(data, pos)[1]
     if tag in (124, 123, 122):  # float32, float64, bigint64
         end = pos + (4 if tag == 124 else 8)
         if end > len(data):
-            raise _Refused("a truncated number", pos)
+            raise Refused("a truncated number", pos)
         return end
     if tag == 116:
         return _bytes_end(data, pos)
     if tag in (118, 117):
         if depth >= MAX_NESTING:
-            raise _Refused(f"values nested deeper than {MAX_NESTING}", pos - 1)
+            raise Refused(f"values nested deeper than {MAX_NESTING}", pos - 1)
         if marks is not None:
             marks.append(("count", pos))
-        count, pos = _uint(data, pos)
+        count, pos = read_uint(data, pos)
         if count * (2 if tag == 118 else 1) > len(data) - pos:
-            raise _Refused(f"{count} entries declared, {len(data) - pos} bytes left", pos)
+            raise Refused(f"{count} entries declared, {len(data) - pos} bytes left", pos)
         for _ in range(count):
             if tag == 118:
-                pos = _string(data, pos)[1]
+                pos = read_string(data, pos)[1]
             pos = _any(data, pos, depth + 1, marks)
         return pos
-    raise _Refused(f"unknown Any tag {tag}", pos - 1)
+    raise Refused(f"unknown Any tag {tag}", pos - 1)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -244,13 +247,13 @@ def _refuse_constant(name: str) -> Any:
 
 def _json(data: bytes, pos: int) -> int:
     """A var string that JS's JSON.parse accepts (Yjs parses Embed, Format and JSON content)."""
-    text, end = _text(data, pos)
+    text, end = read_text(data, pos)
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
-        raise _Refused("content that is not JSON", pos) from None
+        raise Refused("content that is not JSON", pos) from None
     if isinstance(value, (list, dict)) and _json_too_deep(value, 0):
-        raise _Refused(f"values nested deeper than {MAX_NESTING}", pos)
+        raise Refused(f"values nested deeper than {MAX_NESTING}", pos)
     return end
 
 
@@ -267,15 +270,15 @@ def _json_too_deep(value: Any, depth: int) -> bool:
 def _content_deleted(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int]:
     if marks is not None:
         marks.append(("count", pos))
-    return _uint(data, pos)
+    return read_uint(data, pos)
 
 
 def _content_json(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int]:
     if marks is not None:
         marks.append(("count", pos))
-    count, pos = _uint(data, pos)
+    count, pos = read_uint(data, pos)
     if count > len(data) - pos:
-        raise _Refused(f"{count} JSON values declared, {len(data) - pos} bytes left", pos)
+        raise Refused(f"{count} JSON values declared, {len(data) - pos} bytes left", pos)
     for _ in range(count):
         # Yjs writes undefined as the bare word; JSON.parse never sees it.
         if data[pos : pos + 10] == b"\x09undefined":
@@ -290,7 +293,7 @@ def _content_binary(data: bytes, pos: int, marks: Marks | None) -> tuple[int, in
 
 
 def _content_string(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int]:
-    return _string(data, pos)
+    return read_string(data, pos)
 
 
 def _content_embed(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int]:
@@ -298,53 +301,53 @@ def _content_embed(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int
 
 
 def _content_format(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int]:
-    return 1, _json(data, _string(data, pos)[1])
+    return 1, _json(data, read_string(data, pos)[1])
 
 
 def _content_type(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int]:
     if marks is not None:
         marks.append(("typeref", pos))
-    ref, after = _uint(data, pos)
+    ref, after = read_uint(data, pos)
     if ref >= len(_TYPE_REFS):
-        raise _Refused(f"type ref {ref} (Yjs knows 0-6)", pos)
+        raise Refused(f"type ref {ref} (Yjs knows 0-6)", pos)
     if ref == _XML_HOOK:
-        raise _Refused("a YXmlHook (yrs drops its hook name when it merges)", pos)
+        raise Refused("a YXmlHook (yrs drops its hook name when it merges)", pos)
     if ref == _XML_ELEMENT:  # its node name
-        after = _string(data, after)[1]
+        after = read_string(data, after)[1]
     return 1, after
 
 
 def _content_any(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int]:
     if marks is not None:
         marks.append(("count", pos))
-    count, pos = _uint(data, pos)
+    count, pos = read_uint(data, pos)
     if count > len(data) - pos:
-        raise _Refused(f"{count} values declared, {len(data) - pos} bytes left", pos)
+        raise Refused(f"{count} values declared, {len(data) - pos} bytes left", pos)
     for _ in range(count):
         pos = _any(data, pos, 0, marks)
     return count, pos
 
 
 def _content_doc(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int]:
-    pos = _string(data, pos)[1]  # guid
+    pos = read_string(data, pos)[1]  # guid
     # The options go into `new Doc({guid, ...opts, shouldLoad})`, an object: Yjs writes gc,
     # autoLoad and meta, yrs adds shouldLoad and encoding; the constructor ignores other
     # keys. A gcFilter (never a function here: it throws when the subdocument collects
     # garbage) or a guid (it would replace the subdocument's own) is refused, and so is a
     # null Yjs would read `.shouldLoad` of.
     if data[pos] != 118:
-        raise _Refused("subdocument options that are not an object", pos)
-    count, pos = _uint(data, pos + 1)
+        raise Refused("subdocument options that are not an object", pos)
+    count, pos = read_uint(data, pos + 1)
     if count * 2 > len(data) - pos:
-        raise _Refused(f"{count} options declared, {len(data) - pos} bytes left", pos)
+        raise Refused(f"{count} options declared, {len(data) - pos} bytes left", pos)
     for _ in range(count):
-        key, value_pos = _text(data, pos)
+        key, value_pos = read_text(data, pos)
         if key in _DOC_FLAGS:
             if data[value_pos] not in (120, 121):
-                raise _Refused(f"subdocument option {key} that is not a boolean", value_pos)
+                raise Refused(f"subdocument option {key} that is not a boolean", value_pos)
             pos = value_pos + 1
         elif key in ("gcFilter", "guid"):
-            raise _Refused(f"subdocument option {key!r}", pos)
+            raise Refused(f"subdocument option {key!r}", pos)
         else:
             pos = _any(data, value_pos, 1, marks)
     return 1, pos
@@ -354,7 +357,7 @@ def _not_content(data: bytes, pos: int, marks: Marks | None) -> tuple[int, int]:
     raise AssertionError("GC and Skip are structs, not item content")
 
 
-_CONTENT = (
+CONTENT_READERS = (
     _not_content,  # 0: GC
     _content_deleted,
     _content_json,
@@ -379,7 +382,7 @@ def read_update(update: bytes, marks: Marks | None = None) -> UpdateLayout:
     data = bytes(update)
     try:
         return _read(data, marks)
-    except _Refused as refused:
+    except Refused as refused:
         raise UnreadableUpdate(refused.message, refused.offset, refused.client) from None
     except IndexError:
         raise UnreadableUpdate("it is truncated", len(data)) from None
@@ -389,51 +392,51 @@ def _read(data: bytes, marks: Marks | None) -> UpdateLayout:
     size = len(data)
     if marks is not None:
         marks.append(("count", 0))
-    group_count, pos = _uint(data, 0)
+    group_count, pos = read_uint(data, 0)
     if group_count * _MIN_GROUP_BYTES > size - pos:
-        raise _Refused(f"{group_count} client groups declared, {size - pos} bytes left", 0)
+        raise Refused(f"{group_count} client groups declared, {size - pos} bytes left", 0)
     groups: list[ClientGroup] = []
     seen: set[int] = set()
     for _ in range(group_count):
         start = pos
         if marks is not None:
             marks.append(("count", pos))
-        struct_count, client_pos = _uint(data, pos)
-        client, pos = _uint(data, client_pos)
+        struct_count, client_pos = read_uint(data, pos)
+        client, pos = read_uint(data, client_pos)
         try:
             groups.append(
                 _read_group(data, pos, start, struct_count, client, data[client_pos:pos], seen, marks)
             )
-        except _Refused as refused:
+        except Refused as refused:
             refused.client = client  # which group to drop, for the operator
             raise
         except IndexError:
-            raise _Refused("it is truncated", size, client) from None
+            raise Refused("it is truncated", size, client) from None
         pos = groups[-1].end
     delete_set_start = pos
     ranges = 0
     if marks is not None:
         marks.append(("count", pos))
-    ds_clients, pos = _uint(data, pos)
+    ds_clients, pos = read_uint(data, pos)
     if ds_clients * 2 > size - pos:
-        raise _Refused(f"{ds_clients} deleting clients declared, {size - pos} bytes left", pos)
-    uint = _uint
+        raise Refused(f"{ds_clients} deleting clients declared, {size - pos} bytes left", pos)
+    uint = read_uint
     for _ in range(ds_clients):
         _client, pos = uint(data, pos)
         if marks is not None:
             marks.append(("count", pos))
         count, pos = uint(data, pos)
         if count * 2 > size - pos:
-            raise _Refused(f"{count} delete ranges declared, {size - pos} bytes left", pos)
+            raise Refused(f"{count} delete ranges declared, {size - pos} bytes left", pos)
         for _ in range(count):
             range_pos = pos
             start_clock, pos = uint(data, pos)
             length, pos = uint(data, pos)
             if length == 0 or start_clock + length > MAX_CLOCK:
-                raise _Refused("a delete range of length 0 or beyond clock 2**32 - 1", range_pos)
+                raise Refused("a delete range of length 0 or beyond clock 2**32 - 1", range_pos)
         ranges += count
     if pos != size:
-        raise _Refused(f"{size - pos} trailing bytes", pos)
+        raise Refused(f"{size - pos} trailing bytes", pos)
     return UpdateLayout(tuple(groups), delete_set_start, ranges)
 
 
@@ -451,15 +454,15 @@ def _read_group(
     the struct's own client (most origins) are recognised by their bytes (`own`, as the
     group's header wrote the id), not decoded."""
     size = len(data)
-    content = _CONTENT
-    uint = _uint
+    content = CONTENT_READERS
+    uint = read_uint
     if client in seen:
-        raise _Refused(f"client {client} has two groups", start)
+        raise Refused(f"client {client} has two groups", start)
     seen.add(client)
     if struct_count == 0:
-        raise _Refused("a client group without structs", start)
+        raise Refused("a client group without structs", start)
     if struct_count * _MIN_STRUCT_BYTES > size - pos:
-        raise _Refused(f"{struct_count} structs declared, {size - pos} bytes left", start)
+        raise Refused(f"{struct_count} structs declared, {size - pos} bytes left", start)
     own_len = len(own)
     clock, pos = uint(data, pos)
     first = clock
@@ -472,7 +475,7 @@ def _read_group(
         ref = info & 0x1F
         if ref == 0 or ref == 10:  # GC, Skip
             if info != ref:
-                raise _Refused(f"flag bits on a {'GC' if ref == 0 else 'Skip'} struct", info_pos)
+                raise Refused(f"flag bits on a {'GC' if ref == 0 else 'Skip'} struct", info_pos)
             if marks is not None:
                 marks.append(("count", pos))
             length, pos = uint(data, pos)
@@ -484,39 +487,39 @@ def _read_group(
                     if data[pos : pos + own_len] == own:
                         id_clock, pos = uint(data, pos + own_len)
                         if id_clock >= clock:
-                            raise _Refused(f"a reference to its own client's clock {id_clock}", info_pos)
+                            raise Refused(f"a reference to its own client's clock {id_clock}", info_pos)
                     else:
                         pos = _id_before(data, pos, client, clock)
             if not info & 0xC0:  # neither: the parent is written
                 parent_info = data[pos]
                 if parent_info == 1:  # a root type's name
-                    pos = _string(data, pos + 1)[1]
+                    pos = read_string(data, pos + 1)[1]
                 elif parent_info == 0:  # the ID of the parent type's item
                     pos = _id_before(data, pos + 1, client, clock)
                 else:
-                    raise _Refused(f"parent info {parent_info}", pos)
+                    raise Refused(f"parent info {parent_info}", pos)
                 if info & 0x20:  # parentSub: the key in the parent's map
-                    pos = _string(data, pos)[1]
+                    pos = read_string(data, pos)[1]
             length, pos = content[ref](data, pos, marks)
         else:
             move = " (Move: yrs only)" if ref == 11 else ""
-            raise _Refused(f"content ref {ref}{move}", info_pos)
+            raise Refused(f"content ref {ref}{move}", info_pos)
         if length == 0:
-            raise _Refused("a struct of length 0", info_pos)
+            raise Refused("a struct of length 0", info_pos)
         clock += length
     if clock > MAX_CLOCK:
-        raise _Refused("clocks beyond 2**32 - 1", pos)
+        raise Refused("clocks beyond 2**32 - 1", pos)
     return ClientGroup(client, first, clock - first, start, pos)
 
 
 def _id_before(data: bytes, pos: int, client: int, clock: int) -> int:
     """An ID (client, clock); one of the struct's own client must be before `clock`."""
-    id_client, pos = _uint(data, pos)
-    id_clock, after = _uint(data, pos)
+    id_client, pos = read_uint(data, pos)
+    id_clock, after = read_uint(data, pos)
     if id_client == client and id_clock >= clock:
-        raise _Refused(f"a reference to its own client's clock {id_clock} from clock {clock}", pos)
+        raise Refused(f"a reference to its own client's clock {id_clock} from clock {clock}", pos)
     if id_clock > MAX_CLOCK:
-        raise _Refused("a reference beyond clock 2**32 - 1", pos)
+        raise Refused("a reference beyond clock 2**32 - 1", pos)
     return after
 
 
