@@ -19,9 +19,10 @@ parent is the root, as Yjs would integrate them (Item.getMissing, yjs/src/struct
   has no live item.
 
 Items Yjs turns into GC structs (an item next to a GC struct, on either side, or under one
-or under an item that is not a type: `_as_yjs_reads`) count for nothing, and are
-rewritten as GC structs in the bytes pycrdt loads: yrs keeps an item with a GC struct on
-one side and an item on the other, which no browser shows.
+or under an item that is not a type), and those it keeps pending for clocks the state
+lacks (a client's structs that start past clock 0 or follow a Skip struct), with all that
+hangs from them, count for nothing and are rewritten as GC structs in the bytes pycrdt
+loads (`_as_yjs_reads`): yrs refuses some of them and shows others no browser shows.
 
 A root's kind (`KINDS`), from those items, in this order:
 - "text" if one is text, String or Embed content (a Y.Text also holds types it embeds and
