@@ -26,14 +26,14 @@ def parse_role(value: object) -> Role | None:
 
 
 class SceneAccess:
-    """The access table. `dynamodb` is a botocore (or boto3) DynamoDB client; by default one from the
-    normal credential chain (AWS_ENDPOINT_URL_DYNAMODB points it at moto locally)."""
+    """The access table. `dynamodb` is a DynamoDB client (collab.aws_json's, or botocore's);
+    by default the lean one (AWS_ENDPOINT_URL_DYNAMODB points it at moto locally)."""
 
     def __init__(self, table_name: str, dynamodb: Any = None) -> None:
         if dynamodb is None:
             from collab import aws_clients
 
-            dynamodb = aws_clients.client("dynamodb")
+            dynamodb = aws_clients.json_client("dynamodb")
         self.table_name = table_name
         self.dynamodb = dynamodb
 
@@ -88,14 +88,19 @@ class SceneAccess:
         ]
 
     def _items(self, scene_id: str) -> Iterator[dict[str, Any]]:
-        paginator = self.dynamodb.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table_name,
-            KeyConditionExpression="sceneId = :scene",
-            ExpressionAttributeValues={":scene": {"S": scene_id}},
-            ConsistentRead=True,
-        ):
+        # Page by page (a botocore client's paginator does the same; the lean one has none).
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "sceneId = :scene",
+            "ExpressionAttributeValues": {":scene": {"S": scene_id}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.dynamodb.query(**params)
             yield from page.get("Items", [])
+            if not page.get("LastEvaluatedKey"):
+                return
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _key(scene_id: str, user_id: str) -> dict[str, Any]:

@@ -1,34 +1,33 @@
-"""The AWS SDK clients of the handlers: botocore's, from one session per process.
+"""The AWS clients of the handlers. DynamoDB, EventBridge, SSM and Secrets Manager: the lean
+JSON clients of collab.aws_json (awscrt, no SDK imported). S3: botocore's, from one
+session per process, built on first use (`LazyClient`), imported only then.
 
-Why botocore and not boto3: a boto3 client is a botocore client (same class, same calls,
-same credential chain, same AWS_ENDPOINT_URL_<SERVICE> overrides), and the handlers use
-nothing boto3 adds (resources, the S3 transfer manager). Importing boto3 still costs a cold
-environment s3transfer, multiprocessing and concurrent.futures, and its default session
-does extra set-up per client (docs/benchmarks.md, "Cold start", has the figures).
+Why botocore and not boto3 for S3: a boto3 client is a botocore client (same class, same
+calls, same credential chain, same AWS_ENDPOINT_URL_<SERVICE> overrides), and the handlers
+use nothing boto3 adds (resources, the S3 transfer manager). Importing boto3 still costs
+s3transfer, multiprocessing and concurrent.futures, and its default session does extra
+set-up per client (docs/benchmarks.md, "Cold start", has the figures).
 
-One session: its loader caches what every client reads (endpoint rules, partitions,
-retry defaults), so the second client of an environment builds faster than the first, and
-collab.management_client signs with the same resolved credentials.
+botocore's loader here is its own minus two costs of a first client (`_loader`; about 45
+ms of CPU, docs/benchmarks.md "Cold start, second pass"). To tell whether a service exists,
+botocore lists all ~450 directories of its data folder and stats every version's model
+file, once for the client's model and again for its endpoint rules (~30 ms); and it
+decodes every JSON file (the 1.25 MB endpoints.json, S3's model) into OrderedDicts, 2-3x
+slower than plain dicts, which keep insertion order as well.
 
-That loader is botocore's own minus two costs of the first client (`_Loader`; about 45 ms
-of a new environment's CPU, docs/benchmarks.md "Cold start, second pass"). To tell whether a
-service exists, botocore lists all ~450 directories of its data folder and stats every
-version's model file, once for the client's model and again for its endpoint rules (~30
-ms); and it decodes every JSON file (the 1.25 MB endpoints.json, DynamoDB's 556 kB model)
-into OrderedDicts, 2-3x slower than plain dicts, which keep insertion order as well.
+S3 holds only payloads over a DynamoDB item (collab.blobs) and exports, which most
+environments never see, and its client is the most expensive to build (S3's model is the
+largest): hence built on first use.
 
-`LazyClient` builds its client on first use, for a service that only some invocations
-call: S3 holds only payloads over a DynamoDB item (collab.blobs), which most environments
-never see, and its client is the most expensive to build (S3's model is the largest).
-
-No dual-stack endpoints (botocore's `use_dualstack_endpoint`), in a stage with egress ipv6
-too: the clients the VPC functions build call DynamoDB and S3 only, and the VPC's free
-gateway endpoints serve their regional names over IPv4 (the route tables send the
-services' IPv4 prefix lists to them). A dual-stack name also resolves to IPv6 addresses,
-which Python's sockets try first on a dual-stack host, so those calls would leave through
-the egress-only internet gateway to the public endpoints instead: it would work, and give
-up the private path for nothing. The functions outside the VPC (the authorizer reading
-its secret from SSM or Secrets Manager) reach the regional names directly either way.
+No dual-stack endpoints, in a stage with egress ipv6 too: the VPC functions call DynamoDB
+and S3 only, and the VPC's free gateway endpoints serve their regional names over IPv4
+(the route tables send the services' IPv4 prefix lists to them). A dual-stack name also
+resolves to IPv6 addresses, tried first on a dual-stack host, so those calls would leave
+through the egress-only internet gateway to the public endpoints instead: it would work,
+and give up the private path for nothing. EventBridge is reached by the dual-stack name
+the stage sets in AWS_ENDPOINT_URL_EVENTBRIDGE (infra/events.py). The functions outside
+the VPC (the authorizer reading its secret from SSM or Secrets Manager) reach the
+regional names directly either way.
 """
 
 from __future__ import annotations
@@ -36,77 +35,100 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import botocore.loaders
-import botocore.session
-from botocore.config import Config
+from collab import aws_json, tracing
+
+if TYPE_CHECKING:
+    import botocore.session
+
+# Every call tried up to three times (botocore's standard mode, in collab.aws_json too).
+MAX_ATTEMPTS = 3
+JSON_SERVICES = {
+    "dynamodb": aws_json.DYNAMODB,
+    "events": aws_json.EVENTBRIDGE,
+    "ssm": aws_json.SSM,
+    "secretsmanager": aws_json.SECRETS_MANAGER,
+}
 
 _session: botocore.session.Session | None = None
 # botocore sessions are not thread-safe while building clients; clients are.
 _lock = threading.Lock()
 
 
-class _PlainJSONFiles(botocore.loaders.JSONFileLoader):
-    """botocore's file loader, decoding into dicts rather than OrderedDicts (the order is
-    the same; nothing in botocore uses OrderedDict's own methods on loaded data)."""
-
-    def _load_file(self, full_path: str, open_method: Callable[..., Any]) -> Any:
-        if not os.path.isfile(full_path):
-            return None
-        with open_method(full_path, "rb") as fp:
-            return json.loads(fp.read().decode("utf-8"))
+def json_client(service: str, max_attempts: int = MAX_ATTEMPTS) -> aws_json.JsonClient:
+    """A lean client of `service` ("dynamodb", "events", "ssm", "secretsmanager") in the
+    environment's region (AWS_REGION on Lambda)."""
+    return aws_json.JsonClient(JSON_SERVICES[service], max_attempts=max_attempts)
 
 
-class _Loader(botocore.loaders.Loader):
-    FILE_LOADER_CLASS = _PlainJSONFiles
+def _loader(shared: botocore.session.Session) -> Any:
+    import botocore.loaders
 
-    @botocore.loaders.instance_cache
-    def list_available_services(self, type_name: str) -> list[str]:
-        """Every directory of the search path, without looking inside for `type_name`'s
-        file: one scandir per path instead of a listdir and stats per service. A directory
-        without that file then fails its load with DataNotFoundError rather than
-        UnknownServiceError, its subclass, which is what botocore's callers catch."""
-        services: set[str] = set()
-        for path in self._potential_locations():
-            with os.scandir(path) as entries:
-                services.update(entry.name for entry in entries if entry.is_dir())
-        return sorted(services)
+    class PlainJSONFiles(botocore.loaders.JSONFileLoader):
+        """botocore's file loader, decoding into dicts rather than OrderedDicts (the order is
+        the same; nothing in botocore uses OrderedDict's own methods on loaded data)."""
 
+        def _load_file(self, full_path: str, open_method: Any) -> Any:
+            if not os.path.isfile(full_path):
+                return None
+            with open_method(full_path, "rb") as fp:
+                return json.loads(fp.read().decode("utf-8"))
 
-def _data_loader(shared: botocore.session.Session) -> _Loader:
+    class Loader(botocore.loaders.Loader):
+        FILE_LOADER_CLASS = PlainJSONFiles
+
+        @botocore.loaders.instance_cache
+        def list_available_services(self, type_name: str) -> list[str]:
+            """Every directory of the search path, without looking inside for `type_name`'s
+            file: one scandir per path instead of a listdir and stats per service. A
+            directory without that file then fails its load with DataNotFoundError rather
+            than UnknownServiceError, its subclass, which is what botocore's callers catch."""
+            services: set[str] = set()
+            for path in self._potential_locations():
+                with os.scandir(path) as entries:
+                    services.update(entry.name for entry in entries if entry.is_dir())
+            return sorted(services)
+
     # The same search path botocore would use (AWS_DATA_PATH first, then ~/.aws/models,
     # then its own data), in the same order.
     default = botocore.loaders.create_loader(shared.get_config_variable("data_path"))
-    return _Loader(extra_search_paths=list(default.search_paths), include_default_search_paths=False)
+    return Loader(extra_search_paths=list(default.search_paths), include_default_search_paths=False)
 
 
 def session() -> botocore.session.Session:
     global _session
     with _lock:
         if _session is None:
+            import botocore.session
+
             _session = botocore.session.get_session()
-            _session.register_component("data_loader", _data_loader(_session))
+            _session.register_component("data_loader", _loader(_session))
         return _session
 
 
-def client(service: str, config: Config | None = None) -> Any:
-    """A client of `service` in the environment's region (AWS_REGION on Lambda)."""
+def client(service: str, max_attempts: int = MAX_ATTEMPTS) -> Any:
+    """botocore's client of `service` in the environment's region, retrying as the JSON
+    clients do, its calls traced when the invocation is (collab.tracing)."""
+    from botocore.config import Config
+
     shared = session()
+    tracing.patch_botocore()
+    config = Config(retries={"max_attempts": max_attempts, "mode": "standard"}, tcp_keepalive=True)
     with _lock:
         return shared.create_client(service, config=config)
 
 
-_OWN = frozenset({"_service", "_config", "_client", "_build_lock"})
+_OWN = frozenset({"_service", "_max_attempts", "_client", "_build_lock"})
 
 
 class LazyClient:
-    """A client built on its first attribute access (a call, `.exceptions`, `.meta`)."""
+    """botocore's client of `service`, built on its first attribute access (a call,
+    `.exceptions`, `.meta`)."""
 
-    def __init__(self, service: str, config: Config | None = None) -> None:
+    def __init__(self, service: str, max_attempts: int = MAX_ATTEMPTS) -> None:
         self._service = service
-        self._config = config
+        self._max_attempts = max_attempts
         self._client: Any = None
         self._build_lock = threading.Lock()
 
@@ -121,5 +143,5 @@ class LazyClient:
         if self._client is None:
             with self._build_lock:
                 if self._client is None:
-                    self._client = client(self._service, self._config)
+                    self._client = client(self._service, self._max_attempts)
         return getattr(self._client, name)

@@ -26,11 +26,13 @@ certificate against the host name. A host without an IPv6 address fails at once
 awscrt offers no address-family filter of its own: `SocketOptions.domain` is overridden
 per resolved address (aws-c-io, channel_bootstrap.c).
 
+The same transport carries the handlers' DynamoDB, EventBridge, SSM and Secrets Manager
+calls (collab.aws_json), with the same credentials.
+
 awscrt is imported on first use, not with this module: its native module seeds aws-lc's
-CPU-jitter entropy source as it loads (40-70 ms of CPU), and building the runtime, or an
-invocation that posts nothing, needs none of it. `load_in_background` starts that load on
-a thread of its own, so a first invocation's waits on DynamoDB and Redis can cover it
-(docs/benchmarks.md, "Cold start, second pass").
+CPU-jitter entropy source as it loads (40-70 ms of CPU), which a process that only
+imports the handlers (a test, a tool) should not pay; a new environment pays it on its
+first AWS call (docs/benchmarks.md, "Cold start, third pass").
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ import ipaddress
 import os
 import re
 import socket
-import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -87,30 +88,11 @@ if not TYPE_CHECKING:
     http = _OnFirstUse("http", "awscrt.http")
     crt_io = _OnFirstUse("crt_io", "awscrt.io")
 
-_loading: threading.Thread | None = None
-_loading_lock = threading.Lock()
-
-
-def _load_awscrt() -> None:
-    importlib.import_module("awscrt.auth")  # imports awscrt.http and awscrt.io too
-
 
 def load_awscrt() -> None:
-    """Import awscrt now (an environment initialised ahead of traffic)."""
-    _load_awscrt()
-
-
-def load_in_background() -> None:
-    """Start importing awscrt on a daemon thread, once per process. Its native load holds
-    the GIL, so it runs while the calling thread waits on the network (the first
-    DynamoDB and Redis calls of an environment: connections, TLS), not beside Python
-    work; whoever needs awscrt before it is done waits for the import, as Python's
-    import lock makes any second importer wait."""
-    global _loading
-    with _loading_lock:
-        if _loading is None and "_awscrt" not in sys.modules:
-            _loading = threading.Thread(target=_load_awscrt, name="awscrt-load", daemon=True)
-            _loading.start()
+    """Import awscrt now (an environment initialised ahead of traffic: its first AWS call
+    would load it)."""
+    importlib.import_module("awscrt.auth")  # imports awscrt.http and awscrt.io too
 
 
 @dataclass(frozen=True)
@@ -159,10 +141,31 @@ def default_region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+class EnvironmentCredentials:
+    """The credentials Lambda gives a function, in its environment (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), as botocore's first provider reads them:
+    read again at every freeze, so a changed set is picked up."""
+
+    def get_frozen_credentials(self) -> tuple[str, str, str | None]:
+        token = os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_SECURITY_TOKEN")
+        return (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], token or None)
+
+
+def default_credentials() -> Any:
+    """The environment's credentials when it has them (Lambda, the emulator, tests): no SDK
+    is imported. Otherwise botocore's standard chain (profiles, SSO, container and instance
+    roles), for a process run by hand with a profile; None when nothing is configured."""
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        return EnvironmentCredentials()
+    import botocore.session
+
+    return botocore.session.get_session().get_credentials()
+
+
 class SigningIdentity:
-    """The function's credentials, from botocore's standard chain (on Lambda: the
-    environment, session token included). Frozen once per broadcast: botocore refreshes
-    credentials that are about to expire, and a changed set gets a new static provider."""
+    """The function's credentials (`default_credentials`, or anything with botocore's
+    `get_frozen_credentials()`). Frozen once per broadcast or call: botocore's chain
+    refreshes credentials about to expire, and a changed set gets a new static provider."""
 
     def __init__(self, credentials: Any = None) -> None:
         self._credentials = credentials
@@ -172,19 +175,16 @@ class SigningIdentity:
         self._lock = threading.Lock()
 
     def provider(self) -> auth.AwsCredentialsProvider | None:
-        """None when no credentials are configured: the request goes unsigned (the
-        emulator does not check; API Gateway refuses it with a 403 that is logged)."""
+        """None when no credentials are configured: a post goes unsigned (the emulator does
+        not check; API Gateway refuses it with a 403 that is logged)."""
         with self._lock:
             if not self._resolved:
-                # The session the handlers' clients came from: its chain is resolved once.
-                from collab import aws_clients
-
-                self._credentials = aws_clients.session().get_credentials()
+                self._credentials = default_credentials()
                 self._resolved = True
             if self._credentials is None:
                 return None
             current = self._credentials.get_frozen_credentials()
-            frozen = (current.access_key, current.secret_key, current.token or None)
+            frozen = (current[0], current[1], current[2] or None)
             if frozen != self._frozen:
                 self._provider = auth.AwsCredentialsProvider.new_static(*frozen)
                 self._frozen = frozen

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.config import Config
-
 from collab import aws_clients
 from collab.access import SceneAccess
 from collab.awareness import AwarenessStore, Presence
@@ -63,10 +61,9 @@ class Runtime:
 
 
 def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
-    aws_config = Config(retries={"max_attempts": 3, "mode": "standard"}, tcp_keepalive=True)
-    dynamodb = aws_clients.client("dynamodb", config=aws_config)
+    dynamodb = aws_clients.json_client("dynamodb")
     # Built on the first payload over a DynamoDB item: most environments never need it.
-    s3 = aws_clients.LazyClient("s3", config=aws_config)
+    s3 = aws_clients.LazyClient("s3")
     redis = _cache(settings)
     blobs = BlobStore(s3, settings.snapshot_bucket)
     log = DurableLog(dynamodb, settings.documents_table, blobs)
@@ -90,10 +87,9 @@ def build(settings: Settings, pause: PausePoint = _no_pause) -> Runtime:
         versions=Versions(
             dynamodb, settings.documents_table, blobs, retention_days=settings.version_retention_days
         ),
-        # Built on the first event: an environment whose scenes are quiet never needs it.
         blobs=blobs,
         events=ChangeEvents(
-            aws_clients.LazyClient("events", config=aws_config),
+            aws_clients.json_client("events"),
             settings.event_bus_name,
             dynamodb,
             settings.documents_table,

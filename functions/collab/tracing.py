@@ -12,9 +12,10 @@ Tracer (its `provider=`):
 - `in_subsegment` (used by `@tracer.capture_lambda_handler`, `capture_method` and the
   core's own `## validate`, `## fanout`, ...) streams one subsegment document per block,
   with its annotations, metadata, and a fault and cause when the block raised;
-- `patch_all` (called by the Tracer when tracing is on) wraps botocore's API call so every
-  AWS call is an `aws` subsegment with its operation, table, request id and status, as
-  the SDK's botocore patch records it. Redis is not instrumented (the SDK does not either).
+- `patch_all` (called by the Tracer when tracing is on) makes every AWS call an `aws`
+  subsegment with its operation, table, request id and status, as the SDK's botocore
+  patch records it: collab.aws_json's clients through `traced_aws_call`, botocore's (S3)
+  by wrapping its API call once botocore is loaded. Redis is not instrumented (the SDK does not either).
 
 An invocation Lambda did not sample, tracing turned off (POWERTOOLS_TRACE_DISABLED) or a
 process outside Lambda (no trace header: tests, the emulator) costs one environment lookup
@@ -27,10 +28,11 @@ import contextvars
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -209,11 +211,12 @@ def daemon_address(value: str) -> tuple[str, int]:
     return (host or "127.0.0.1", int(port) if port.isdigit() else 2000)
 
 
-_botocore_provider: XRayProvider | None = None
+# The provider that asked last to record AWS calls (Powertools' Tracer calls patch_all).
+_aws_provider: XRayProvider | None = None
 _patch_lock = threading.Lock()
 
 
-def _botocore_provider_installed() -> bool:
+def _botocore_patched() -> bool:
     from botocore.client import BaseClient
 
     return getattr(BaseClient._make_api_call, "__collab_traced__", False)
@@ -278,35 +281,16 @@ class XRayProvider(BaseProvider):
             self.patch_all()
 
     def patch_all(self) -> None:
-        """Every botocore client (made before or after) records its calls, through the
-        provider that asked last (botocore is patched once per process)."""
-        global _botocore_provider
+        """Every AWS call records a subsegment through the provider that asked last: the
+        calls of collab.aws_json's clients (traced_aws_call), and botocore's, whose clients
+        are patched once per process, now if botocore is loaded, else by
+        collab.aws_clients before it builds the first (a handler that never needs
+        botocore never imports it for this)."""
+        global _aws_provider
         with _patch_lock:
-            _botocore_provider = self
-            if _botocore_provider_installed():
-                return
-            from botocore.client import BaseClient
-
-            make_api_call = BaseClient._make_api_call
-
-            def traced(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-                provider = _botocore_provider
-                name = client.meta.service_model.service_id
-                subsegment = provider._open(name, namespace="aws") if provider is not None else None
-                if provider is None or subsegment is None:
-                    return make_api_call(client, operation_name, api_params)
-                with provider.in_subsegment_of(subsegment):
-                    _record_call(subsegment, client, operation_name, api_params)
-                    try:
-                        result = make_api_call(client, operation_name, api_params)
-                    except Exception as error:
-                        _record_response(subsegment, getattr(error, "response", None))
-                        raise
-                    _record_response(subsegment, result)
-                    return result
-
-            traced.__collab_traced__ = True  # type: ignore[attr-defined]
-            BaseClient._make_api_call = traced
+            _aws_provider = self
+        if "botocore.client" in sys.modules:
+            patch_botocore()
 
     @contextmanager
     def in_subsegment_of(self, subsegment: Subsegment) -> Iterator[Subsegment]:
@@ -322,8 +306,53 @@ class XRayProvider(BaseProvider):
             self.emitter.send(subsegment.document())
 
 
-def _record_call(subsegment: Subsegment, client: Any, operation_name: str, params: dict[str, Any]) -> None:
-    subsegment.aws = {"operation": operation_name, "region": client.meta.region_name}
+def patch_botocore() -> None:
+    """botocore's clients (made before or after) record their calls, once a provider asked."""
+    with _patch_lock:
+        if _aws_provider is None or _botocore_patched():
+            return
+        from botocore.client import BaseClient
+
+        make_api_call = BaseClient._make_api_call
+
+        def traced(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+            return traced_aws_call(
+                client.meta.service_model.service_id,
+                client.meta.region_name,
+                operation_name,
+                api_params,
+                lambda operation, params: make_api_call(client, operation, params),
+            )
+
+        traced.__collab_traced__ = True  # type: ignore[attr-defined]
+        BaseClient._make_api_call = traced
+
+
+def traced_aws_call(
+    service_id: str,
+    region: str,
+    operation_name: str,
+    params: dict[str, Any],
+    call: Callable[[str, dict[str, Any]], Any],
+) -> Any:
+    """`call(operation_name, params)`, as an `aws` subsegment when the invocation is traced."""
+    provider = _aws_provider
+    subsegment = provider._open(str(service_id), namespace="aws") if provider is not None else None
+    if provider is None or subsegment is None:
+        return call(operation_name, params)
+    with provider.in_subsegment_of(subsegment):
+        _record_call(subsegment, region, operation_name, params)
+        try:
+            result = call(operation_name, params)
+        except Exception as error:
+            _record_response(subsegment, getattr(error, "response", None))
+            raise
+        _record_response(subsegment, result)
+        return result
+
+
+def _record_call(subsegment: Subsegment, region: str, operation_name: str, params: dict[str, Any]) -> None:
+    subsegment.aws = {"operation": operation_name, "region": region}
     if "TableName" in params:
         subsegment.aws["table_name"] = params["TableName"]
     elif "RequestItems" in params:

@@ -3,9 +3,8 @@ Logs the decision and its reason, never a token."""
 
 from __future__ import annotations
 
-# First, before anything imports botocore or PyJWT (see entry.without_crt and
-# entry.without_cryptography).
-from entry import without_crt, without_cryptography  # noqa: F401
+# First, before anything imports PyJWT (see entry.without_cryptography).
+from entry import without_cryptography  # noqa: F401
 
 # isort: split
 from functools import cache
@@ -13,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
+from collab import management_client
 from collab.access import SceneAccess
 from collab.auth.authorizer import Unauthorized, authorize
 from collab.auth.config import AuthConfig
@@ -32,6 +32,7 @@ def _dependencies() -> tuple[TokenVerifier, SceneAccess]:
 
 if initialised_ahead_of_traffic():
     _dependencies()
+    management_client.load_awscrt()  # what the first call to DynamoDB would load
 
 
 @logger.inject_lambda_context

@@ -4,17 +4,13 @@ before $connect returns."""
 
 from __future__ import annotations
 
-# First, before anything imports botocore (see entry.without_crt).
-from entry import without_crt  # noqa: F401
-
-# isort: split
 import os
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from collab import aws_clients, settings
+from collab import aws_clients, management_client, settings
 from collab.access import SceneAccess
 from collab.admission import admit, refused
 from collab.auth.handshake import connect_response
@@ -33,12 +29,13 @@ def _dependencies() -> tuple[Rooms, SceneAccess]:
     if not table:
         raise MissingSetting(settings.CONNECTIONS_TABLE)
     ttl = int(os.environ.get(settings.CONNECTION_TTL_SECONDS) or Settings.connection_ttl_seconds)
-    dynamodb = aws_clients.client("dynamodb")
+    dynamodb = aws_clients.json_client("dynamodb")
     return Rooms(dynamodb, table, ttl), SceneAccess.from_env(dynamodb=dynamodb)
 
 
 if initialised_ahead_of_traffic():
     _dependencies()
+    management_client.load_awscrt()  # what the first call to DynamoDB would load
 
 
 @logger.inject_lambda_context

@@ -3,13 +3,9 @@ also expire by TTL and 410s on post evict too."""
 
 from __future__ import annotations
 
-# First, before anything imports botocore (see entry.without_crt).
-from entry import without_crt  # noqa: F401
-
-# isort: split
 from typing import TYPE_CHECKING, Any
 
-from collab import runtime, session
+from collab import management_client, runtime, session
 from collab.observability import logger, metrics, tracer
 from entry.ahead_of_traffic import initialised_ahead_of_traffic
 from entry.common import begin
@@ -21,6 +17,7 @@ if TYPE_CHECKING:  # an annotation only
 # peers left posts nothing.
 if initialised_ahead_of_traffic():
     runtime.current()
+    management_client.load_awscrt()  # what the first call to DynamoDB would load
 
 
 @logger.inject_lambda_context(clear_state=True)

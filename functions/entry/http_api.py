@@ -3,9 +3,8 @@ as text, server-side updates, and version history (collab.http_routes has the ro
 
 from __future__ import annotations
 
-# First, before anything imports botocore or PyJWT (see entry.without_crt and
-# entry.without_cryptography).
-from entry import without_crt, without_cryptography  # noqa: F401
+# First, before anything imports PyJWT (see entry.without_cryptography).
+from entry import without_cryptography  # noqa: F401
 
 # isort: split
 from typing import TYPE_CHECKING, Any
@@ -20,11 +19,11 @@ if TYPE_CHECKING:  # an annotation only
 if initialised_ahead_of_traffic():
     runtime.current()
     http_routes.verifier()
+    management_client.load_awscrt()  # what the first call to DynamoDB would load
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    management_client.load_in_background()  # a restore or an update is broadcast
     return http_routes.resolve(event, context)

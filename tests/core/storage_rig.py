@@ -1,9 +1,9 @@
-"""A scene's document store as the handlers build it (botocore's standard retries, as in
-collab.runtime), on real Redis and moto's server, plus the faults those services cannot be
-asked for, injected on the real boto3 clients through botocore's event hooks:
+"""A scene's document store as the handlers build it (collab.aws_clients' DynamoDB client,
+its three attempts; botocore's S3 client), on real Redis and moto's server, plus the
+faults those services cannot be asked for (tests.support.faults, on the real clients):
 
 - LoseResponse: the request really reaches moto (the write happens), then the client is
-  told the read timed out, so botocore's own retry sends it again, as it would in AWS;
+  told the read timed out, so the client's own retry sends it again, as it would in AWS;
 - CrashOn: the process dies just before a request is sent (nothing is written).
 """
 
@@ -17,15 +17,15 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ReadTimeoutError
-from botocore.httpsession import URLLib3Session
 from pycrdt import Doc, Text
 
+from collab import aws_clients
 from collab import cache as cache_module
 from collab.blobs import BlobStore
 from collab.documents import Documents
 from collab.durable_log import DurableLog
 from collab.hot_state import HotState
+from tests.support.faults import SendThenLose, before_send, on_call
 from tests.support.pause import Crash, PausePoints
 
 RETRIES = Config(retries={"max_attempts": 3, "mode": "standard"})
@@ -48,37 +48,20 @@ def editor_updates(pieces: list[str]) -> list[bytes]:
     return updates
 
 
-def sort_key_of(request: Any) -> str:
+def sort_key_of(body: bytes) -> str:
     """The sort key of the item a DynamoDB PutItem request writes ("" for other requests)."""
-    body = json.loads(request.body or b"{}")
-    return str(body.get("Item", {}).get("sk", {}).get("S", ""))
+    return str(json.loads(body or b"{}").get("Item", {}).get("sk", {}).get("S", ""))
 
 
-class LoseResponse:
+def LoseResponse(
+    client: Any, prefix: str, times: int = 1, meanwhile: Callable[[], None] | None = None
+) -> SendThenLose:
     """The next `times` PutItem calls on `client` whose item's sort key starts with `prefix`
     are applied by moto, then their responses lost. `meanwhile` runs between the applied
-    write and botocore's retry (another writer getting in first)."""
-
-    def __init__(
-        self, client: Any, prefix: str, times: int = 1, meanwhile: Callable[[], None] | None = None
-    ) -> None:
-        self.prefix = prefix
-        self.remaining = times
-        self.meanwhile = meanwhile
-        self.lost = 0
-        self._http = URLLib3Session()
-        client.meta.events.register("before-send.dynamodb.PutItem", self._send_then_lose)
-
-    def _send_then_lose(self, request: Any, **_: Any) -> Any:
-        if self.remaining <= 0 or not sort_key_of(request).startswith(self.prefix):
-            return None  # botocore sends it as usual
-        self.remaining -= 1
-        response = self._http.send(request)
-        assert response.status_code == 200, response.content
-        self.lost += 1
-        if self.meanwhile is not None:
-            self.meanwhile()
-        raise ReadTimeoutError(endpoint_url=request.url)
+    write and the client's retry (another writer getting in first)."""
+    return SendThenLose(
+        client, "PutItem", lambda body: sort_key_of(body).startswith(prefix), times=times, meanwhile=meanwhile
+    )
 
 
 class CrashOn:
@@ -88,14 +71,12 @@ class CrashOn:
     def __init__(self, client: Any, operation: str, prefix: str = "") -> None:
         self.prefix = prefix
         self.armed = True
-        service = client.meta.service_model.service_id.hyphenize()
-        client.meta.events.register(f"before-send.{service}.{operation}", self._crash)
+        before_send(client, self._crash, operation)
 
-    def _crash(self, request: Any, **_: Any) -> Any:
-        if not self.armed or not sort_key_of(request).startswith(self.prefix):
-            return None
-        self.armed = False
-        raise Crash()
+    def _crash(self, operation: str, body: bytes) -> None:
+        if self.armed and sort_key_of(body).startswith(self.prefix):
+            self.armed = False
+            raise Crash()
 
 
 class Calls:
@@ -103,16 +84,15 @@ class Calls:
 
     def __init__(self, client: Any, operation: str) -> None:
         self.count = 0
-        service = client.meta.service_model.service_id.hyphenize()
-        client.meta.events.register(f"before-call.{service}.{operation}", self._seen)
+        on_call(client, self._seen, operation)
 
-    def _seen(self, **_: Any) -> None:
+    def _seen(self, operation: str) -> None:
         self.count += 1
 
 
 class Rig:
-    """Documents on real services, with its own boto3 clients (so faults stay on it) and a
-    wall clock the orphan sweep reads, which a test can move forward (`later`)."""
+    """Documents on real services, with its own clients (so faults stay on them) and a wall
+    clock the orphan sweep reads, which a test can move forward (`later`)."""
 
     def __init__(
         self, redis_url: str, cluster: bool, tables: dict[str, str], scene: str | None = None, **limits: int
@@ -121,7 +101,7 @@ class Rig:
         self.later = 0.0
         self.table = tables["DOCUMENTS_TABLE"]
         self.bucket = tables["SNAPSHOT_BUCKET"]
-        self.dynamodb = boto3.client("dynamodb", config=RETRIES)
+        self.dynamodb = aws_clients.json_client("dynamodb")
         self.s3 = boto3.client("s3", config=RETRIES)
         self.redis = cache_module.connect(redis_url, cluster)
         self.log = DurableLog(self.dynamodb, self.table, BlobStore(self.s3, self.bucket), clock=self.clock)

@@ -15,8 +15,6 @@ from typing import Any
 
 import jwt
 import pytest
-from botocore.exceptions import ReadTimeoutError
-from botocore.httpsession import URLLib3Session
 from pycrdt import Doc
 
 from collab import http_routes, runtime, session
@@ -35,6 +33,7 @@ from tests.core.test_http_routes import (
     token,
 )
 from tests.core.test_yjs_format import var_string, var_uint
+from tests.support.faults import SendThenLose, on_call
 from tests.support.http_api import many_authors
 from tests.support.rig import (
     Recorder,
@@ -68,26 +67,14 @@ def text_now(scene: str, tok: str) -> str:
     return scene_text(state)
 
 
-class LoseUpdateItem:
+def LoseUpdateItem(client: Any, sort_key: str) -> SendThenLose:
     """The next UpdateItem on `client` whose key's sort key is `sort_key` is applied by moto,
-    then its response lost, so botocore retries it (as LoseResponse does for PutItem)."""
-
-    def __init__(self, client: Any, sort_key: str) -> None:
-        self.sort_key = sort_key
-        self.remaining = 1
-        self.lost = 0
-        self._http = URLLib3Session()
-        client.meta.events.register("before-send.dynamodb.UpdateItem", self._send_then_lose)
-
-    def _send_then_lose(self, request: Any, **_: Any) -> Any:
-        key = json.loads(request.body or b"{}").get("Key", {})
-        if self.remaining <= 0 or key.get("sk", {}).get("S") != self.sort_key:
-            return None
-        self.remaining -= 1
-        response = self._http.send(request)
-        assert response.status_code == 200, response.content
-        self.lost += 1
-        raise ReadTimeoutError(endpoint_url=request.url)
+    then its response lost, so the client retries it (as LoseResponse does for PutItem)."""
+    return SendThenLose(
+        client,
+        "UpdateItem",
+        lambda body: json.loads(body or b"{}").get("Key", {}).get("sk", {}).get("S") == sort_key,
+    )
 
 
 class Clock:
@@ -154,7 +141,7 @@ def test_an_update_naming_thousands_of_client_ids_costs_bounded_dynamodb_work(ri
     rt, _ = rig
     scene = room(rt, ann="editor")
     calls: list[str] = []
-    rt.versions._db.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    on_call(rt.versions._db, calls.append)
     status, _, body = post_update(scene, token("ann"), fresh_ids(20_000))
     assert status == 204 or error_of((status, {"content-type": "application/json"}, body)) == (
         413,
@@ -393,11 +380,11 @@ def test_a_burst_of_http_updates_costs_one_log_write_each_and_one_scene_changed(
     rt.documents._chance = lambda: 0.999
     writes: dict[str, int] = {}
 
-    def count(model: Any, **_: Any) -> None:
-        if model.name in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"):
-            writes[model.name] = writes.get(model.name, 0) + 1
+    def count(operation: str) -> None:
+        if operation in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"):
+            writes[operation] = writes.get(operation, 0) + 1
 
-    rt.versions._db.meta.events.register("before-call.dynamodb", count)
+    on_call(rt.versions._db, count)
     doc: Doc = Doc()
     for n in range(30):
         assert post_update(scene, token("ann"), edit(f" {n}", doc))[0] == 204
@@ -428,7 +415,7 @@ def test_a_scene_with_hundreds_of_versions_lists_the_newest_hundred_in_one_query
         store.create(scene, b"\x00\x00", b"\x00", label=f"v{n}", created_by="ann", auto=n % 2 == 0)
         clock.now += 0.002
     queries: list[int] = []
-    rt.versions._db.meta.events.register("before-call.dynamodb.Query", lambda **_: queries.append(1))
+    on_call(rt.versions._db, lambda _: queries.append(1), "Query")
     status, _, body = call(event("GET", f"/scenes/{scene}/versions", token=token("vic")))
     listed = json.loads(body)["versions"]
     assert status == 200 and [v["label"] for v in listed] == [f"v{n}" for n in range(249, 149, -1)]

@@ -29,6 +29,7 @@ import pytest
 from collab import protocol, runtime, session
 from collab.awareness import AwarenessEntry, RosterPolicy, base64_length, encode_update
 from collab.lib0 import MAX_SAFE_INTEGER, var_string, var_uint
+from tests.support.faults import before_send
 from tests.support.pause import PausePoints
 from tests.support.rig import (
     Recorder,
@@ -199,19 +200,19 @@ def test_a_roster_taken_by_an_edit_whose_durable_write_fails_still_reaches_the_p
     t = _hold_anns_renewal(rt, scene)
     db = rt.documents._log._db
 
-    def log_write_fails(request: Any, **_: Any) -> None:
+    def log_write_fails(operation: str, body: bytes) -> None:
         # The durable log's put fails (throttled past its retries, or a timeout): any
         # exception out of Documents.append. Presence items (`aw#`) still work.
-        if b'"log#' in (request.body or b""):
+        if b'"log#' in body:
             raise RuntimeError("the log put failed")
 
-    db.meta.events.register("before-send.dynamodb", log_write_fails)
+    remove = before_send(db, log_write_fails)
     try:
         session.handle_message(
             rt, who["mal"], update_with(typed("MAL", 3), awareness=aw_data((3, 2, cursor(33))))
         )
     finally:
-        db.meta.events.unregister("before-send.dynamodb", log_write_fails)
+        remove()
     assert errors(recorder, "mal=") == [("internal", "update")]  # mal's resync repairs his edit
     assert _anns_renewal_reaches_her_peers(rt, recorder, scene, t), "ann's cursor times out at t + 10 s"
 

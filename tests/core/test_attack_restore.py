@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from botocore.exceptions import ReadTimeoutError
-from botocore.httpsession import URLLib3Session
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from collab import http_routes, protocol, runtime, session
@@ -36,6 +34,7 @@ from collab.yjs_format import read_state_vector
 from devstack import event_bus
 from tests.core.storage_rig import LoseResponse
 from tests.core.test_http_routes import SECRET, call, error_of, event, room, token
+from tests.support.faults import SendThenLose
 from tests.support.pause import Crash, PausePoints
 from tests.support.rig import (
     Recorder,
@@ -814,23 +813,14 @@ def test_a_restore_while_a_dead_handler_holds_the_lease_is_a_409_after_the_wait(
     assert dead is not None
 
 
-class LoseDelete:
+def LoseDelete(client: Any) -> SendThenLose:
     """The next DeleteItem of the restore lease is applied by moto, then its response lost,
-    so botocore retries it (its condition then fails: the item is gone)."""
-
-    def __init__(self, client: Any) -> None:
-        self.lost = 0
-        self._http = URLLib3Session()
-        client.meta.events.register("before-send.dynamodb.DeleteItem", self._send_then_lose)
-
-    def _send_then_lose(self, request: Any, **_: Any) -> Any:
-        key = json.loads(request.body or b"{}").get("Key", {})
-        if self.lost or key.get("sk", {}).get("S") != RESTORE_LEASE:
-            return None
-        response = self._http.send(request)
-        assert response.status_code == 200, response.content
-        self.lost += 1
-        raise ReadTimeoutError(endpoint_url=request.url)
+    so the client retries it (its condition then fails: the item is gone)."""
+    return SendThenLose(
+        client,
+        "DeleteItem",
+        lambda body: json.loads(body or b"{}").get("Key", {}).get("sk", {}).get("S") == RESTORE_LEASE,
+    )
 
 
 def _lease_item(rt: runtime.Runtime, scene: str) -> Any:

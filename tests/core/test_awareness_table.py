@@ -31,7 +31,7 @@ from collab.blobs import BlobStore
 from collab.cache import connect, scene_key
 from collab.errors import TooLarge
 from tests.core.test_awareness_rosters import room
-from tests.support.faults import LoseResponses
+from tests.support.faults import LoseResponses, on_call
 from tests.support.pause import PausePoints
 
 NOW = 1_764_000_000_000
@@ -90,10 +90,7 @@ class Calls:
 
     def __init__(self, client: Any) -> None:
         self.names: list[str] = []
-        client.meta.events.register("before-call.dynamodb", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.names.append(model.name)
+        on_call(client, self.names.append)
 
 
 def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:

@@ -17,7 +17,7 @@ from pycrdt import Doc, Text, merge_updates
 
 from collab.client_ids import ClientIds
 from collab.yjs_format import read_update
-from tests.support.faults import LoseResponses
+from tests.support.faults import LoseResponses, on_call
 from tests.support.pause import PausePoints
 
 
@@ -44,10 +44,7 @@ class Calls:
 
     def __init__(self, client: Any) -> None:
         self.names: list[str] = []
-        client.meta.events.register("before-call.dynamodb", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.names.append(model.name)
+        on_call(client, self.names.append)
 
 
 def edits(text: str, client_id: int, base: bytes = b"") -> bytes:
@@ -194,7 +191,7 @@ def test_a_frame_naming_thousands_of_new_ids_reads_a_bounded_number_and_defers_t
     from tests.core.test_attack_http_api import fresh_ids
 
     calls: list[str] = []
-    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    on_call(dynamodb, calls.append)
     ids = ClientIds(dynamodb, table)
     update = fresh_ids(3_000)
     kept = ids.filter_foreign(scene, "ann", update)

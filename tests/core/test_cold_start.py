@@ -1,9 +1,10 @@
-"""What a cold environment imports and builds (docs/benchmarks.md, "Cold start"): no boto3
-in any function, botocore without awscrt in all of them, awscrt only once the first post
-needs it (never in the two that never post), redis.asyncio's body only if asked for, S3's
-client only once a payload needs it, botocore's data read by a leaner loader; and that all
-of them still reach DynamoDB, S3 (moto), Redis and the Management API that way. The import
-checks run in fresh interpreters with the variables Lambda sets."""
+"""What a cold environment imports and builds (docs/benchmarks.md, "Cold start"): no SDK in
+any function (DynamoDB, EventBridge, SSM and Secrets Manager through collab.aws_json; of
+botocore only its exceptions module), awscrt only once the first AWS call needs it,
+redis.asyncio's body only if asked for, S3's botocore client only once a payload needs it,
+botocore's data read by a leaner loader then; and that all of them still reach DynamoDB,
+S3 (moto), Redis and the Management API that way. The import checks run in fresh
+interpreters with the variables Lambda sets."""
 
 from __future__ import annotations
 
@@ -41,43 +42,44 @@ def run_fresh(code: str, extra: dict[str, str]) -> dict[str, object]:
 LOADED = (
     "import json, sys; "
     "print(json.dumps({m: m in sys.modules and sys.modules[m] is not None "
-    "for m in ('boto3', 's3transfer', '_awscrt', 'awscrt', 'jwt', 'redis', 'redis.asyncio.client', "
-    "'cryptography')}))"
+    "for m in ('boto3', 's3transfer', 'botocore.session', 'botocore.client', 'urllib3', '_awscrt', "
+    "'awscrt', 'jwt', 'redis', 'redis.asyncio.client', 'cryptography')}))"
 )
 
 
+def no_sdk(loaded: dict[str, object]) -> bool:
+    return not any(
+        loaded[m] for m in ("boto3", "s3transfer", "botocore.session", "botocore.client", "urllib3")
+    )
+
+
 @pytest.mark.parametrize("entry", ["connect", "authorizer"])
-def test_connect_and_the_authorizer_reach_dynamodb_without_awscrt_on_lambda(
+def test_connect_and_the_authorizer_reach_dynamodb_without_an_sdk(
     entry: str, aws_tables: dict[str, str]
 ) -> None:
-    """The real read they make first (the caller's role), signed by botocore's own signer."""
+    """The real read they make first (the caller's role), signed and sent by awscrt."""
     from collab.access import SceneAccess
 
     SceneAccess(aws_tables["ACCESS_TABLE"]).grant("scene-cold", "user-ada", "editor")
     code = (
-        f"import entry.{entry} as e, botocore.compat; "
+        f"import entry.{entry} as e; "
         "access = e._dependencies()[1]; "
-        "assert not botocore.compat.HAS_CRT; "
         "assert access.get_role('scene-cold', 'user-ada') == 'editor', 'role'; " + LOADED
     )
     extra = {**LAMBDA, **aws_tables, "AUTH_MODE": "hs256", "JWT_SECRET": "s" * 40}
     loaded = run_fresh(code, extra)
-    assert loaded["_awscrt"] is False and loaded["awscrt"] is False, loaded
-    assert loaded["boto3"] is False and loaded["s3transfer"] is False, loaded
+    assert no_sdk(loaded), loaded
+    assert loaded["_awscrt"] is True, loaded
     assert loaded["redis"] is False, loaded
     assert loaded["cryptography"] is False, loaded  # hs256 (entry.without_cryptography)
 
 
 @pytest.mark.parametrize("entry", ["messages", "disconnect", "connect", "authorizer", "http_api"])
-def test_on_lambda_botocore_goes_without_awscrt_and_awscrt_stays_importable(entry: str) -> None:
-    """awscrt is hidden from botocore only while botocore reads it: the outbox imports it
-    afterwards (entry.without_crt)."""
-    code = (
-        f"import entry.{entry}, botocore.compat; assert not botocore.compat.HAS_CRT; "
-        "import awscrt.auth; assert awscrt.auth.AwsSigningConfig; " + LOADED
-    )
+def test_no_entry_point_imports_an_sdk_or_awscrt_before_its_first_call(entry: str) -> None:
+    code = f"import entry.{entry}; " + LOADED
     loaded = run_fresh(code, {**LAMBDA, "AUTH_MODE": "hs256", "JWT_SECRET": "s" * 40})
-    assert loaded["_awscrt"] is True, loaded
+    assert no_sdk(loaded), loaded
+    assert loaded["_awscrt"] is False, loaded
 
 
 AUTHORIZE = """
@@ -136,15 +138,8 @@ def test_a_jwks_authorizer_keeps_cryptography() -> None:
     assert run_fresh(code, extra)["cryptography"] is True
 
 
-def test_off_lambda_botocore_is_left_as_it_comes() -> None:
-    """A test process (or a tool) keeps botocore's own choice: awscrt is installed."""
-    code = "import entry.connect, entry.messages, botocore.compat; assert botocore.compat.HAS_CRT; " + LOADED
-    loaded = run_fresh(code, {})
-    assert loaded["_awscrt"] is True, loaded
-
-
 @pytest.mark.parametrize("entry", ["messages", "disconnect"])
-def test_the_per_message_runtime_builds_without_boto3_awscrt_or_an_s3_client(
+def test_the_per_message_runtime_builds_without_an_sdk_awscrt_or_an_s3_client(
     entry: str, aws_tables: dict[str, str]
 ) -> None:
     code = (
@@ -153,8 +148,8 @@ def test_the_per_message_runtime_builds_without_boto3_awscrt_or_an_s3_client(
         "assert lazy and not any(c.built for c in lazy), 's3 built'; " + LOADED
     )
     loaded = run_fresh(code, {**LAMBDA, **aws_tables, "REDIS_URL": "redis://127.0.0.1:1"})
-    assert loaded["boto3"] is False and loaded["s3transfer"] is False, loaded
-    assert loaded["_awscrt"] is False, loaded  # the first post loads it
+    assert no_sdk(loaded), loaded
+    assert loaded["_awscrt"] is False, loaded  # the first call loads it
     assert loaded["redis"] is True and loaded["redis.asyncio.client"] is False, loaded
 
 
@@ -207,16 +202,14 @@ event = {"requestContext": {"connectionId": "first=", "routeKey": "sync", "reque
         "role": "editor", "exp": 4000000000}},
     "body": json.dumps({"action": "sync", "data": "AAABAA=="})}
 assert entry.messages.lambda_handler(event, Context()) == {"statusCode": 200}
-management_client.load_in_background()  # a second invocation starts no second load
-assert management_client._loading is not None and management_client._loading.name == "awscrt-load"
 """
 
 
-def test_a_new_environment_loads_awscrt_while_it_answers_its_first_sync(
+def test_a_new_environment_answers_its_first_sync_without_an_sdk(
     aws_tables: dict[str, str], redis_standalone: str, management_api: ManagementApi
 ) -> None:
-    """The whole first invocation as Lambda runs it: runtime built on demand, awscrt loaded
-    on its own thread as the sync starts, every reply posted and signed with it."""
+    """The whole first invocation as Lambda runs it: runtime built on demand, DynamoDB and
+    Redis read, every reply posted and signed by awscrt, botocore's client never built."""
     from collab.access import SceneAccess
 
     SceneAccess(aws_tables["ACCESS_TABLE"]).grant("scene-cold", "user-ada", "editor")
@@ -227,7 +220,7 @@ def test_a_new_environment_loads_awscrt_while_it_answers_its_first_sync(
         "MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{management_api.server_address[1]}/local",
     }
     loaded = run_fresh(FIRST_SYNC + LOADED, extra)
-    assert loaded["_awscrt"] is True, loaded
+    assert loaded["_awscrt"] is True and no_sdk(loaded), loaded
     paths = [path for path, _ in management_api.posts]
     assert paths == ["/local/@connections/first%3D"] * 3, paths  # connected, SyncStep2, SyncStep1
     assert all(auth.startswith("AWS4-HMAC-SHA256 Credential=") for _, auth in management_api.posts)
@@ -249,7 +242,7 @@ assert entry.disconnect.lambda_handler(event, Context()) == {"statusCode": 200}
 """
 
 
-def test_a_disconnect_with_no_one_left_never_loads_awscrt(
+def test_a_disconnect_with_no_one_left_posts_nothing_and_loads_no_sdk(
     aws_tables: dict[str, str], redis_standalone: str, management_api: ManagementApi
 ) -> None:
     extra = {
@@ -259,7 +252,7 @@ def test_a_disconnect_with_no_one_left_never_loads_awscrt(
         "MANAGEMENT_ENDPOINT": f"http://127.0.0.1:{management_api.server_address[1]}/local",
     }
     loaded = run_fresh(LONE_DISCONNECT + LOADED, extra)
-    assert loaded["_awscrt"] is False and management_api.posts == [], (loaded, management_api.posts)
+    assert no_sdk(loaded) and management_api.posts == [], (loaded, management_api.posts)
 
 
 def test_redis_asyncio_is_whole_when_asked_for(redis_standalone: str) -> None:
@@ -298,7 +291,7 @@ def _load(loader: botocore.loaders.Loader, load: str, *args: str) -> str:
 def test_the_lean_loader_reads_what_botocore_reads() -> None:
     """Same data, same key order, for every model the handlers' clients load and every data
     file a session reads; a service is found wherever botocore finds it."""
-    ours = aws_clients._data_loader(aws_clients.session())
+    ours = aws_clients._loader(aws_clients.session())
     botocores = botocore.loaders.create_loader()
     assert ours.search_paths == botocores.search_paths
     for service in SERVICES:
@@ -328,7 +321,8 @@ def test_the_lean_loader_reads_what_botocore_reads() -> None:
 
 
 def test_the_session_builds_its_clients_with_the_lean_loader() -> None:
-    assert isinstance(aws_clients.session().get_component("data_loader"), aws_clients._Loader)
+    loader = aws_clients.session().get_component("data_loader")
+    assert type(loader).__name__ == "Loader" and type(loader).__module__ == "collab.aws_clients", loader
     assert aws_clients.client("dynamodb").meta.service_model.operation_model("Query").name == "Query"
 
 
@@ -356,13 +350,11 @@ def test_provisioned_environments_build_while_importing(
     entry: str, init_type: str, aws_tables: dict[str, str]
 ) -> None:
     """Ahead of traffic the init builds everything; on demand the first request does."""
-    if entry == "messages":
-        # Ahead of traffic, awscrt too: what the first message's posts would load.
+    # Ahead of traffic, awscrt too: what the first call to DynamoDB would load.
+    if entry in ("messages", "disconnect"):
         built = "__import__('collab.runtime').runtime._runtime is not None and '_awscrt' in sys.modules"
-    elif entry == "disconnect":  # no one waits for it: awscrt only if it posts
-        built = "__import__('collab.runtime').runtime._runtime is not None and '_awscrt' not in sys.modules"
     else:
-        built = f"entry.{entry}._dependencies.cache_info().currsize == 1"
+        built = f"entry.{entry}._dependencies.cache_info().currsize == 1 and '_awscrt' in sys.modules"
     code = f"import json, sys, entry.{entry}; print(json.dumps({{'built': {built}}}))"
     extra = {
         **LAMBDA,

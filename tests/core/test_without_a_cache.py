@@ -15,6 +15,7 @@ from pycrdt import Doc, Text
 
 from collab import protocol, session
 from collab.documents import Documents
+from tests.support.faults import before_send
 from tests.support.rig import Shape, an_update, awareness_frame, build_rig, caller, sync_frame, text_seen_by
 
 
@@ -25,11 +26,11 @@ def _break_presence(rt: Any, shape: Shape) -> None:
         return
     db = rt.documents._log._db
 
-    def time_out(request: Any, **_: Any) -> None:
-        if b'"aw#' in (request.body or b""):
-            raise ReadTimeoutError(endpoint_url=request.url)
+    def time_out(operation: str, body: bytes) -> None:
+        if b'"aw#' in body:
+            raise ReadTimeoutError(endpoint_url="http://dynamodb.local")
 
-    db.meta.events.register("before-send.dynamodb", time_out)
+    before_send(db, time_out)
 
 
 @pytest.mark.parametrize("shape", ["standalone", "none"], indirect=True)

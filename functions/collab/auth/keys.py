@@ -4,11 +4,11 @@
   verify without a network call. It refetches the set when it expires (5 min) or, at
   most once per cooldown, when a token names an unknown kid (key rotation).
 - HS256: the secret itself, or read from SSM Parameter Store or Secrets Manager with a
-  botocore client and kept for `SECRET_MAX_AGE_SECONDS`, so a rotated secret is picked up
-  within that time. Not through Powertools parameters: that utility imports boto3 and
-  builds its own boto3 session and client, about 110 ms of the authorizer's first
-  invocation here against 9 ms for a client from collab.aws_clients' session, which the
-  authorizer has already loaded for the access table.
+  lean JSON client (collab.aws_json) and kept for `SECRET_MAX_AGE_SECONDS`, so a rotated
+  secret is picked up within that time. Not through Powertools parameters: that utility
+  imports boto3 and builds its own boto3 session and client, about 110 ms of the
+  authorizer's first invocation, where the authorizer has awscrt loaded already for the
+  access table.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _client(service: str) -> Any:
     # Imported here: the jwks mode and a secret given inline never need these clients.
     from collab import aws_clients
 
-    return aws_clients.client(service)
+    return aws_clients.json_client(service)
 
 
 def _fetch_secret(source: SecretSource) -> str:
