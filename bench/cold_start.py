@@ -2,7 +2,7 @@
 test: it prints, never fails).
 
     .venv/bin/python -m bench.cold_start                      # the working tree
-    .venv/bin/python -m bench.cold_start --before f1013e6     # and that commit's functions/
+    .venv/bin/python -m bench.cold_start --before e387126     # and that commit's functions/
 
 For each Lambda entry point, in fresh interpreters, `--runs` times, median (and min):
 - `importtime`: the cumulative time of `import entry.<name>` as `python -X importtime`
@@ -11,8 +11,9 @@ For each Lambda entry point, in fresh interpreters, `--runs` times, median (and 
   on: Powertools' Tracer only instruments there), wall and CPU time of the import alone
   (`import`, `import CPU`) and of the import plus building the environment's dependencies
   (`+build`, `+build CPU`: `runtime.current()` for messages and disconnect,
-  `_dependencies()` for connect and the authorizer: boto3 clients and settings; Redis
-  connects on first use). Interpreter start-up is not counted;
+  `_dependencies()` for connect and the authorizer: clients and settings; Redis connects on
+  first use; and awscrt, which every entry point's first AWS call loads: its native module
+  seeds aws-lc's entropy as it loads). Interpreter start-up is not counted;
 - `no .pyc CPU`: the import plus the build again, with every module outside the standard
   library compiled from source, as on Lambda before da9d91e: the layer and the function
   asset shipped no bytecode and /opt and /var/task are read-only, so nothing is cached
@@ -21,24 +22,22 @@ For each Lambda entry point, in fresh interpreters, `--runs` times, median (and 
 
 `--before REV` measures `git archive REV functions` the same way, with awscrt hidden from
 botocore when REV's layer did not have it (requirements.txt at REV), so it imports what
-that layer imported.
+that layer imported. A REV whose functions loaded awscrt only for their posts (before the
+lean JSON clients) is measured without that load in `+build`, as it ran.
 
-`--first-request` measures what the first caller of a new environment waits for: a fresh
-interpreter imports `entry.messages` and handles one `sync` from a new connection to a new
-scene (the room's membership and access in moto's DynamoDB, the scene in a throwaway
+`--first-request` measures what the first caller of a new environment waits for, along a
+connection's life, each handler in a fresh interpreter: the authorizer admits a token for
+a new scene, `entry.connect` records the connection, `entry.messages` handles its first
+`sync` (the room's membership and access in moto's DynamoDB, the scene in a throwaway
 redis-server, the replies posted to a stand-in Management API on loopback that answers
-200), then a fresh `entry.disconnect` ends that connection; CPU (every thread of the
-handler's process) and wall time from before the import to the handler's return.
+200), then `entry.disconnect` ends it; CPU (every thread of the handler's process) and
+wall time from before the import to the handler's return.
 DynamoDB, Redis and the Management API answer from other processes, as on AWS (where
 their round trips are longer than loopback's).
 
 `--floor` splits messages' import and build of the working tree into the libraries it
-imports, in the order it imports them (each step's CPU in fresh interpreters, awscrt
-hidden from botocore as on Lambda): where the time goes that no change of ours removes.
-
-`--overlap` measures the background load of awscrt alone: a fresh interpreter waits W ms
-without the GIL (as a first invocation waits on DynamoDB and Redis), then needs awscrt,
-with and without `collab.management_client.load_in_background()` started before the wait.
+imports, in the order it imports them (each step's CPU in fresh interpreters): where the
+time goes that no change of ours removes.
 
 `--instructions` counts instead the instructions of the import plus the build, once per
 entry point and tree, under valgrind's callgrind (the interpreter's own start-up, counted
@@ -105,13 +104,22 @@ LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "bench",
     "POWERTOOLS_TRACE_DISABLED": "false",
 }
-BUILD = {
+_BUILD = {
     "messages": "from collab import runtime; runtime.current()",
     "disconnect": "from collab import runtime; runtime.current()",
     "connect": "entry.connect._dependencies()",
     "authorizer": "entry.authorizer._dependencies()",
     "http_api": "from collab import runtime, http_routes; runtime.current(); http_routes.verifier()",
 }
+_AWSCRT = "; import collab.management_client as m; m.load_awscrt()"
+
+
+def build_code(functions: Path, entry: str) -> str:
+    """The build of `entry`, with awscrt's load where the tree's first AWS call needs it."""
+    every_call_signs_with_awscrt = (functions / "collab" / "aws_json.py").exists()
+    return _BUILD[entry] + (_AWSCRT if every_call_signs_with_awscrt else "")
+
+
 # Installed before the timed import by `no .pyc`: a path hook whose source loader never
 # finds bytecode (path_stats failing makes importlib compile, and then not write) for every
 # directory but the standard library's.
@@ -153,7 +161,7 @@ def import_ms(functions: Path, entry: str, env: dict[str, str], prefix: str) -> 
 def from_source_cpu_ms(functions: Path, entry: str, prefix: str) -> float:
     """CPU of import plus build, traced as on Lambda, compiling what Lambda compiles."""
     code = (
-        f"{prefix}{FROM_SOURCE}\nimport time; c = time.process_time(); import entry.{entry}; {BUILD[entry]}; "
+        f"{prefix}{FROM_SOURCE}\nimport time; c = time.process_time(); import entry.{entry}; {build_code(functions, entry)}; "
         "print(round((time.process_time() - c) * 1000, 1))"
     )
     return float(_python(functions, code, LAMBDA_ENV, importtime=False).stdout.strip().splitlines()[-1])
@@ -166,7 +174,7 @@ def traced_ms(functions: Path, entry: str, prefix: str) -> tuple[float, float, f
     code = (
         f"{prefix}import time; w, c = time.perf_counter(), time.process_time(); import entry.{entry}; "
         "iw, ic = time.perf_counter(), time.process_time(); "
-        f"{BUILD[entry]}; "
+        f"{build_code(functions, entry)}; "
         "bw, bc = time.perf_counter(), time.process_time(); "
         "print(*(round((x - y) * 1000, 1) for x, y in ((iw, w), (ic, c), (bw, w), (bc, c))))"
     )
@@ -259,7 +267,7 @@ def lambda_cpu_ms(python: Path, path: list[Path], entry: str) -> tuple[float, fl
     """(import CPU, import+build CPU) of `entry` in a fresh Python 3.13, traced as on Lambda."""
     code = (
         f"import time; c = time.process_time(); import entry.{entry}; ic = time.process_time(); "
-        f"{BUILD[entry]}; bc = time.process_time(); "
+        f"{build_code(path[0], entry)}; bc = time.process_time(); "
         "print(round((ic - c) * 1000, 1), round((bc - c) * 1000, 1))"
     )
     env = {**os.environ, **HANDLER_ENV, **LAMBDA_ENV, "PYTHONPATH": ":".join(map(str, path))}
@@ -285,12 +293,13 @@ event = json.loads(sys.argv[1])
 c, w = time.process_time(), time.perf_counter()
 import entry.{entry} as handler
 ic, iw = time.process_time(), time.perf_counter()
-handler.lambda_handler(event, Context())
+answer = handler.lambda_handler(event, Context())
 fc, fw = time.process_time(), time.perf_counter()
+assert "{entry}" != "authorizer" or answer["policyDocument"]["Statement"][0]["Effect"] == "Allow", answer
 print(json.dumps([round((x - y) * 1000, 1) for x, y in ((ic, c), (iw, w), (fc, c), (fw, w))]))
 """
 FIRST_KINDS = ("import CPU", "import wall", "+first CPU", "+first wall")
-FIRST_ENTRIES = ("messages", "disconnect")
+FIRST_ENTRIES = ("authorizer", "connect", "messages", "disconnect")
 
 
 class _ManagementApi(ThreadingHTTPServer):
@@ -374,6 +383,21 @@ def _event(scene: str, connection: str, route: str, body: str | None) -> dict[st
     return {"requestContext": context, "body": body}
 
 
+def _authorizer_event(scene: str) -> dict[str, object]:
+    import jwt
+
+    now = int(time.time())
+    token = jwt.encode(
+        {"sub": "ada", "iat": now, "exp": now + 3600}, HANDLER_ENV["JWT_SECRET"], algorithm="HS256"
+    )
+    return {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:api/local/$connect",
+        "queryStringParameters": {"sceneId": scene, "token": token},
+        "requestContext": {"routeKey": "$connect", "requestId": uuid.uuid4().hex},
+    }
+
+
 SYNC_FROM_NOTHING = json.dumps({"action": "sync", "data": "AAABAA=="})  # SyncStep1, empty state vector
 
 
@@ -384,13 +408,21 @@ def first_request(trees: list[tuple[Path, str]], runs: int) -> list[Figures]:
             for (functions, prefix), by_entry in zip(trees, figures, strict=True):
                 scene, connection = f"cold-{uuid.uuid4().hex[:10]}", f"c{uuid.uuid4().hex[:10]}="
                 access.grant(scene, "ada", "editor")  # type: ignore[attr-defined]
+                # A connection's life, each handler in a new environment: the authorizer's
+                # verdict, $connect's row, the first sync, $disconnect.
                 for entry, route, body in (
+                    ("authorizer", "", None),
+                    ("connect", "$connect", None),
                     ("messages", "sync", SYNC_FROM_NOTHING),
                     ("disconnect", "$disconnect", None),
                 ):
                     posts = api.posts
                     code = prefix + FIRST_REQUEST.format(entry=entry)
-                    event = json.dumps(_event(scene, connection, route, body))
+                    event = json.dumps(
+                        _authorizer_event(scene)
+                        if entry == "authorizer"
+                        else _event(scene, connection, route, body)
+                    )
                     full_env = {
                         **os.environ,
                         **HANDLER_ENV,
@@ -420,12 +452,9 @@ def first_request(trees: list[tuple[Path, str]], runs: int) -> list[Figures]:
 # messages' imports, library by library, in the order entry.messages reaches them.
 FLOOR_STEPS = (
     ("the standard library's basics", "import typing, re, logging, json, dataclasses, inspect"),
-    (
-        "botocore, urllib3, dateutil, jmespath, ssl, http.client, email",
-        "import sys; sys.modules['awscrt'] = None; import botocore.session, botocore.config; "
-        "del sys.modules['awscrt']",
-    ),
-    ("the first DynamoDB client", "from collab import aws_clients; aws_clients.client('dynamodb')"),
+    ("botocore.exceptions (the error classes)", "import botocore.exceptions"),
+    ("awscrt (aws-lc's entropy, auth, http, io)", "import awscrt.auth, awscrt.http, awscrt.io"),
+    ("the first DynamoDB client", "from collab import aws_clients; aws_clients.json_client('dynamodb')"),
     ("Powertools Logger, Metrics, Tracer", "from aws_lambda_powertools import Logger, Metrics, Tracer"),
     ("redis (collab.cache)", "import collab.cache"),
     ("pycrdt and anyio", "import pycrdt"),
@@ -449,33 +478,6 @@ def floor(runs: int) -> None:
         print(f"  {statistics.median(values):6.0f} /{min(values):5.0f}  {name}")
     totals = [sum(run) for run in zip(*steps, strict=True)]
     print(f"  {statistics.median(totals):6.0f} /{min(totals):5.0f}  in all")
-
-
-OVERLAP = """
-import sys, time
-from collab import management_client
-wait, background = float(sys.argv[1]) / 1000, sys.argv[2] == "1"
-w = time.perf_counter()
-if background:
-    management_client.load_in_background()
-time.sleep(wait)  # without the GIL, as a socket waiting for DynamoDB's answer
-management_client.auth.AwsSigningConfig  # the first post needs awscrt
-print(round((time.perf_counter() - w) * 1000, 1))
-"""
-
-
-def overlap(runs: int) -> None:
-    print(f"\nwait, then awscrt  (wall ms from the wait's start, median / min of {runs})")
-    for wait in (0, 40, 100):
-        figures: dict[str, list[float]] = {"in line": [], "background": []}
-        for _ in range(runs):
-            for kind, flag in (("in line", "0"), ("background", "1")):
-                command = [sys.executable, "-c", OVERLAP, str(wait), flag]
-                env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
-                done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-                figures[kind].append(float(done.stdout.strip().splitlines()[-1]))
-        cells = "   ".join(f"{k} {statistics.median(v):5.0f} /{min(v):5.0f}" for k, v in figures.items())
-        print(f"  wait {wait:3d} ms:  {cells}")
 
 
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -507,7 +509,9 @@ def instructions(trees: list[tuple[Path, str]]) -> list[Figures]:
     for (functions, prefix), by_entry in zip(trees, figures, strict=True):
         start = _instructions(functions, "import time", prefix)
         for entry in ENTRY_POINTS:
-            work = _instructions(functions, f"import time, entry.{entry}; {BUILD[entry]}", prefix)
+            work = _instructions(
+                functions, f"import time, entry.{entry}; {build_code(functions, entry)}", prefix
+            )
             by_entry[entry]["+build Minstr"].append((work - start) / 1e6)
     return figures
 
@@ -549,7 +553,6 @@ def main(argv: list[str] | None = None) -> int:
         help="import plus the first invocation (messages: a sync; disconnect) on a local stack",
     )
     parser.add_argument("--floor", action="store_true", help="messages' import and build, library by library")
-    parser.add_argument("--overlap", action="store_true", help="awscrt's background load against a wait")
     parser.add_argument(
         "--instructions",
         action="store_true",
@@ -562,11 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {os.getloadavg()}")
-    if args.floor or args.overlap:
-        if args.floor:
-            floor(args.runs)
-        else:
-            overlap(args.runs)
+    if args.floor:
+        floor(args.runs)
         print(f"\nload average after: {os.getloadavg()}")
         return 0
     if args.lambda_bytecode:

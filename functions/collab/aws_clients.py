@@ -42,8 +42,9 @@ from collab import aws_json, tracing
 if TYPE_CHECKING:
     import botocore.session
 
-# Every call tried up to three times (botocore's standard mode, in collab.aws_json too).
-MAX_ATTEMPTS = 3
+# Every call tried up to four times, the first and three retries: what the handlers' botocore
+# clients did with Config(retries={"max_attempts": 3}), botocore's count of retries.
+MAX_ATTEMPTS = 4
 JSON_SERVICES = {
     "dynamodb": aws_json.DYNAMODB,
     "events": aws_json.EVENTBRIDGE,
@@ -114,7 +115,7 @@ def client(service: str, max_attempts: int = MAX_ATTEMPTS) -> Any:
 
     shared = session()
     tracing.patch_botocore()
-    config = Config(retries={"max_attempts": max_attempts, "mode": "standard"}, tcp_keepalive=True)
+    config = Config(retries={"total_max_attempts": max_attempts, "mode": "standard"}, tcp_keepalive=True)
     with _lock:
         return shared.create_client(service, config=config)
 

@@ -12,20 +12,27 @@ awscrt signs and sends in C. What botocore does for these calls is small, and ke
 - the request: a POST of the parameters as JSON, bytes as base64 (botocore's blobs), the
   operation in X-Amz-Target, SigV4-signed by awscrt with the function's credentials
   (collab.management_client.SigningIdentity: the environment's, session token included);
-- the answer: JSON, DynamoDB's binary attribute values decoded back to bytes, the CRC32
-  DynamoDB sends checked, `ResponseMetadata` (request id, status, retry attempts) added;
+- the answer: JSON, DynamoDB's binary attribute values decoded back to bytes (SSM's and
+  Secrets Manager's answers are left as sent: no handler reads their dates or binary
+  secrets), the CRC32 DynamoDB sends checked, `ResponseMetadata` (request id, status,
+  retry attempts) added;
 - errors: botocore's own exception classes (botocore.exceptions is a 6 ms import without the
   rest of botocore), so every `except ClientError` reads `error.response["Error"]["Code"]`
   and the modelled members (`Item` of a failed condition, `CancellationReasons`) as before;
   transport failures are its EndpointConnectionError, ConnectTimeoutError,
   ReadTimeoutError and ConnectionClosedError, all BotoCoreError;
-- retries as botocore's "standard" mode (max_attempts 3 in collab.runtime): throttling
-  codes, the transient ones, 500/502/503/504, a failed CRC32 and transport failures, after
-  random(0..1) x 2^(attempt-1) s (at most 20 s). A write whose answer was lost is sent
-  again, as with botocore, so every conditional write here already recognises its own
-  earlier attempt (collab.durable_log, rooms, versions, ...). Not kept: the retry quota
-  (a token bucket that stops retrying when most calls of a client fail; an environment
-  lives minutes to hours, and three attempts bound every call);
+- retries as botocore's "standard" mode, four attempts (collab.aws_clients.MAX_ATTEMPTS,
+  what the handlers' botocore clients made): throttling codes and 429, the transient
+  codes, 500/502/503/504, transport failures, an unreadable answer and a failed CRC32,
+  after random(0..1) x 2^(attempt-1) s. A write whose answer was lost is sent again, as
+  with botocore, so every conditional write here already recognises its own earlier
+  attempt (collab.durable_log, rooms, versions, ...), and TransactWriteItems gets a
+  ClientRequestToken when the caller gave none, as botocore fills it. Not kept: the retry
+  quota (a token bucket that stops retrying when most calls of a client fail; an
+  environment lives minutes to hours, and four attempts bound every call);
+- time: at most `connect_timeout_s` (2 s) to connect and `timeout_s` (10 s) for an
+  attempt's answer, and `deadline_s` (12 s) for the call with its retries and sleeps, so a DynamoDB that hangs ends in
+  a ReadTimeoutError the handler answers, before the function's 15 s timeout;
 - endpoints: AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL (moto locally), else the
   regional name, HTTPS with certificate checks;
 - X-Ray: one `aws` subsegment per call, as botocore's patched calls record
@@ -50,6 +57,7 @@ import os
 import random
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,7 +142,21 @@ THROTTLING_CODES = frozenset(
 )
 TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"})
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+THROTTLING_STATUSES = frozenset({429})
 MAX_BACKOFF_SECONDS = 20.0
+# Parameters botocore fills when absent (the idempotencyToken trait of the operations here).
+_IDEMPOTENCY_TOKENS = {"TransactWriteItems": "ClientRequestToken"}
+
+
+class UnreadableAnswer(exceptions.BotoCoreError):
+    """A success whose body is not JSON (a proxy's page, a cut answer): retried like a
+    transport failure, raised as a BotoCoreError when the attempts are spent."""
+
+    fmt = "{operation}: the answer (HTTP {status}) is not JSON"
+
+
+class _StaleConnection(exceptions.ConnectionClosedError):
+    """A reused connection failed before any answer arrived."""
 
 
 @dataclass
@@ -175,9 +197,10 @@ class JsonClient:
         *,
         region: str | None = None,
         endpoint_url: str | None = None,
-        max_attempts: int = 3,
+        max_attempts: int = 4,
         connect_timeout_s: float = 2.0,
         timeout_s: float = 10.0,
+        deadline_s: float = 12.0,
         identity: mc.SigningIdentity | None = None,
         ca_file: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -199,12 +222,17 @@ class JsonClient:
         self.max_attempts = max(1, max_attempts)
         self.connect_timeout_s = connect_timeout_s
         self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
         self._sleep = sleep
         self.intercept: Intercept | None = None
         self._content_type = f"application/x-amz-json-{service.json_version}"
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
+        # Only reached for what the instance lacks; before __init__ ran (a copy, a pickle)
+        # that includes `service` itself.
+        if name.startswith("_") or name == "service":
+            raise AttributeError(name)
         operation = self.service.operations.get(name)
         if operation is None:
             raise AttributeError(f"{self.service.service_id} client has no operation {name!r}")
@@ -218,19 +246,35 @@ class JsonClient:
 
     # -- one call --------------------------------------------------------------------------
     def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        if operation in _IDEMPOTENCY_TOKENS and _IDEMPOTENCY_TOKENS[operation] not in params:
+            # As botocore fills a modelled idempotency token: every retry of the call sends
+            # the same one, so a transaction whose answer was lost is not applied twice.
+            params = {**params, _IDEMPOTENCY_TOKENS[operation]: str(uuid.uuid4())}
         body = json.dumps(params, separators=(",", ":"), default=_blob).encode()
         if self._identity.provider() is None:
             raise exceptions.NoCredentialsError()
+        deadline = time.monotonic() + self.deadline_s
         attempt = 0
+        stale_retried = False
         while True:
             attempt += 1
             try:
-                answer = self._exchange(operation, body)
+                answer = self._exchange(operation, body, deadline)
                 parsed = self._parse(operation, answer)
-            except exceptions.BotoCoreError:  # transport, or a body that failed its CRC32
-                if attempt >= self.max_attempts:
+            except _StaleConnection:
+                # A kept-alive connection the other end had closed (idle, or while Lambda
+                # froze the environment): once per call, straight away on a new one, not
+                # counted as an attempt, as urllib3 drops a dead pooled connection before use.
+                if not stale_retried:
+                    stale_retried = True
+                    attempt -= 1
+                    continue
+                if not self._backoff(attempt, deadline):
                     raise
-                self._backoff(attempt)
+                continue
+            except exceptions.BotoCoreError:  # transport, an unreadable answer, a failed CRC32
+                if not self._backoff(attempt, deadline):
+                    raise
                 continue
             metadata = {
                 "RequestId": answer.headers.get("x-amzn-requestid", ""),
@@ -242,22 +286,29 @@ class JsonClient:
             if answer.status < 300:
                 return parsed
             error = _client_error(operation, parsed, answer.status)
-            if attempt >= self.max_attempts or not _retryable(error, answer.status):
+            if not _retryable(error, answer.status) or not self._backoff(attempt, deadline):
                 raise error
-            self._backoff(attempt)
 
-    def _backoff(self, attempt: int) -> None:
-        self._sleep(random.random() * min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1)))
+    def _backoff(self, attempt: int, deadline: float) -> bool:
+        """Sleep before the next attempt (botocore's standard backoff); False when there is
+        none: the attempts are spent, or the call's deadline would pass before it starts."""
+        if attempt >= self.max_attempts:
+            return False
+        delay = random.random() * min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
+        if time.monotonic() + delay >= deadline:
+            return False
+        self._sleep(delay)
+        return True
 
-    def _exchange(self, operation: str, body: bytes) -> Exchange:
+    def _exchange(self, operation: str, body: bytes, deadline: float) -> Exchange:
         def send() -> Exchange:
-            return self._send(operation, body)
+            return self._send(operation, body, min(self.timeout_s, max(0.05, deadline - time.monotonic())))
 
         if self.intercept is not None:
             return self.intercept(operation, body, send)
         return send()
 
-    def _send(self, operation: str, body: bytes) -> Exchange:
+    def _send(self, operation: str, body: bytes, timeout_s: float) -> Exchange:
         endpoint = self._endpoint
         provider = self._identity.provider()
         if provider is None:
@@ -279,35 +330,41 @@ class JsonClient:
             signed_body_value=hashlib.sha256(body).hexdigest(),
         )
         mc.auth.aws_sign_request(request, config).result()
-        connection = self._connection()
+        connection, reused = self._connection()
+        closed = _StaleConnection if reused else exceptions.ConnectionClosedError
         answer = _Answer()
         try:
             stream = connection.request(request, on_response=answer.on_response, on_body=answer.on_body)
             stream.activate()
         except Exception as error:  # a kept-alive connection the server closed meanwhile
             connection.close()
-            raise exceptions.ConnectionClosedError(endpoint_url=self.endpoint_url) from error
+            raise closed(endpoint_url=self.endpoint_url) from error
         try:
-            stream.completion_future.result(timeout=self.timeout_s)
+            stream.completion_future.result(timeout=timeout_s)
         except TimeoutError as error:
             connection.close()  # its answer, if it ever comes, is not waited for
             raise exceptions.ReadTimeoutError(endpoint_url=self.endpoint_url) from error
         except Exception as error:
             connection.close()
-            raise exceptions.ConnectionClosedError(endpoint_url=self.endpoint_url) from error
+            raise (closed if answer.status == 0 else exceptions.ConnectionClosedError)(
+                endpoint_url=self.endpoint_url
+            ) from error
         self._pool.give_back(connection)
         return Exchange(answer.status, answer.headers, b"".join(answer.body))
 
-    def _connection(self) -> Any:
+    def _connection(self) -> tuple[Any, bool]:
+        """A connection, and whether it is a kept-alive one (it may have been closed)."""
         connection = self._pool.take()
         if connection is not None:
-            return connection
+            return connection, True
         try:
             opening = self._pool.open()
-            return opening.result(timeout=self.connect_timeout_s + 1.0)
+            return opening.result(timeout=self.connect_timeout_s + 1.0), False
         except TimeoutError as error:
             raise exceptions.ConnectTimeoutError(endpoint_url=self.endpoint_url) from error
-        except Exception as error:  # refused, unresolvable, TLS failed
+        except Exception as error:  # refused, unresolvable, TLS failed, or awscrt's own timeout
+            if getattr(error, "name", "") == "AWS_IO_SOCKET_TIMEOUT":
+                raise exceptions.ConnectTimeoutError(endpoint_url=self.endpoint_url) from error
             raise exceptions.EndpointConnectionError(endpoint_url=self.endpoint_url, error=error) from error
 
     def _parse(self, operation: str, answer: Exchange) -> dict[str, Any]:
@@ -325,7 +382,7 @@ class JsonClient:
         except (ValueError, binascii.Error):
             if answer.status >= 300:  # e.g. a proxy's HTML error page: the status is the news
                 return {}
-            raise exceptions.ResponseParserError(f"{operation}: the answer is not JSON") from None
+            raise UnreadableAnswer(operation=operation, status=answer.status) from None
         return parsed if isinstance(parsed, dict) else {}
 
 
@@ -356,7 +413,8 @@ _error_classes: dict[str, type[exceptions.ClientError]] = {}
 
 def _client_error(operation: str, parsed: dict[str, Any], status: int) -> exceptions.ClientError:
     # "__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"
-    code = str(parsed.pop("__type", "") or "").rpartition("#")[2] or str(status)
+    # (the awsJson protocols: what follows a ':' is not part of the code)
+    code = str(parsed.pop("__type", "") or "").split(":", 1)[0].rpartition("#")[2] or str(status)
     message = parsed.pop("message", None) or parsed.pop("Message", None) or ""
     response = {"Error": {"Code": code, "Message": str(message)}, **parsed}
     # A ClientError subclass named after the code, as botocore's error factory makes, so
@@ -370,4 +428,9 @@ def _client_error(operation: str, parsed: dict[str, Any], status: int) -> except
 
 def _retryable(error: exceptions.ClientError, status: int) -> bool:
     code = error.response["Error"]["Code"]
-    return code in THROTTLING_CODES or code in TRANSIENT_CODES or status in TRANSIENT_STATUSES
+    return (
+        code in THROTTLING_CODES
+        or code in TRANSIENT_CODES
+        or status in TRANSIENT_STATUSES
+        or status in THROTTLING_STATUSES
+    )

@@ -4,7 +4,8 @@ the handlers make, against the same moto server (`aws_tables`), and fail, retry 
 out as botocore's "standard" mode does against a real loopback HTTP server started here
 (`FakeService`), which answers each request from a script.
 
-A test marked xfail(strict=True) is a defect found here: it fails now, and names it."""
+The scripted server's tests give the client three attempts (`fake`), the numbers they count
+against; the handlers' clients make four (test_the_clients_the_handlers_build)."""
 
 from __future__ import annotations
 
@@ -288,7 +289,7 @@ def fake() -> Iterator[Callable[..., tuple[FakeService, JsonClient, list[float]]
             endpoint_url=server.url,
             identity=aws_json.mc.SigningIdentity(StaticCredentials()),
             sleep=sleeps.append,
-            **options,
+            **{"max_attempts": 3, **options},
         )
         made.append((server, client))
         return server, client, sleeps
@@ -912,6 +913,19 @@ def test_a_server_that_never_answers_is_bounded_and_its_connection_dropped(fake:
     assert 2.5 <= elapsed < 30
 
 
+def test_a_call_ends_at_its_deadline_whatever_its_attempts(fake: Any) -> None:
+    """Four attempts of up to 2 s each would take 8 s; the call's deadline ends it at 3 s
+    with the timeout (the handlers' 12 s deadline is under their functions' 15 s)."""
+    server, client, _ = fake([Hang()], timeout_s=2.0, deadline_s=3.0, max_attempts=4)
+    started = time.monotonic()
+    with pytest.raises(ReadTimeoutError):
+        get(client)
+    elapsed = time.monotonic() - started
+    assert 2.0 <= elapsed < 3.0 + 2.0, elapsed  # + slack for a loaded machine
+    # A second attempt gets what is left of the 3 s (none when the backoff would pass it).
+    assert 1 <= server.count <= 2
+
+
 def test_a_connection_closed_mid_answer_is_retried_on_a_new_one(fake: Any) -> None:
     server, client, sleeps = fake([CutOff(), OK])
     answer = get(client)
@@ -1045,7 +1059,7 @@ def test_a_connection_timeout_is_bounded(fake: Any) -> None:
         started = time.monotonic()
         with pytest.raises(BotoCoreError):
             get(client)
-        assert time.monotonic() - started < 20 and len(sleeps) == 2
+        assert time.monotonic() - started < 20 and len(sleeps) == client.max_attempts - 1
         client.close()
     finally:
         for sock in (listener, *fillers):
@@ -1102,15 +1116,9 @@ def test_a_lost_answer_to_a_conditional_put_comes_back_as_its_own_item(table: st
     assert error.response["ResponseMetadata"]["RetryAttempts"] == 1
 
 
-# -- defects: each fails now --------------------------------------------------------------------
+# -- defects the attack found, fixed ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aws_json._parse raises exceptions.ResponseParserError, which botocore.exceptions does "
-    "not define (it is botocore.parsers.ResponseParserError, not a BotoCoreError): a 2xx whose "
-    "body is not JSON raises AttributeError, which no caller's `except (BotoCoreError, ClientError)` catches",
-)
 @pytest.mark.parametrize(
     "body",
     [b"<html>a proxy</html>", b'{"Item":', b'{"Item":{"b":{"B":"abc"}}}', b"\xff\xfe not utf-8"],
@@ -1122,23 +1130,12 @@ def test_a_2xx_body_that_is_not_json_is_a_botocore_error(fake: Any, body: bytes)
         get(client)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="botocore's standard mode (this botocore, retries/standard.py ThrottlingStatusCodeChecker) "
-    "retries a 429 whose code is not a modelled error (an empty or HTML body); aws_json._retryable "
-    "only knows 500/502/503/504 and the codes",
-)
 @pytest.mark.parametrize("body", [b"", b"<html>Too Many Requests</html>"], ids=["empty", "html"])
 def test_a_bare_429_is_retried_as_botocore_does(fake: Any, body: bytes) -> None:
     _, client, _ = fake([Reply(429, body), OK])
     assert get(client)["ResponseMetadata"]["RetryAttempts"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aws_json._client_error keeps what follows ':' in __type (\"ValidationException:http://...\"); "
-    "botocore and the awsJson protocol spec take only what precedes it",
-)
 def test_an_error_type_with_a_colon_suffix_is_sanitised(fake: Any) -> None:
     _, client, _ = fake(
         [
@@ -1155,12 +1152,6 @@ def test_an_error_type_with_a_colon_suffix_is_sanitised(fake: Any) -> None:
     assert error.response["Error"]["Code"] == "ValidationException"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a connect that times out comes back from awscrt as AwsCrtError AWS_IO_SOCKET_TIMEOUT, "
-    "which aws_json._connection turns into EndpointConnectionError; its TimeoutError branch (the "
-    "future's own wait, connect_timeout + 1 s) never fires first, so ConnectTimeoutError is never raised",
-)
 def test_a_connect_timeout_is_a_connect_timeout_error() -> None:
     from botocore.exceptions import ConnectTimeoutError
 
@@ -1183,11 +1174,6 @@ def test_a_connect_timeout_is_a_connect_timeout_error() -> None:
             sock.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JsonClient.__getattr__ reads self.service.operations: on an instance whose __init__ has "
-    "not run (copy.copy, pickle) it recurses until RecursionError; LazyClient guards this (_OWN)",
-)
 def test_a_client_can_be_copied_without_recursing() -> None:
     import copy
 
@@ -1200,19 +1186,14 @@ def test_a_client_can_be_copied_without_recursing() -> None:
     copy.copy(client)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aws_clients.client builds botocore's client with Config(retries={'max_attempts': 3}), which "
-    "botocore reads as 3 retries, 4 attempts (client.py: total_max_attempts = max_attempts + 1); the "
-    "JSON clients make 3, so the docstring's 'retrying as the JSON clients do' does not hold, and the "
-    "handlers' DynamoDB calls now retry once less than their botocore client did",
-)
 def test_botocores_client_and_the_json_client_make_as_many_attempts(
     fake: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import botocore.endpoint
 
-    server, lean_client, _ = fake([error_reply("ProvisionedThroughputExceededException")])
+    server, lean_client, _ = fake(
+        [error_reply("ProvisionedThroughputExceededException")], max_attempts=aws_clients.MAX_ATTEMPTS
+    )
     error_of(lambda: get(lean_client))
     lean_attempts = server.count
     assert lean_attempts == aws_clients.MAX_ATTEMPTS
@@ -1288,8 +1269,8 @@ def test_a_chunked_answer_is_read_whole_and_its_crc32_checked(fake: Any) -> None
 
 
 def test_a_retried_transaction_sends_the_same_body_and_token(fake: Any) -> None:
-    """awareness_table passes its own ClientRequestToken (botocore would have made one: the
-    lean client does not, so a caller without one gets no idempotent retry)."""
+    """awareness_table passes its own ClientRequestToken; a call without one gets one, the
+    same on every retry, as botocore fills it."""
     server, client, _ = fake([Reply(500, b""), OK])
     client.transact_write_items(
         TransactItems=[{"Put": {"TableName": "t", "Item": {"pk": {"S": "a"}, "b": {"B": b"\x00"}}}}],
@@ -1298,17 +1279,17 @@ def test_a_retried_transaction_sends_the_same_body_and_token(fake: Any) -> None:
     first, second = server.requests[0][2], server.requests[1][2]
     assert first == second
     assert json.loads(first)["ClientRequestToken"] == "tok-1"
-    # and without a token none is invented (botocore would add a uuid4 here)
-    server, client, _ = fake([OK])
+    server, client, _ = fake([Reply(500, b""), OK])
     client.transact_write_items(TransactItems=[])
-    assert "ClientRequestToken" not in json.loads(server.requests[0][2])
+    first, second = (json.loads(server.requests[n][2]) for n in (0, 1))
+    assert first == second and len(first["ClientRequestToken"]) == 36, first
 
 
 def test_the_clients_the_handlers_build(moto: str) -> None:
     client = aws_clients.json_client("dynamodb")
     try:
-        assert client.max_attempts == 3
-        assert client.connect_timeout_s == 2.0 and client.timeout_s == 10.0
+        assert client.max_attempts == aws_clients.MAX_ATTEMPTS == 4
+        assert client.connect_timeout_s == 2.0 and client.timeout_s == 10.0 and client.deadline_s == 12.0
         assert client.endpoint_url == moto
     finally:
         client.close()

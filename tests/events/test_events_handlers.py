@@ -114,12 +114,20 @@ class Handlers:
             self._current = ""
 
     def record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        """botocore's before-parameter-build hook: sees each call's own parameters."""
+        """botocore's before-parameter-build hook (S3): sees each call's own parameters."""
+        self.record_call(model.service_model.service_name, model.name, params)
+
+    def record_call(self, service: str, operation: str, params: dict[str, Any]) -> None:
         if not self._current:
             return  # the test's own reads
-        service, operation = model.service_model.service_name, model.name
         if service == "dynamodb":
             names = [params["TableName"]] if "TableName" in params else list(params.get("RequestItems", {}))
+            names += [
+                one["TableName"]
+                for item in params.get("TransactItems", [])
+                for one in item.values()
+                if "TableName" in one
+            ]
             for name in names:
                 self.calls.add((self._current, f"dynamodb:{operation}", self._tables[name]))
             return
@@ -179,9 +187,10 @@ def handlers(
             TableName=aws_tables["ACCESS_TABLE"],
             Item={"sceneId": {"S": "demo-scene"}, "userId": {"S": user}, "role": {"S": "editor"}},
         )
-    # The clients the handlers build from here on come from this session, which records
-    # (collab.aws_clients: the handlers' one botocore session per process).
-    from collab import aws_clients
+    # The clients the handlers build from here on: botocore's (S3) come from this session,
+    # which records (collab.aws_clients: one botocore session per process); the JSON
+    # clients (DynamoDB, EventBridge, SSM, Secrets Manager) record each call as it starts.
+    from collab import aws_clients, aws_json
 
     monkeypatch.setattr(aws_clients, "_session", None)
     session = aws_clients.session()
@@ -196,6 +205,13 @@ def handlers(
         physical,
     )
     session.register("before-parameter-build", recorder.record)
+    call = aws_json.JsonClient.call
+
+    def recorded(client: aws_json.JsonClient, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        recorder.record_call(client.service.signing_name, operation, params)
+        return call(client, operation, params)
+
+    monkeypatch.setattr(aws_json.JsonClient, "call", recorded)
     yield recorder
     runtime._runtime = None
     authorizer._dependencies.cache_clear()
