@@ -454,8 +454,11 @@ FLOOR_STEPS = (
     ("the standard library's basics", "import typing, re, logging, json, dataclasses, inspect"),
     ("botocore.exceptions (the error classes)", "import botocore.exceptions"),
     ("awscrt (aws-lc's entropy, auth, http, io)", "import awscrt.auth, awscrt.http, awscrt.io"),
-    ("the first DynamoDB client", "from collab import aws_clients; aws_clients.json_client('dynamodb')"),
     ("Powertools Logger, Metrics, Tracer", "from aws_lambda_powertools import Logger, Metrics, Tracer"),
+    (
+        "the first DynamoDB client (collab.aws_json)",
+        "from collab import aws_clients; aws_clients.json_client('dynamodb')",
+    ),
     ("redis (collab.cache)", "import collab.cache"),
     ("pycrdt and anyio", "import pycrdt"),
     ("our modules (entry.messages)", "import entry.messages"),

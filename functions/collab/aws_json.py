@@ -144,6 +144,7 @@ TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "Prior
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 THROTTLING_STATUSES = frozenset({429})
 MAX_BACKOFF_SECONDS = 20.0
+MIN_ATTEMPT_SECONDS = 1.0  # left of the call's deadline, for another attempt to start
 # Parameters botocore fills when absent (the idempotencyToken trait of the operations here).
 _IDEMPOTENCY_TOKENS = {"TransactWriteItems": "ClientRequestToken"}
 
@@ -250,8 +251,15 @@ class JsonClient:
             # As botocore fills a modelled idempotency token: every retry of the call sends
             # the same one, so a transaction whose answer was lost is not applied twice.
             params = {**params, _IDEMPOTENCY_TOKENS[operation]: str(uuid.uuid4())}
-        body = json.dumps(params, separators=(",", ":"), default=_blob).encode()
-        if self._identity.provider() is None:
+        try:
+            body = json.dumps(params, separators=(",", ":"), default=_blob).encode()
+        except (TypeError, ValueError) as error:  # botocore validates before sending too
+            raise exceptions.ParamValidationError(report=str(error)) from error
+        try:
+            signing = self._identity.provider()
+        except Exception as error:  # e.g. the environment's variables gone
+            raise exceptions.NoCredentialsError() from error
+        if signing is None:
             raise exceptions.NoCredentialsError()
         deadline = time.monotonic() + self.deadline_s
         attempt = 0
@@ -266,6 +274,9 @@ class JsonClient:
                 # froze the environment): once per call, straight away on a new one, not
                 # counted as an attempt, as urllib3 drops a dead pooled connection before use.
                 if not stale_retried:
+                    # The other idle ones are as old (after a thaw, all of them): the retry
+                    # opens a new connection rather than take the next dead one.
+                    self._pool.close_all()
                     stale_retried = True
                     attempt -= 1
                     continue
@@ -285,9 +296,9 @@ class JsonClient:
             parsed["ResponseMetadata"] = metadata
             if answer.status < 300:
                 return parsed
-            error = _client_error(operation, parsed, answer.status)
-            if not _retryable(error, answer.status) or not self._backoff(attempt, deadline):
-                raise error
+            refused = _client_error(operation, parsed, answer.status)
+            if not _retryable(refused, answer.status) or not self._backoff(attempt, deadline):
+                raise refused
 
     def _backoff(self, attempt: int, deadline: float) -> bool:
         """Sleep before the next attempt (botocore's standard backoff); False when there is
@@ -295,20 +306,20 @@ class JsonClient:
         if attempt >= self.max_attempts:
             return False
         delay = random.random() * min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
-        if time.monotonic() + delay >= deadline:
-            return False
+        if time.monotonic() + delay + MIN_ATTEMPT_SECONDS > deadline:
+            return False  # an attempt that could not finish would only resend and time out
         self._sleep(delay)
         return True
 
     def _exchange(self, operation: str, body: bytes, deadline: float) -> Exchange:
         def send() -> Exchange:
-            return self._send(operation, body, min(self.timeout_s, max(0.05, deadline - time.monotonic())))
+            return self._send(operation, body, deadline)
 
         if self.intercept is not None:
             return self.intercept(operation, body, send)
         return send()
 
-    def _send(self, operation: str, body: bytes, timeout_s: float) -> Exchange:
+    def _send(self, operation: str, body: bytes, deadline: float) -> Exchange:
         endpoint = self._endpoint
         provider = self._identity.provider()
         if provider is None:
@@ -330,13 +341,15 @@ class JsonClient:
             signed_body_value=hashlib.sha256(body).hexdigest(),
         )
         mc.auth.aws_sign_request(request, config).result()
-        connection, reused = self._connection()
+        connection, reused = self._connection(deadline)
         closed = _StaleConnection if reused else exceptions.ConnectionClosedError
+        # The answer's wait, once connected: what is left of the call's deadline at most.
+        timeout_s = min(self.timeout_s, max(0.0, deadline - time.monotonic()))
         answer = _Answer()
         try:
             stream = connection.request(request, on_response=answer.on_response, on_body=answer.on_body)
             stream.activate()
-        except Exception as error:  # a kept-alive connection the server closed meanwhile
+        except Exception as error:  # awscrt: a kept-alive connection closed meanwhile
             connection.close()
             raise closed(endpoint_url=self.endpoint_url) from error
         try:
@@ -352,15 +365,20 @@ class JsonClient:
         self._pool.give_back(connection)
         return Exchange(answer.status, answer.headers, b"".join(answer.body))
 
-    def _connection(self) -> tuple[Any, bool]:
+    def _connection(self, deadline: float) -> tuple[Any, bool]:
         """A connection, and whether it is a kept-alive one (it may have been closed)."""
         connection = self._pool.take()
         if connection is not None:
             return connection, True
+        opening = None
         try:
             opening = self._pool.open()
-            return opening.result(timeout=self.connect_timeout_s + 1.0), False
+            wait = min(self.connect_timeout_s + 1.0, max(0.0, deadline - time.monotonic()))
+            return opening.result(timeout=wait), False
         except TimeoutError as error:
+            # A connection that completes after all is closed, not leaked.
+            if opening is not None:
+                opening.add_done_callback(_close_connected)
             raise exceptions.ConnectTimeoutError(endpoint_url=self.endpoint_url) from error
         except Exception as error:  # refused, unresolvable, TLS failed, or awscrt's own timeout
             if getattr(error, "name", "") == "AWS_IO_SOCKET_TIMEOUT":
@@ -384,6 +402,11 @@ class JsonClient:
                 return {}
             raise UnreadableAnswer(operation=operation, status=answer.status) from None
         return parsed if isinstance(parsed, dict) else {}
+
+
+def _close_connected(opening: Any) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 def _regional_url(prefix: str, region: str) -> str:

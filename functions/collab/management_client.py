@@ -249,7 +249,8 @@ _loop_lock = threading.Lock()
 
 def _event_loop() -> _EventLoop:
     """One native event-loop thread per process: connections cost no thread each. Made
-    again after a fork (the emulator forks workers), whose child has no such thread."""
+    again after a fork, whose child has no such thread (the emulator spawns its
+    environments rather than fork them)."""
     global _loop
     with _loop_lock:
         if _loop is None or _loop.pid != os.getpid():

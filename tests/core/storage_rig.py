@@ -1,5 +1,5 @@
 """A scene's document store as the handlers build it (collab.aws_clients' DynamoDB client,
-its three attempts; botocore's S3 client), on real Redis and moto's server, plus the
+its four attempts; botocore's S3 client), on real Redis and moto's server, plus the
 faults those services cannot be asked for (tests.support.faults, on the real clients):
 
 - LoseResponse: the request really reaches moto (the write happens), then the client is

@@ -156,6 +156,9 @@ class FakeService:
         self.script = list(script)
         self.requests: list[tuple[int, dict[str, str], bytes]] = []
         self.connections: list[socket.socket] = []
+        # Connections accepted before this index drop any request they carry, unrecorded
+        # (gone while Lambda froze the environment; the client has not seen it yet).
+        self.dead_below = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -229,6 +232,9 @@ class FakeService:
                         return
                     buffer += chunk
                 body, buffer = buffer[:length], buffer[length:]
+                if index < self.dead_below:
+                    connection.shutdown(socket.SHUT_RDWR)
+                    return
                 with self._lock:
                     n = len(self.requests)
                     self.requests.append((index, headers, body))
@@ -1027,6 +1033,26 @@ def test_concurrent_calls_each_get_their_own_connection_and_answer(fake: Any) ->
     assert len(server.connections) <= 6
 
 
+def test_after_a_thaw_every_idle_connection_is_dead_and_one_call_still_succeeds_at_once(fake: Any) -> None:
+    """Parallel calls leave several idle connections; the server drops them all (as while
+    Lambda froze the environment): the next call neither sleeps nor counts a retry."""
+    import concurrent.futures
+
+    server, client, sleeps = fake([OK])
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        assert all(
+            a["ResponseMetadata"]["RetryAttempts"] == 0 for a in pool.map(lambda _: get(client), range(6))
+        )
+    opened = len(server.connections)
+    assert opened >= 2, opened  # several connections idle in the pool
+    server.dead_below = opened
+    answer = get(client)
+    assert answer["ResponseMetadata"]["RetryAttempts"] == 0 and sleeps == [], (
+        answer["ResponseMetadata"],
+        sleeps,
+    )
+
+
 def test_a_reused_connection_dropped_as_the_request_arrives_is_replaced_at_once(fake: Any) -> None:
     server, client, sleeps = fake([OK, Drop(), OK])
     get(client)
@@ -1060,6 +1086,29 @@ def test_a_connection_timeout_is_bounded(fake: Any) -> None:
         with pytest.raises(BotoCoreError):
             get(client)
         assert time.monotonic() - started < 20 and len(sleeps) == client.max_attempts - 1
+        client.close()
+    finally:
+        for sock in (listener, *fillers):
+            sock.close()
+
+
+def test_the_deadline_bounds_the_connect_too() -> None:
+    """A connect that would take its 2 s (+1) ends when the call's 1.5 s deadline does."""
+    listener, fillers = full_listener()
+    try:
+        client = JsonClient(
+            aws_json.DYNAMODB,
+            region="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+            identity=aws_json.mc.SigningIdentity(StaticCredentials()),
+            sleep=lambda _: None,
+            connect_timeout_s=2.0,
+            deadline_s=1.5,
+        )
+        started = time.monotonic()
+        with pytest.raises(BotoCoreError):
+            get(client)
+        assert time.monotonic() - started < 1.5 + 1.0  # + slack for a loaded machine
         client.close()
     finally:
         for sock in (listener, *fillers):
