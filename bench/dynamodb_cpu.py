@@ -26,7 +26,6 @@ are part of it, as in a handler.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import multiprocessing
@@ -39,6 +38,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from bench.outbox_cpu import keep_alive_server
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ("botocore", "aws_json")
 ITEM = {
@@ -50,32 +51,16 @@ ITEM = {
 ANSWER = json.dumps({"Item": ITEM}).encode()
 
 
+def _url(url: str) -> str:
+    return url
+
+
 def _server(ready: Any) -> None:
     head = (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: bench\r\n"
         b"x-amz-crc32: %d\r\nContent-Length: %d\r\n\r\n" % (zlib.crc32(ANSWER), len(ANSWER))
     )
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                request = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in request.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                if length:
-                    await reader.readexactly(length)
-                writer.write(head + ANSWER)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    async def main() -> None:
-        server = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=64)
-        ready.send(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
-        await server.serve_forever()
-
-    asyncio.run(main())
+    keep_alive_server(ready, head + ANSWER, _url)
 
 
 def measure(client_name: str, calls: int) -> dict[str, float]:

@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,10 @@ MESSAGE = '{"type":"update","data":"' + "A" * 74 + '"}'  # 100 bytes
 
 
 # -- servers (child processes) ------------------------------------------------------------
-def _http_server(ready: Any) -> None:
+def keep_alive_server(ready: Any, answer_bytes: bytes, ready_value: Callable[[str], Any]) -> None:
+    """A minimal keep-alive HTTP/1.1 server on loopback answering every request with
+    `answer_bytes` (status line, headers and body); sends `ready_value(url)` when listening."""
+
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
@@ -59,17 +63,24 @@ def _http_server(ready: Any) -> None:
                         length = int(line[15:])
                 if length:
                     await reader.readexactly(length)
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                writer.write(answer_bytes)
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
     async def main() -> None:
         server = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=128)
-        port = server.sockets[0].getsockname()[1]
-        ready.send((f"http://127.0.0.1:{port}/local", [f"member{i:02d}AAAAAAAAAAA=" for i in range(64)]))
+        ready.send(ready_value(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"))
         await server.serve_forever()
 
     asyncio.run(main())
+
+
+def _management_members(url: str) -> tuple[str, list[str]]:
+    return f"{url}/local", [f"member{i:02d}AAAAAAAAAAA=" for i in range(64)]
+
+
+def _http_server(ready: Any) -> None:
+    keep_alive_server(ready, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", _management_members)
 
 
 def _emulator_stack(ready: Any, stop: Any, members: int) -> None:

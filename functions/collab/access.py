@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from collab import settings
+from collab.aws_json import query_pages
 from collab.settings import MissingSetting
 
 Role = Literal["owner", "editor", "viewer"]
@@ -88,19 +89,14 @@ class SceneAccess:
         ]
 
     def _items(self, scene_id: str) -> Iterator[dict[str, Any]]:
-        # Page by page (a botocore client's paginator does the same; the lean one has none).
-        params: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "sceneId = :scene",
-            "ExpressionAttributeValues": {":scene": {"S": scene_id}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.dynamodb.query(**params)
+        for page in query_pages(
+            self.dynamodb,
+            TableName=self.table_name,
+            KeyConditionExpression="sceneId = :scene",
+            ExpressionAttributeValues={":scene": {"S": scene_id}},
+            ConsistentRead=True,
+        ):
             yield from page.get("Items", [])
-            if not page.get("LastEvaluatedKey"):
-                return
-            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _key(scene_id: str, user_id: str) -> dict[str, Any]:

@@ -59,7 +59,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -402,6 +402,17 @@ class JsonClient:
                 return {}
             raise UnreadableAnswer(operation=operation, status=answer.status) from None
         return parsed if isinstance(parsed, dict) else {}
+
+
+def query_pages(client: Any, **params: Any) -> Iterator[dict[str, Any]]:
+    """A Query's pages, one after another by LastEvaluatedKey (botocore's paginator's work),
+    on this module's clients and on botocore's alike."""
+    while True:
+        page: dict[str, Any] = client.query(**params)
+        yield page
+        if not page.get("LastEvaluatedKey"):
+            return
+        params = {**params, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 def _close_connected(opening: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from collab.aws_json import query_pages
 from collab.caller import Caller
 
 ROLE_RANK = {"viewer": 1, "editor": 2, "owner": 3}
@@ -211,19 +212,14 @@ class Rooms:
         return [_member(item) for item in self._rows(scene_id, now)]
 
     def _rows(self, scene_id: str, now: float) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "sceneId = :s",
-            "ExpressionAttributeValues": {":s": {"S": scene_id}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._db.query(**kwargs)
-            rows += [item for item in page["Items"] if _alive(item, now)]
-            if "LastEvaluatedKey" not in page:
-                return rows
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = query_pages(
+            self._db,
+            TableName=self._table,
+            KeyConditionExpression="sceneId = :s",
+            ExpressionAttributeValues={":s": {"S": scene_id}},
+            ConsistentRead=True,
+        )
+        return [item for page in pages for item in page["Items"] if _alive(item, now)]
 
     def _item(self, scene_id: str, member: Member, now: float) -> dict[str, Any]:
         item: dict[str, Any] = {

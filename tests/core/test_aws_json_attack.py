@@ -38,40 +38,32 @@ from collab.aws_json import JsonClient
 # -- the clients against moto -------------------------------------------------------------
 
 
-@pytest.fixture
-def table(moto: str) -> Iterator[str]:
-    """A fresh table (string partition and sort keys, as tables.json's)."""
-    name = f"atk-{uuid.uuid4().hex[:10]}"
+def _fresh_table(prefix: str, key_type: str) -> Iterator[str]:
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     client = boto3.client("dynamodb")
     client.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "pk", "AttributeType": key_type},
+            {"AttributeName": "sk", "AttributeType": key_type},
         ],
     )
     yield name
     client.delete_table(TableName=name)
+
+
+@pytest.fixture
+def table(moto: str) -> Iterator[str]:
+    """A fresh table (string partition and sort keys, as tables.json's)."""
+    yield from _fresh_table("atk", "S")
 
 
 @pytest.fixture
 def binary_table(moto: str) -> Iterator[str]:
     """A table keyed by binary attributes: every key in requests and answers is base64."""
-    name = f"atkb-{uuid.uuid4().hex[:10]}"
-    client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "B"},
-            {"AttributeName": "sk", "AttributeType": "B"},
-        ],
-    )
-    yield name
-    client.delete_table(TableName=name)
+    yield from _fresh_table("atkb", "B")
 
 
 @pytest.fixture
