@@ -79,8 +79,10 @@ describe('refused upgrades against the local stack', () => {
     try {
       await waitFor('eight attempts', () => calls >= 8);
       // The 4th failure asked whether the server answers HTTP: it does not, so the count
-      // started afresh rather than stopping the provider.
-      expect(provider.refusedUpgrades).toBeLessThan(4);
+      // started afresh rather than stopping the provider (eight attempts are past it). The
+      // count itself may read 4 here: the 8th attempt can fail, and its own probe be on
+      // its way, by the time this runs on a busy machine; it never goes past 4.
+      expect(provider.refusedUpgrades).toBeLessThanOrEqual(4);
       expect(provider.status).not.toBe('unauthorized');
     } finally {
       provider.destroy();
