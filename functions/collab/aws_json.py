@@ -55,7 +55,6 @@ import io
 import json
 import os
 import random
-import threading
 import time
 import uuid
 import zlib
@@ -227,7 +226,6 @@ class JsonClient:
         self._sleep = sleep
         self.intercept: Intercept | None = None
         self._content_type = f"application/x-amz-json-{service.json_version}"
-        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
         # Only reached for what the instance lacks; before __init__ ran (a copy, a pickle)
