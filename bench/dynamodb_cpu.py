@@ -31,14 +31,13 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
-from bench.outbox_cpu import keep_alive_server
+from bench.outbox_cpu import keep_alive_server, measured_in_child
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ("botocore", "aws_json")
@@ -97,21 +96,7 @@ def run_client(client: str, url: str, calls: int) -> dict[str, float]:
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.dynamodb_cpu",
-            "--measure",
-            json.dumps({"client": client, "calls": calls}),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return measured_in_child("bench.dynamodb_cpu", {"client": client, "calls": calls}, env)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -157,11 +157,10 @@ def measure(client: str, url: str, ids: list[str], broadcasts: int) -> dict[str,
     }
 
 
-def run_client(client: str, url: str, ids: list[str], broadcasts: int) -> dict[str, float]:
-    env = {**os.environ, "BOTO_DISABLE_CRT": "true" if client == "boto3" else "false"}
-    spec = json.dumps({"client": client, "url": url, "ids": ids, "broadcasts": broadcasts})
+def measured_in_child(module: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, float]:
+    """`python -m module --measure SPEC` in a fresh interpreter: its last line, as JSON."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.outbox_cpu", "--measure", spec],
+        [sys.executable, "-m", module, "--measure", json.dumps(spec)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -169,6 +168,12 @@ def run_client(client: str, url: str, ids: list[str], broadcasts: int) -> dict[s
         check=True,
     )
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def run_client(client: str, url: str, ids: list[str], broadcasts: int) -> dict[str, float]:
+    env = {**os.environ, "BOTO_DISABLE_CRT": "true" if client == "boto3" else "false"}
+    spec = {"client": client, "url": url, "ids": ids, "broadcasts": broadcasts}
+    return measured_in_child("bench.outbox_cpu", spec, env)
 
 
 def bench_target(

@@ -1062,47 +1062,38 @@ def test_a_reused_connection_dropped_as_the_request_arrives_is_replaced_at_once(
 
 def test_a_connection_timeout_is_bounded(fake: Any) -> None:
     """A listener whose accept queue is full drops the SYN: the connect times out."""
-    listener, fillers = full_listener()
-    try:
-        sleeps: list[float] = []
-        client = JsonClient(
-            aws_json.DYNAMODB,
-            region="us-east-1",
-            endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
-            identity=aws_json.mc.SigningIdentity(StaticCredentials()),
-            sleep=sleeps.append,
-            connect_timeout_s=0.5,
-            timeout_s=1.0,
-        )
+    sleeps: list[float] = []
+    with client_of_a_full_listener(sleep=sleeps.append, connect_timeout_s=0.5, timeout_s=1.0) as client:
         started = time.monotonic()
         with pytest.raises(BotoCoreError):
             get(client)
         assert time.monotonic() - started < 20 and len(sleeps) == client.max_attempts - 1
-        client.close()
-    finally:
-        for sock in (listener, *fillers):
-            sock.close()
 
 
 def test_the_deadline_bounds_the_connect_too() -> None:
     """A connect that would take its 2 s (+1) ends when the call's 1.5 s deadline does."""
-    listener, fillers = full_listener()
-    try:
-        client = JsonClient(
-            aws_json.DYNAMODB,
-            region="us-east-1",
-            endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
-            identity=aws_json.mc.SigningIdentity(StaticCredentials()),
-            sleep=lambda _: None,
-            connect_timeout_s=2.0,
-            deadline_s=1.5,
-        )
+    with client_of_a_full_listener(sleep=lambda _: None, connect_timeout_s=2.0, deadline_s=1.5) as client:
         started = time.monotonic()
         with pytest.raises(BotoCoreError):
             get(client)
         assert time.monotonic() - started < 1.5 + 1.0  # + slack for a loaded machine
-        client.close()
+
+
+@contextlib.contextmanager
+def client_of_a_full_listener(**options: Any) -> Iterator[JsonClient]:
+    """A DynamoDB client of a listener whose accept queue is full: its connects time out."""
+    listener, fillers = full_listener()
+    client = JsonClient(
+        aws_json.DYNAMODB,
+        region="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+        identity=aws_json.mc.SigningIdentity(StaticCredentials()),
+        **options,
+    )
+    try:
+        yield client
     finally:
+        client.close()
         for sock in (listener, *fillers):
             sock.close()
 
@@ -1196,23 +1187,12 @@ def test_an_error_type_with_a_colon_suffix_is_sanitised(fake: Any) -> None:
 def test_a_connect_timeout_is_a_connect_timeout_error() -> None:
     from botocore.exceptions import ConnectTimeoutError
 
-    listener, fillers = full_listener()
-    try:
-        client = JsonClient(
-            aws_json.DYNAMODB,
-            region="us-east-1",
-            endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
-            identity=aws_json.mc.SigningIdentity(StaticCredentials()),
-            sleep=lambda _: None,
-            connect_timeout_s=0.5,
-            timeout_s=1.0,
-            max_attempts=1,
-        )
-        with pytest.raises(ConnectTimeoutError):
-            get(client)
-    finally:
-        for sock in (listener, *fillers):
-            sock.close()
+    options = {"connect_timeout_s": 0.5, "timeout_s": 1.0, "max_attempts": 1}
+    with (
+        client_of_a_full_listener(sleep=lambda _: None, **options) as client,
+        pytest.raises(ConnectTimeoutError),
+    ):
+        get(client)
 
 
 def test_a_client_can_be_copied_without_recursing() -> None:
