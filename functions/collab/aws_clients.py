@@ -23,8 +23,8 @@ No dual-stack endpoints, in a stage with egress ipv6 too: the VPC functions call
 and S3 only, and the VPC's free gateway endpoints serve their regional names over IPv4
 (the route tables send the services' IPv4 prefix lists to them). A dual-stack name also
 resolves to IPv6 addresses, which a dual-stack host tries first (or, with awscrt, races),
-so those calls would leave through the egress-only internet gateway to the public endpoints instead: it would work,
-and give up the private path for nothing. EventBridge is reached by the dual-stack name
+so those calls would leave through the egress-only internet gateway to the public
+endpoints instead: it would work, and give up the private path for nothing. EventBridge is reached by the dual-stack name
 the stage sets in AWS_ENDPOINT_URL_EVENTBRIDGE (infra/events.py). The functions outside
 the VPC (the authorizer reading its secret from SSM or Secrets Manager) reach the
 regional names directly either way.
