@@ -159,6 +159,14 @@ class _StaleConnection(exceptions.ConnectionClosedError):
     """A reused connection failed before any answer arrived."""
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """What every attempt of one call signs with."""
+
+    provider: Any  # awscrt.auth.AwsCredentialsProvider
+    body_sha256: str
+
+
 @dataclass
 class Exchange:
     """One attempt's answer, as received."""
@@ -259,13 +267,15 @@ class JsonClient:
             raise exceptions.NoCredentialsError() from error
         if signing is None:
             raise exceptions.NoCredentialsError()
+        # Once per call, not per attempt: the credentials frozen, the body hashed.
+        signed = _Signed(signing, hashlib.sha256(body).hexdigest())
         deadline = time.monotonic() + self.deadline_s
         attempt = 0
         stale_retried = False
         while True:
             attempt += 1
             try:
-                answer = self._exchange(operation, body, deadline)
+                answer = self._exchange(operation, body, signed, deadline)
                 parsed = self._parse(operation, answer)
             except _StaleConnection:
                 # A kept-alive connection the other end had closed (idle, or while Lambda
@@ -309,19 +319,16 @@ class JsonClient:
         self._sleep(delay)
         return True
 
-    def _exchange(self, operation: str, body: bytes, deadline: float) -> Exchange:
+    def _exchange(self, operation: str, body: bytes, signed: _Signed, deadline: float) -> Exchange:
         def send() -> Exchange:
-            return self._send(operation, body, deadline)
+            return self._send(operation, body, signed, deadline)
 
         if self.intercept is not None:
             return self.intercept(operation, body, send)
         return send()
 
-    def _send(self, operation: str, body: bytes, deadline: float) -> Exchange:
+    def _send(self, operation: str, body: bytes, signed: _Signed, deadline: float) -> Exchange:
         endpoint = self._endpoint
-        provider = self._identity.provider()
-        if provider is None:
-            raise exceptions.NoCredentialsError()
         headers = mc.http.HttpHeaders(
             [
                 ("Host", endpoint.host_header),
@@ -333,10 +340,10 @@ class JsonClient:
         )
         request = mc.http.HttpRequest("POST", endpoint.base_path or "/", headers, io.BytesIO(body))
         config = mc.auth.AwsSigningConfig(
-            credentials_provider=provider,
+            credentials_provider=signed.provider,
             region=self.region,
             service=self.service.signing_name,
-            signed_body_value=hashlib.sha256(body).hexdigest(),
+            signed_body_value=signed.body_sha256,
         )
         mc.auth.aws_sign_request(request, config).result()
         connection, reused = self._connection(deadline)
