@@ -130,6 +130,7 @@ from collab.awareness_decisions import (
     live_ids,
     roster_due,
 )
+from collab.aws_json import query_pages
 
 # What callers and tests import from here; the decisions live in collab.awareness_decisions.
 __all__ = [
@@ -427,25 +428,23 @@ class AwarenessTable:
         world.read[SCENE] = world.read[HELD_ROSTER] = None
         ids: dict[int, IdItem] = {}
         bound = 2 * self.max_states
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "sceneId = :s AND begins_with(sk, :p)",
-            "ExpressionAttributeValues": {":s": {"S": scene_id}, ":p": {"S": SCENE}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._db.query(**kwargs)
+        pages = query_pages(
+            self._db,
+            TableName=self._table,
+            KeyConditionExpression="sceneId = :s AND begins_with(sk, :p)",
+            ExpressionAttributeValues={":s": {"S": scene_id}, ":p": {"S": SCENE}},
+            ConsistentRead=True,
+        )
+        for page in pages:
             for item in page["Items"]:
                 sort_key = item["sk"]["S"]
                 world.read[sort_key] = kept = _decode(item)
                 world.expires[sort_key] = int(item.get("expiresAt", {}).get("N", "0"))
                 if isinstance(kept[1], IdItem):
                     ids[int(sort_key[len(ID_PREFIX) :])] = kept[1]
-            if "LastEvaluatedKey" not in page:
-                return world, ids, True
-            if len(ids) > bound:
-                return world, ids, False
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            if len(ids) > bound and page.get("LastEvaluatedKey"):
+                return world, ids, False  # the next page is not read
+        return world, ids, True
 
     def _commit(self, scene_id: str, world: World, now: int) -> bool:
         """Write what the decision changed, each item on the version it was read at; False

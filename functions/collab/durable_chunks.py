@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from collab.aws_json import query_pages
 from collab.chunks import check_chunk, utf8
 from collab.errors import BadRequest, TooLarge
 
@@ -182,20 +183,18 @@ class DurableChunks:
                 raise
 
     def _slices(self, scene_id: str, base: str) -> dict[int, str]:
-        slices: dict[int, str] = {}
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "sceneId = :s AND begins_with(sk, :p)",
-            "ExpressionAttributeValues": {":s": {"S": scene_id}, ":p": {"S": base + "p"}},
-            "ConsistentRead": True,
+        pages = query_pages(
+            self._db,
+            TableName=self._table,
+            KeyConditionExpression="sceneId = :s AND begins_with(sk, :p)",
+            ExpressionAttributeValues={":s": {"S": scene_id}, ":p": {"S": base + "p"}},
+            ConsistentRead=True,
+        )
+        return {
+            int(item["sk"]["S"][len(base) + 1 :]): item["data"]["S"]
+            for page in pages
+            for item in page["Items"]
         }
-        while True:
-            page = self._db.query(**kwargs)
-            for item in page["Items"]:
-                slices[int(item["sk"]["S"][len(base) + 1 :])] = item["data"]["S"]
-            if "LastEvaluatedKey" not in page:
-                return slices
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _end(self, scene_id: str, base: str, status: str) -> bool:
         """Claim the id; True for the one call that did (a retry of it included)."""

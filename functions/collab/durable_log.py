@@ -38,6 +38,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pycrdt import merge_updates
 
+from collab.aws_json import query_pages
 from collab.blobs import BlobMissing, BlobStore
 from collab.state_summary import EMPTY, Summary, summarize
 
@@ -160,19 +161,14 @@ class DurableLog:
         return self._exists(scene_id, LOG_PREFIX + entry_id)
 
     def _query(self, scene_id: str, prefix: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "sceneId = :s AND begins_with(sk, :p)",
-            "ExpressionAttributeValues": {":s": {"S": scene_id}, ":p": {"S": prefix}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._db.query(**kwargs)
-            items.extend(page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = query_pages(
+            self._db,
+            TableName=self._table,
+            KeyConditionExpression="sceneId = :s AND begins_with(sk, :p)",
+            ExpressionAttributeValues={":s": {"S": scene_id}, ":p": {"S": prefix}},
+            ConsistentRead=True,
+        )
+        return [item for page in pages for item in page["Items"]]
 
     # -- the snapshot ----------------------------------------------------------------------
     def read_head(self, scene_id: str) -> Head:

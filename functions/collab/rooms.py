@@ -176,20 +176,20 @@ class Rooms:
         The read stays a strongly consistent Query of the base table (invariant 2)."""
         now = time.time() if now is None else now
         roster = Roster()
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "sceneId = :s",
+        pages = query_pages(
+            self._db,
+            TableName=self._table,
+            KeyConditionExpression="sceneId = :s",
             # _joined and _alive, evaluated by DynamoDB.
-            "FilterExpression": (
+            FilterExpression=(
                 "(attribute_exists(joinedAt) OR attribute_not_exists(admittedAt)) "
                 "AND (attribute_not_exists(expiresAt) OR expiresAt > :now)"
             ),
-            "ProjectionExpression": "connectionId, tokenExpiresAt",
-            "ExpressionAttributeValues": {":s": {"S": scene_id}, ":now": {"N": str(int(now))}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._db.query(**kwargs)
+            ProjectionExpression="connectionId, tokenExpiresAt",
+            ExpressionAttributeValues={":s": {"S": scene_id}, ":now": {"N": str(int(now))}},
+            ConsistentRead=True,
+        )
+        for page in pages:
             for item in page["Items"]:
                 member = Member(
                     connection_id=item["connectionId"]["S"],
@@ -199,9 +199,7 @@ class Rooms:
                     token_expires_at=int(item.get("tokenExpiresAt", {"N": "0"})["N"]),
                 )
                 (roster.expired if member.token_expired(now) else roster.members).append(member)
-            if "LastEvaluatedKey" not in page:
-                return roster
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return roster
 
     def members(self, scene_id: str, now: float | None = None) -> list[Member]:
         return self.roster(scene_id, now).members
