@@ -253,6 +253,26 @@ class Ours(System):
         # moto stands in for DynamoDB and S3, whose CPU is not ours in AWS.
         return proc_stats.tree_cpu_seconds(self.process.pid, exclude=("moto_server",))
 
+    def cpu_by_role(self) -> dict[str, float]:
+        """The stack's CPU so far, split by process: the emulator (this process alone), its
+        execution environments, redis-server, and the rest (reaped children, node helpers)."""
+        total = self.cpu_seconds()
+        pids = proc_stats.descendants(self.process.pid, exclude=("moto_server",))
+        roles = {
+            "emulator": proc_stats.own_cpu_seconds(self.process.pid),
+            "environments": sum(proc_stats.cpu_seconds(p) for p in self.worker_pids()),
+            "redis": sum(proc_stats.cpu_seconds(p) for p in pids if "redis-server" in proc_stats.cmdline(p)),
+        }
+        roles["other"] = total - sum(roles.values())
+        # Not part of the figure (DynamoDB's CPU is not ours in AWS), but on this machine it
+        # competes for the same cores, and moto serves one request at a time.
+        roles["moto, not counted"] = sum(
+            proc_stats.tree_cpu_seconds(p)
+            for p in proc_stats.descendants(self.process.pid)
+            if "moto_server" in proc_stats.cmdline(p)
+        )
+        return roles
+
     def worker_pids(self) -> list[int]:
         """The execution environments (spawned Python children of the emulator)."""
         return [
@@ -325,6 +345,7 @@ class Cell:
     drained: bool = True
     writer_lag_ms: float = 0.0
     throughput: float = 0.0  # deliveries per second (multi-room)
+    split_us: dict[str, float] = field(default_factory=dict)  # ours: cpu per update by process
     disconnected: int = 0
 
     @property
@@ -350,6 +371,7 @@ async def run_room(
         await receivers.event("ready", 120)
         await settle(system, 30)  # the joins' invocations are not part of the updates
         cpu0, t0 = system.cpu_seconds(), time.monotonic()
+        roles0 = system.cpu_by_role() if isinstance(system, Ours) else {}
         await writer.send(
             {"cmd": "write", "writers": [0], "gapMs": 1000 / rate, "durationMs": args.duration * 1000}
         )
@@ -364,6 +386,9 @@ async def run_room(
         cell.drained = waited < args.drain_cap
         cpu = system.cpu_seconds() - cpu0 - idle * (time.monotonic() - t0)
         cell.cpu_per_update_us = cpu / max(1, cell.sent) * 1e6
+        if isinstance(system, Ours):  # idle CPU is not subtracted per role: a rough split
+            roles1 = system.cpu_by_role()
+            cell.split_us = {k: (roles1[k] - roles0[k]) / max(1, cell.sent) * 1e6 for k in roles1}
         cell.expected, cell.received = result["expected"], result["received"]
         cell.latencies, cell.disconnected = result["latenciesMs"], result["disconnected"]
     finally:
@@ -528,6 +553,14 @@ def print_table(cells: list[Cell], systems: list[str], rooms: list[int], rates: 
                         f"  cpu {ours.cpu_per_update_us / a.cpu_per_update_us:6.1f}x"
                     )
                 print(f"{clients:>4} clients {rate:>4g}/s   " + "   ".join(parts))
+    split = [c for c in cells if c.split_us]
+    if split:
+        print("\nours, cpu µs per update by process (idle not subtracted)")
+        for c in split:
+            print(
+                f"{c.clients:>4}  {c.rate:>6g}  "
+                + "  ".join(f"{k} {fmt(v, 7, 0)}" for k, v in c.split_us.items())
+            )
     small = min(rooms)
     if len(rooms) > 1:
         print(f"\nCPU per update per extra recipient, µs: (cpu/update at N - at {small}) / (N - {small})")

@@ -65,6 +65,12 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / TICKS
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """utime+stime of the process alone, without its reaped children."""
+    fields = _stat_fields(pid)
+    return 0.0 if fields is None else sum(int(x) for x in fields[11:13]) / TICKS
+
+
 def tree_cpu_seconds(pid: int, exclude: Iterable[str] = ()) -> float:
     return sum(cpu_seconds(p) for p in [pid, *descendants(pid, exclude)])
 

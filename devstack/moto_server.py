@@ -55,6 +55,8 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from waitress import serve
 
+from devstack import moto_speedups
+
 # The handlers' and tests' concurrency: up to max_environments (4 by default) execution
 # environments per function, each with one call in flight, plus the test process and
 # collabctl; requests beyond it queue (waitress logs "Task queue depth", here discarded).
@@ -489,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args(argv)
+    moto_speedups.install()
     moto_app = DomainDispatcherApplication(create_backend_app)
     counting = os.environ.get(COUNT_ENV, "").strip().lower() in {"1", "true", "yes"}
     app = LongPolls(Serialised(RequestCounter(moto_app) if counting else moto_app))
