@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT)]
 
 from devstack.stack import LocalStack  # noqa: E402
+from emulator import gc_pauses  # noqa: E402
 
 
 def main() -> None:
@@ -30,6 +31,7 @@ def main() -> None:
     # Its own redis-server, never a shared one: its CPU is part of the figure.
     os.environ.pop("REDIS_URL", None)
     with LocalStack(port=0, seed_demo=False) as stack:
+        gc_pauses.freeze_startup_state()  # as `make dev` does (devstack/__main__.py)
         info = {
             "ws_url": stack.ws_url,
             "management_url": stack.management_url,

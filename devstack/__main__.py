@@ -23,6 +23,7 @@ from collabctl.local_state import (
     state_file_path,
     write_state,
 )
+from emulator import gc_pauses
 
 if TYPE_CHECKING:
     from devstack.stack import LocalStack
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         stack.start()
+        gc_pauses.freeze_startup_state()  # the emulator runs in this process
         info = ready_info(stack)
         if state_file is not None:
             # Before READY: whoever waits for READY can run collabctl right away.

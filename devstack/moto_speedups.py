@@ -1,5 +1,7 @@
-"""A faster path through moto's response serializer for DynamoDB's AttributeValues, with
-exactly the output of moto's own (`install()`, called by devstack/moto_server.py).
+"""moto made fast enough for a room typing at 50 updates/s (`install()`, called by
+devstack/moto_server.py): a faster path through its response serializer for DynamoDB's
+AttributeValues, with exactly the output of moto's own, and no full garbage collections
+over its tables (emulator/gc_pauses.py).
 
 moto 5.2 writes every response through a serializer driven by botocore's service model
 (moto/core/serialize.py): for each member of each structure it builds a context object and
@@ -33,6 +35,8 @@ from typing import Any
 
 from moto.core import serialize
 from moto.core.responses import BaseResponse
+
+from emulator.gc_pauses import freeze_after_slow_full_collections
 
 CHECK_ENV = "COLLAB_MOTO_CHECK_SERIALIZER"
 OFF_ENV = "COLLAB_MOTO_SPEEDUPS"  # "0": moto's serializer alone (for bench/moto_cpu.py)
@@ -115,11 +119,13 @@ class DynamoDBSerializer(serialize.JSONSerializer):
 
 def install() -> None:
     """Use DynamoDBSerializer for DynamoDB's JSON answers (moto's registry of per-service
-    serializers, which it keeps for S3 and SQS), unless COLLAB_MOTO_SPEEDUPS=0."""
+    serializers, which it keeps for S3 and SQS) and freeze what survives full collections;
+    neither with COLLAB_MOTO_SPEEDUPS=0."""
     if _flag(OFF_ENV, default=True) is False:
         return
     DynamoDBSerializer.check = _flag(CHECK_ENV, default=False)
     serialize.SERVICE_SPECIFIC_SERIALIZERS.setdefault("dynamodb", {})["json"] = DynamoDBSerializer
+    freeze_after_slow_full_collections()
 
 
 def _flag(name: str, default: bool) -> bool:

@@ -10,6 +10,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+from emulator import gc_pauses
 from emulator.config import EmulatorConfig
 from emulator.server import Emulator
 
@@ -87,6 +88,7 @@ async def serve(config: EmulatorConfig) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with Emulator(config) as emulator:
+        gc_pauses.freeze_startup_state()
         print(f"WS_URL={emulator.ws_url}", flush=True)
         print(f"MANAGEMENT_URL={emulator.management_url}", flush=True)
         print(f"HTTP_URL={emulator.http_url}", flush=True)
