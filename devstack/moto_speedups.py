@@ -18,23 +18,26 @@ one type key (`dynamo_to_dict`: binary values as bytes). For such a dict, moto's
 lookup finds exactly `value[type]` (no alias of S, N, B, SS, NS, BS, M, L, NULL or BOOL
 is another of those keys), so `_attribute_value` writes what moto would, without the
 lookups: strings through `str`, blobs in base64, lists and maps recursively, booleans as
-they are, absent (None) members left out. Anything else (another key, another type,
-moto's response transformers in use) goes through moto's code unchanged.
+they are, absent (None) members left out. Anything else (another key, several keys, a map
+with an empty key, another type, response transformers in use) goes through moto's code
+unchanged.
 
 `COLLAB_MOTO_SPEEDUPS=0` leaves moto as it is (to measure the difference).
 `COLLAB_MOTO_CHECK_SERIALIZER=1` in moto's environment serializes every AttributeValue both
-ways and fails the request (a 500) when they differ; tests/core/test_moto_speedups.py runs
-with it, so a moto upgrade that changes its serializer shows up there.
+ways (moto's all the way down) and fails the request (a 500) when the JSON differs, key
+order included; tests/e2e/test_moto_speedups.py runs with it, so a moto upgrade that
+changes its serializer shows up there.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, MutableMapping
+from enum import Enum
 from typing import Any
 
 from moto.core import serialize
-from moto.core.responses import BaseResponse
 
 from emulator.gc_pauses import freeze_after_slow_full_collections
 
@@ -54,12 +57,16 @@ class Unhandled(Exception):
 
 
 def _string(value: Any) -> Any:
-    # moto's _serialize_type_string, Enum aside (nothing in DynamoDB's answers is one).
+    # moto's _serialize_type_string.
+    if isinstance(value, Enum):
+        value = value.value
     return str(value) if value not in [None, {}, []] else value
 
 
 def _attribute_value(value: Any, base64: Callable[[Any], str]) -> dict[str, Any]:
-    if type(value) is not dict or not value.keys() <= _MEMBERS:
+    # One type key, as moto's DynamoType always has: with several, moto writes them in the
+    # model's order, not the dict's.
+    if type(value) is not dict or len(value) != 1 or not value.keys() <= _MEMBERS:
         raise Unhandled
     out: dict[str, Any] = {}
     for kind, data in value.items():
@@ -78,7 +85,9 @@ def _attribute_value(value: Any, base64: Callable[[Any], str]) -> dict[str, Any]
         elif kind == "L":
             out[kind] = [None if x is None else _attribute_value(x, base64) for x in _list(data)]
         else:  # M
-            if type(data) is not dict:
+            # An empty key is moto's own case: its serializer then writes the value's members
+            # into the map itself (an answer boto3 cannot read); it writes that here too.
+            if type(data) is not dict or "" in data:
                 raise Unhandled
             out[kind] = {k: _attribute_value(v, base64) for k, v in data.items() if v is not None}
     return out
@@ -94,27 +103,36 @@ class DynamoDBSerializer(serialize.JSONSerializer):
     """moto's JSON serializer, with `_attribute_value` for AttributeValues."""
 
     check = False
+    _moto_only = False  # while check mode computes moto's answer, nested values included
 
     def _serialize_type_structure(
         self, serialized: MutableMapping[str, Any], value: Any, shape: Any, key: str
     ) -> None:
-        if shape.name == ATTRIBUTE_VALUE and key and not BaseResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER:
+        transformers = getattr(self._value_picker, "response_transformers", None)
+        if shape.name == ATTRIBUTE_VALUE and key and not transformers and not self._moto_only:
             try:
                 fast = _attribute_value(value, self._base64)
             except Unhandled:
                 pass
             else:
                 if self.check:
-                    expected: dict[str, Any] = {}
-                    super()._serialize_type_structure(expected, value, shape, key)
-                    name = self.get_serialized_name(shape, key)
-                    if expected.get(name) != fast:
-                        raise AssertionError(
-                            f"AttributeValue {value!r}: moto {expected.get(name)!r}, fast {fast!r}"
-                        )
+                    self._compare(value, shape, key, fast)
                 self._default_serialize(serialized, fast, shape, key)
                 return
         super()._serialize_type_structure(serialized, value, shape, key)
+
+    def _compare(self, value: Any, shape: Any, key: str, fast: dict[str, Any]) -> None:
+        """moto's own answer for `value`, written by moto's code all the way down; then the
+        two as JSON text with sorted keys (so an order moto would not write shows too)."""
+        expected: dict[str, Any] = {}
+        self._moto_only = True
+        try:
+            super()._serialize_type_structure(expected, value, shape, key)
+        finally:
+            self._moto_only = False
+        theirs = expected.get(self.get_serialized_name(shape, key))
+        if json.dumps(theirs) != json.dumps(fast):
+            raise AssertionError(f"AttributeValue {value!r}: moto {theirs!r}, fast {fast!r}")
 
 
 def install() -> None:

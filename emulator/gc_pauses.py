@@ -12,7 +12,7 @@ at 50 updates/s (bench/openloop.py):
 `gc.freeze()` moves every live object to a permanent generation that collections skip;
 reference counting still frees a frozen object when it is dropped. Only a reference cycle
 that becomes garbage after it was frozen is never reclaimed, so what is frozen should be
-what lives for the process's life: start-up state, and moto's items.
+mostly what lives for the process's life: start-up state, and moto's items.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import gc
 import time
 from collections.abc import Callable
 
-# A full collection slower than this freezes what survived it (moto_server).
+# A full collection that takes more CPU than this freezes what survived it (moto_server).
 SLOW_FULL_COLLECTION_S = 0.010
 
 
@@ -33,19 +33,24 @@ def freeze_startup_state() -> None:
 
 
 def freeze_after_slow_full_collections(slow_s: float = SLOW_FULL_COLLECTION_S) -> Callable[[], None]:
-    """After a full collection that took over `slow_s`, freeze what survived it: the next
-    ones visit only what was allocated since. Rare by construction (a collection is slow
-    only after that many new long-lived objects), so the few objects of requests in flight
-    at that moment that could later become cyclic garbage are a bounded leak. Returns the
-    undo (for tests)."""
+    """After a full collection that took over `slow_s` of its thread's CPU, freeze what
+    survived it: the next ones visit only what was allocated since.
+
+    CPU, not wall time: a collection preempted on a busy machine, or handing the GIL to
+    another thread, is not slow, and must not freeze. So a freeze comes only after some
+    tens of thousands of new long-lived objects (about 10 ms of visiting), which in moto
+    means items. Each freeze also keeps forever the reference cycles of the requests in
+    flight at that moment (werkzeug's request and its environ refer to each other): a few
+    requests' worth per freeze, and freezes as rare as the tables' growth. Returns the undo
+    (for tests)."""
     began = [0.0]
 
     def callback(phase: str, info: dict[str, int]) -> None:
         if info["generation"] != 2:
             return
         if phase == "start":
-            began[0] = time.perf_counter()
-        elif time.perf_counter() - began[0] > slow_s:
+            began[0] = time.thread_time()
+        elif time.thread_time() - began[0] > slow_s:
             gc.freeze()
 
     gc.callbacks.append(callback)

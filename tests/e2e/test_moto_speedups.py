@@ -8,7 +8,9 @@ equal to what was written."""
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,6 +84,7 @@ def servers() -> Iterator[dict[str, Any]]:
                     TableName="t", Item={"pk": {"S": "scene"}, "sk": {"S": f"n{i}"}, "v": {"N": str(i)}}
                 )
             clients[name] = client
+            clients[f"{name} url"] = service.url
         yield clients
     finally:
         fast.stop()
@@ -184,3 +187,84 @@ def test_errors_that_carry_items(servers: dict[str, Any]) -> None:
             )
         answers.append(_canonical(caught.value.response["Item"]))
     assert answers[0] == answers[1] == ITEM
+
+
+def test_updates_of_sets_and_every_return_value(servers: dict[str, Any]) -> None:
+    key = {"pk": {"S": "scene"}, "sk": {"S": "sets"}}
+    for name in ("fast", "plain"):
+        servers[name].put_item(
+            TableName="t",
+            Item={
+                **key,
+                "ss": {"SS": ["a"]},
+                "bs": {"BS": [b"\x00"]},
+                "n": {"N": "1"},
+                "m": {"M": {"k": {"NS": ["1"]}}},
+            },
+        )
+    added = _both(
+        servers,
+        "update_item",
+        TableName="t",
+        Key=key,
+        UpdateExpression="ADD ss :s, n :half, m.k :ns DELETE bs :b",
+        ExpressionAttributeValues={
+            ":s": {"SS": ["b", "c"]},
+            ":b": {"BS": [b"\x00"]},
+            ":half": {"N": "0.5"},
+            ":ns": {"NS": ["2"]},
+        },
+        ReturnValues="ALL_NEW",
+    )
+    assert added["Attributes"]["ss"] == {"SS": ["a", "b", "c"]} and added["Attributes"]["n"] == {"N": "1.5"}
+    assert "bs" not in added["Attributes"]  # its one element deleted
+    for returned in ("UPDATED_OLD", "UPDATED_NEW", "ALL_OLD"):
+        _both(
+            servers,
+            "update_item",
+            TableName="t",
+            Key=key,
+            UpdateExpression="SET m.k2 = :v REMOVE n",
+            ExpressionAttributeValues={":v": {"L": [{"NULL": True}, {"B": b"\xff"}]}},
+            ReturnValues=returned,
+        )
+    assert _both(servers, "delete_item", TableName="t", Key=key, ReturnValues="ALL_OLD")["Attributes"]
+
+
+def _raw(url: str, operation: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url + "/",
+        data=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": f"DynamoDB_20120810.{operation}",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=local/20261202/us-east-1/dynamodb/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.read()
+
+
+def test_a_map_with_an_empty_key_is_left_to_moto(servers: dict[str, Any]) -> None:
+    """moto accepts a map with an empty key and then answers it in a form of its own (the
+    value's members written into the map): the fast path leaves such a map to moto's code,
+    so the answer is moto's, byte for byte (found by a review; boto3 cannot read it, so the
+    answers are compared as the bytes on the wire)."""
+    key = {"pk": {"S": "scene"}, "sk": {"S": "empty-key"}}
+    item = {**key, "m": {"M": {"": {"S": "x"}}}, "l": {"L": [{"M": {"": {"N": "1"}, "b": {"S": "y"}}}]}}
+    for name in ("fast", "plain"):
+        servers[name].put_item(TableName="t", Item=item)
+    for operation, body in (
+        ("GetItem", {"TableName": "t", "Key": key, "ConsistentRead": True}),
+        (
+            "Query",
+            {
+                "TableName": "t",
+                "KeyConditionExpression": "pk = :p AND sk = :s",
+                "ExpressionAttributeValues": {":p": key["pk"], ":s": key["sk"]},
+            },
+        ),
+    ):
+        fast, plain = (_raw(servers[f"{name} url"], operation, body) for name in ("fast", "plain"))
+        assert fast == plain and fast[0] == 200
