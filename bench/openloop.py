@@ -10,7 +10,9 @@ server); every other client of the room, a real Node yjs client, times each mark
 arrival. A marker that has not reached a client --grace seconds after the last send is
 lost. Per cell (room size x rate x system): p50/p99/max latency, lost markers, and the CPU
 the system spent per update (utime+stime from /proc of every process of the system, moto
-left out), then the CPU per update per extra recipient.
+left out), then the CPU per update per extra recipient. For ours, also each process's CPU
+per update: the emulator, its execution environments, redis-server, and moto, which the
+figure leaves out but which shares the machine and serves one request at a time.
 
 Systems, all started here on loopback in the same run:
   ours        devstack's LocalStack (emulator, its execution environments, redis-server;
