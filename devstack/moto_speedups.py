@@ -85,8 +85,9 @@ def _attribute_value(value: Any, base64: Callable[[Any], str]) -> dict[str, Any]
         elif kind == "L":
             out[kind] = [None if x is None else _attribute_value(x, base64) for x in _list(data)]
         else:  # M
-            # An empty key is moto's own case: its serializer then writes the value's members
-            # into the map itself (an answer boto3 cannot read); it writes that here too.
+            # An empty key is moto's own case: its serializer writes that value's members
+            # into the map itself (an answer boto3 cannot read). Left to moto, so the answer
+            # is still moto's.
             if type(data) is not dict or "" in data:
                 raise Unhandled
             out[kind] = {k: _attribute_value(v, base64) for k, v in data.items() if v is not None}
@@ -123,7 +124,8 @@ class DynamoDBSerializer(serialize.JSONSerializer):
 
     def _compare(self, value: Any, shape: Any, key: str, fast: dict[str, Any]) -> None:
         """moto's own answer for `value`, written by moto's code all the way down; then the
-        two as JSON text with sorted keys (so an order moto would not write shows too)."""
+        two compared as JSON text, key order included (so an order moto would not write
+        shows too)."""
         expected: dict[str, Any] = {}
         self._moto_only = True
         try:
