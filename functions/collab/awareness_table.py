@@ -130,7 +130,7 @@ from collab.awareness_decisions import (
     live_ids,
     roster_due,
 )
-from collab.aws_json import query_pages
+from collab.aws_json import prefix_pages
 
 # What callers and tests import from here; the decisions live in collab.awareness_decisions.
 __all__ = [
@@ -428,13 +428,7 @@ class AwarenessTable:
         world.read[SCENE] = world.read[HELD_ROSTER] = None
         ids: dict[int, IdItem] = {}
         bound = 2 * self.max_states
-        pages = query_pages(
-            self._db,
-            TableName=self._table,
-            KeyConditionExpression="sceneId = :s AND begins_with(sk, :p)",
-            ExpressionAttributeValues={":s": {"S": scene_id}, ":p": {"S": SCENE}},
-            ConsistentRead=True,
-        )
+        pages = prefix_pages(self._db, self._table, scene_id, SCENE)
         for page in pages:
             for item in page["Items"]:
                 sort_key = item["sk"]["S"]

@@ -420,6 +420,18 @@ def query_pages(client: Any, **params: Any) -> Iterator[dict[str, Any]]:
         params = {**params, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
+def prefix_pages(client: Any, table: str, scene_id: str, prefix: str) -> Iterator[dict[str, Any]]:
+    """The pages of a strongly consistent Query of one scene's items whose sort key `sk`
+    starts with `prefix` (the documents table's layout, functions/tables.json)."""
+    return query_pages(
+        client,
+        TableName=table,
+        KeyConditionExpression="sceneId = :s AND begins_with(sk, :p)",
+        ExpressionAttributeValues={":s": {"S": scene_id}, ":p": {"S": prefix}},
+        ConsistentRead=True,
+    )
+
+
 def _close_connected(opening: Any) -> None:
     if not opening.cancelled() and opening.exception() is None:
         opening.result().close()

@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from collab.aws_json import query_pages
+from collab.aws_json import prefix_pages
 from collab.chunks import check_chunk, utf8
 from collab.errors import BadRequest, TooLarge
 
@@ -183,13 +183,7 @@ class DurableChunks:
                 raise
 
     def _slices(self, scene_id: str, base: str) -> dict[int, str]:
-        pages = query_pages(
-            self._db,
-            TableName=self._table,
-            KeyConditionExpression="sceneId = :s AND begins_with(sk, :p)",
-            ExpressionAttributeValues={":s": {"S": scene_id}, ":p": {"S": base + "p"}},
-            ConsistentRead=True,
-        )
+        pages = prefix_pages(self._db, self._table, scene_id, base + "p")
         return {
             int(item["sk"]["S"][len(base) + 1 :]): item["data"]["S"]
             for page in pages

@@ -38,7 +38,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pycrdt import merge_updates
 
-from collab.aws_json import query_pages
+from collab.aws_json import prefix_pages
 from collab.blobs import BlobMissing, BlobStore
 from collab.state_summary import EMPTY, Summary, summarize
 
@@ -161,13 +161,7 @@ class DurableLog:
         return self._exists(scene_id, LOG_PREFIX + entry_id)
 
     def _query(self, scene_id: str, prefix: str) -> list[dict[str, Any]]:
-        pages = query_pages(
-            self._db,
-            TableName=self._table,
-            KeyConditionExpression="sceneId = :s AND begins_with(sk, :p)",
-            ExpressionAttributeValues={":s": {"S": scene_id}, ":p": {"S": prefix}},
-            ConsistentRead=True,
-        )
+        pages = prefix_pages(self._db, self._table, scene_id, prefix)
         return [item for page in pages for item in page["Items"]]
 
     # -- the snapshot ----------------------------------------------------------------------
